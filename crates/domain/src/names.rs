@@ -43,7 +43,10 @@ pub fn validate_username(name: &str) -> Result<(), &'static str> {
     if name.chars().count() > USERNAME_MAX_LEN {
         return Err("is too long (maximum is 64 characters)");
     }
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok
         || !name
             .chars()
@@ -108,7 +111,11 @@ pub fn namespace_name_for_username(username: &str) -> Option<String> {
     let mut in_separator_run = 0usize;
     let mut run_start = 0usize;
     for c in trimmed.chars() {
-        let c = if is_alnum(c) || is_separator(c) { c } else { '_' };
+        let c = if is_alnum(c) || is_separator(c) {
+            c
+        } else {
+            '_'
+        };
         if is_separator(c) {
             if in_separator_run == 0 {
                 run_start = out.len();

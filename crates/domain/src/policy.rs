@@ -254,11 +254,21 @@ pub fn can_create_team(s: &Subject, opts: &PolicyOptions) -> bool {
     s.admin || opts.create_team
 }
 
-pub fn can_update_team(s: &Subject, hidden: bool, role: Option<Role>, opts: &PolicyOptions) -> bool {
+pub fn can_update_team(
+    s: &Subject,
+    hidden: bool,
+    role: Option<Role>,
+    opts: &PolicyOptions,
+) -> bool {
     !hidden && (s.admin || (opts.manage_team && role == Some(Role::Owner)))
 }
 
-pub fn can_delete_team(s: &Subject, hidden: bool, role: Option<Role>, opts: &PolicyOptions) -> bool {
+pub fn can_delete_team(
+    s: &Subject,
+    hidden: bool,
+    role: Option<Role>,
+    opts: &PolicyOptions,
+) -> bool {
     opts.delete_enabled
         && !hidden
         && (s.admin

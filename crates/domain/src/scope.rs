@@ -109,7 +109,9 @@ pub fn parse_scope(item: &str) -> Result<Scope, ScopeError> {
 
 /// Parses every `scope` parameter value (each may hold several space-separated scopes)
 /// and merges duplicates of the same (type, name), keeping the order of first appearance.
-pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+pub fn parse_scopes<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Scope>, ScopeError> {
     let mut out: Vec<Scope> = Vec::new();
     for value in values {
         for item in value.split(' ').filter(|s| !s.is_empty()) {
@@ -155,23 +157,57 @@ mod tests {
     fn parses_single_scopes() {
         let table: Vec<(&str, Result<Scope, ScopeError>)> = vec![
             ("repository:busybox:pull", Ok(repo("busybox", vec![Pull]))),
-            ("repository:ns/repo:pull,push", Ok(repo("ns/repo", vec![Pull, Push]))),
-            ("repository:ns/a/b:push,pull", Ok(repo("ns/a/b", vec![Push, Pull]))),
+            (
+                "repository:ns/repo:pull,push",
+                Ok(repo("ns/repo", vec![Pull, Push])),
+            ),
+            (
+                "repository:ns/a/b:push,pull",
+                Ok(repo("ns/a/b", vec![Push, Pull])),
+            ),
             ("repository:ns/repo:*", Ok(repo("ns/repo", vec![All]))),
-            ("repository:ns/repo:delete", Ok(repo("ns/repo", vec![Delete]))),
-            ("repository:ns/repo:pull,fork", Ok(repo("ns/repo", vec![Pull, Other("fork".into())]))),
-            ("repository:ns/repo:pull,pull", Ok(repo("ns/repo", vec![Pull]))),
+            (
+                "repository:ns/repo:delete",
+                Ok(repo("ns/repo", vec![Delete])),
+            ),
+            (
+                "repository:ns/repo:pull,fork",
+                Ok(repo("ns/repo", vec![Pull, Other("fork".into())])),
+            ),
+            (
+                "repository:ns/repo:pull,pull",
+                Ok(repo("ns/repo", vec![Pull])),
+            ),
             ("repository:ns/repo:", Ok(repo("ns/repo", vec![]))),
             ("repository(plugin):ns/p:pull", Ok(repo("ns/p", vec![Pull]))),
-            ("repository:localhost:5000/ns/repo:pull", Ok(repo("localhost:5000/ns/repo", vec![Pull]))),
+            (
+                "repository:localhost:5000/ns/repo:pull",
+                Ok(repo("localhost:5000/ns/repo", vec![Pull])),
+            ),
             (
                 "registry:catalog:*",
-                Ok(Scope { resource_type: ResourceType::Registry, name: "catalog".into(), actions: vec![All] }),
+                Ok(Scope {
+                    resource_type: ResourceType::Registry,
+                    name: "catalog".into(),
+                    actions: vec![All],
+                }),
             ),
-            ("whale:foo,bar", Err(ScopeError::Malformed("whale:foo,bar".into()))),
-            ("repository", Err(ScopeError::Malformed("repository".into()))),
-            ("repository::pull", Err(ScopeError::Malformed("repository::pull".into()))),
-            ("repository(plugin:ns:pull", Err(ScopeError::Malformed("repository(plugin:ns:pull".into()))),
+            (
+                "whale:foo,bar",
+                Err(ScopeError::Malformed("whale:foo,bar".into())),
+            ),
+            (
+                "repository",
+                Err(ScopeError::Malformed("repository".into())),
+            ),
+            (
+                "repository::pull",
+                Err(ScopeError::Malformed("repository::pull".into())),
+            ),
+            (
+                "repository(plugin:ns:pull",
+                Err(ScopeError::Malformed("repository(plugin:ns:pull".into())),
+            ),
             ("lala:x:y", Err(ScopeError::UnknownType("lala".into()))),
         ];
         for (input, expected) in table {
@@ -188,7 +224,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             scopes,
-            vec![repo("busybox", vec![Push, Pull]), repo("other/src", vec![Pull])]
+            vec![
+                repo("busybox", vec![Push, Pull]),
+                repo("other/src", vec![Pull])
+            ]
         );
         assert_eq!(parse_scopes(["  "]).unwrap(), vec![]);
         assert!(parse_scopes(["repository:a:pull", "bad"]).is_err());

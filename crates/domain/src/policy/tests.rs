@@ -63,7 +63,11 @@ fn facts(kind: &str, vis: &str, role: &str) -> Option<NamespaceFacts> {
     Some(NamespaceFacts {
         kind: NamespaceKind::parse(kind).unwrap(),
         visibility: Visibility::parse(vis).unwrap(),
-        role: if role == "-" { None } else { Some(Role::parse(role).unwrap()) },
+        role: if role == "-" {
+            None
+        } else {
+            Some(Role::parse(role).unwrap())
+        },
     })
 }
 
@@ -83,7 +87,11 @@ fn render(actions: &[Action]) -> String {
     if actions.is_empty() {
         return "-".into();
     }
-    actions.iter().map(Action::as_str).collect::<Vec<_>>().join(",")
+    actions
+        .iter()
+        .map(Action::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Columns: actor, namespace kind, visibility, actor's role, push policy, delete option
@@ -170,7 +178,8 @@ fn reference_matrix() {
         let subject = who(c[0]).subject();
         let ns = facts(c[1], c[2], c[3]);
         let requested: Vec<Action> = c[6].split(',').map(Action::parse).collect();
-        let granted = repository_grant(subject.as_ref(), ns.as_ref(), &requested, &opts(c[4], c[5]));
+        let granted =
+            repository_grant(subject.as_ref(), ns.as_ref(), &requested, &opts(c[4], c[5]));
         assert_eq!(render(&granted), c[7], "row: {line}");
         rows += 1;
     }
@@ -220,7 +229,8 @@ fn exhaustive_invariants() {
                             // Unknown actions never appear.
                             assert!(!g.iter().any(|a| matches!(a, Other(_))), "{ctx}");
                             // Anonymous callers and pull-only tokens only ever pull.
-                            if matches!(w, Who::Anonymous | Who::PullOnlyToken | Who::PullOnlyAdmin) {
+                            if matches!(w, Who::Anonymous | Who::PullOnlyToken | Who::PullOnlyAdmin)
+                            {
                                 assert!(g.iter().all(|a| *a == Pull), "{ctx}");
                             }
                             // Deleting needs delete.enabled.
@@ -229,7 +239,10 @@ fn exhaustive_invariants() {
                             }
                             // `*` is granted only together with all three actions.
                             if g.contains(&All) {
-                                assert!(g.contains(&Pull) && g.contains(&Push) && g.contains(&Delete), "{ctx}");
+                                assert!(
+                                    g.contains(&Pull) && g.contains(&Push) && g.contains(&Delete),
+                                    "{ctx}"
+                                );
                             }
                             // Public namespaces are pullable by everyone.
                             if kind != "missing" && vis == "public" {
@@ -242,8 +255,16 @@ fn exhaustive_invariants() {
                             // Admins get at least what anybody else gets in the same cell.
                             if w == Who::Admin && kind != "missing" {
                                 for other in Who::ALL {
-                                    let og = repository_grant(other.subject().as_ref(), ns.as_ref(), &everything, &o);
-                                    assert!(og.iter().all(|a| g.contains(a)), "{ctx} vs {other:?} {og:?}");
+                                    let og = repository_grant(
+                                        other.subject().as_ref(),
+                                        ns.as_ref(),
+                                        &everything,
+                                        &o,
+                                    );
+                                    assert!(
+                                        og.iter().all(|a| g.contains(a)),
+                                        "{ctx} vs {other:?} {og:?}"
+                                    );
                                 }
                             }
                             // Non-admins never push to the global namespace.
@@ -276,45 +297,165 @@ fn exhaustive_invariants() {
 
 #[test]
 fn management_permissions() {
-    let user = Subject { user_id: 1, admin: false, bot: false, pull_only: false };
-    let admin = Subject { admin: true, ..user };
+    let user = Subject {
+        user_id: 1,
+        admin: false,
+        bot: false,
+        pull_only: false,
+    };
+    let admin = Subject {
+        admin: true,
+        ..user
+    };
     let d = PolicyOptions::default();
-    let team_ns = |role| NamespaceFacts { kind: NamespaceKind::Team, visibility: Visibility::Private, role };
-    let global = NamespaceFacts { kind: NamespaceKind::Global, visibility: Visibility::Public, role: None };
+    let team_ns = |role| NamespaceFacts {
+        kind: NamespaceKind::Team,
+        visibility: Visibility::Private,
+        role,
+    };
+    let global = NamespaceFacts {
+        kind: NamespaceKind::Global,
+        visibility: Visibility::Public,
+        role: None,
+    };
 
     // Namespace creation follows the push policy (Portus: create? requires push?).
     assert!(can_create_namespace(&user, Some(Role::Contributor), &d));
     assert!(!can_create_namespace(&user, Some(Role::Viewer), &d));
     assert!(!can_create_namespace(&user, None, &d));
-    assert!(!can_create_namespace(&user, Some(Role::Owner), &PolicyOptions { create_namespace: false, ..d.clone() }));
-    assert!(!can_create_namespace(&user, Some(Role::Owner), &PolicyOptions { push_policy: PushPolicy::AllowPersonal, ..d.clone() }));
-    assert!(can_create_namespace(&admin, None, &PolicyOptions { create_namespace: false, push_policy: PushPolicy::AdminOnly, ..d.clone() }));
+    assert!(!can_create_namespace(
+        &user,
+        Some(Role::Owner),
+        &PolicyOptions {
+            create_namespace: false,
+            ..d.clone()
+        }
+    ));
+    assert!(!can_create_namespace(
+        &user,
+        Some(Role::Owner),
+        &PolicyOptions {
+            push_policy: PushPolicy::AllowPersonal,
+            ..d.clone()
+        }
+    ));
+    assert!(can_create_namespace(
+        &admin,
+        None,
+        &PolicyOptions {
+            create_namespace: false,
+            push_policy: PushPolicy::AdminOnly,
+            ..d.clone()
+        }
+    ));
 
     assert!(can_update_namespace(&user, &team_ns(Some(Role::Owner)), &d));
-    assert!(!can_update_namespace(&user, &team_ns(Some(Role::Contributor)), &d));
-    assert!(!can_update_namespace(&user, &team_ns(Some(Role::Owner)), &PolicyOptions { manage_namespace: false, ..d.clone() }));
-    assert!(!can_update_namespace(&user, &team_ns(Some(Role::Owner)), &PolicyOptions { push_policy: PushPolicy::AdminOnly, ..d.clone() }));
+    assert!(!can_update_namespace(
+        &user,
+        &team_ns(Some(Role::Contributor)),
+        &d
+    ));
+    assert!(!can_update_namespace(
+        &user,
+        &team_ns(Some(Role::Owner)),
+        &PolicyOptions {
+            manage_namespace: false,
+            ..d.clone()
+        }
+    ));
+    assert!(!can_update_namespace(
+        &user,
+        &team_ns(Some(Role::Owner)),
+        &PolicyOptions {
+            push_policy: PushPolicy::AdminOnly,
+            ..d.clone()
+        }
+    ));
     assert!(can_update_namespace(&admin, &global, &d));
 
-    assert!(can_change_visibility(&user, &team_ns(Some(Role::Owner)), &d));
-    assert!(!can_change_visibility(&user, &team_ns(Some(Role::Owner)), &PolicyOptions { change_visibility: false, ..d.clone() }));
-    assert!(!can_change_visibility(&user, &NamespaceFacts { role: Some(Role::Owner), ..global }, &d));
+    assert!(can_change_visibility(
+        &user,
+        &team_ns(Some(Role::Owner)),
+        &d
+    ));
+    assert!(!can_change_visibility(
+        &user,
+        &team_ns(Some(Role::Owner)),
+        &PolicyOptions {
+            change_visibility: false,
+            ..d.clone()
+        }
+    ));
+    assert!(!can_change_visibility(
+        &user,
+        &NamespaceFacts {
+            role: Some(Role::Owner),
+            ..global
+        },
+        &d
+    ));
     assert!(can_change_visibility(&admin, &global, &d));
 
     assert!(can_delete_namespace(&user, &team_ns(Some(Role::Owner)), &d));
-    assert!(!can_delete_namespace(&user, &team_ns(Some(Role::Contributor)), &d));
-    assert!(can_delete_namespace(&user, &team_ns(Some(Role::Contributor)), &PolicyOptions { delete_contributors: true, ..d.clone() }));
+    assert!(!can_delete_namespace(
+        &user,
+        &team_ns(Some(Role::Contributor)),
+        &d
+    ));
+    assert!(can_delete_namespace(
+        &user,
+        &team_ns(Some(Role::Contributor)),
+        &PolicyOptions {
+            delete_contributors: true,
+            ..d.clone()
+        }
+    ));
     assert!(!can_delete_namespace(&admin, &global, &d));
-    assert!(!can_delete_namespace(&admin, &team_ns(None), &PolicyOptions { delete_enabled: false, ..d.clone() }));
+    assert!(!can_delete_namespace(
+        &admin,
+        &team_ns(None),
+        &PolicyOptions {
+            delete_enabled: false,
+            ..d.clone()
+        }
+    ));
 
     assert!(can_create_team(&user, &d));
-    assert!(!can_create_team(&user, &PolicyOptions { create_team: false, ..d.clone() }));
-    assert!(can_create_team(&admin, &PolicyOptions { create_team: false, ..d.clone() }));
+    assert!(!can_create_team(
+        &user,
+        &PolicyOptions {
+            create_team: false,
+            ..d.clone()
+        }
+    ));
+    assert!(can_create_team(
+        &admin,
+        &PolicyOptions {
+            create_team: false,
+            ..d.clone()
+        }
+    ));
     assert!(can_update_team(&user, false, Some(Role::Owner), &d));
-    assert!(!can_update_team(&user, false, Some(Role::Owner), &PolicyOptions { manage_team: false, ..d.clone() }));
+    assert!(!can_update_team(
+        &user,
+        false,
+        Some(Role::Owner),
+        &PolicyOptions {
+            manage_team: false,
+            ..d.clone()
+        }
+    ));
     assert!(!can_update_team(&admin, true, None, &d));
     // Portus crashed here when delete.contributors was on (its Q); we answer.
-    assert!(can_delete_team(&user, false, Some(Role::Contributor), &PolicyOptions { delete_contributors: true, ..d.clone() }));
+    assert!(can_delete_team(
+        &user,
+        false,
+        Some(Role::Contributor),
+        &PolicyOptions {
+            delete_contributors: true,
+            ..d.clone()
+        }
+    ));
     assert!(!can_delete_team(&user, false, Some(Role::Contributor), &d));
     assert!(!can_delete_team(&admin, true, None, &d));
     assert!(can_manage_members(&user, false, Some(Role::Owner)));

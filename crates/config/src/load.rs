@@ -1,0 +1,523 @@
+//! Loading and validation. The known key tree is the serialized default [`Config`], so
+//! adding a field to the model is all it takes to make a key (and its environment
+//! variable) known.
+
+use crate::model::Config;
+use serde_norway::{Mapping, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// A loaded configuration with what the operator should be told about it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// Unknown or not-yet-effective keys; printed at startup.
+    pub warnings: Vec<String>,
+    /// Where each key's value came from ("default", "file …", "environment …").
+    pub sources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path} is not valid YAML: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("config key {key} = {value:?} (from {source_}): {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        source_: String,
+        expected: String,
+    },
+    #[error("{var}: cannot read secret file {path}: {reason}")]
+    SecretFile {
+        var: String,
+        path: String,
+        reason: String,
+    },
+}
+
+/// Portus keys that are understood but whose feature is not built yet: loading a Portus
+/// file must not drown the operator in "unknown key" warnings, but must not pretend
+/// either.
+const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
+    "email",
+    "gravatar",
+    "ldap",
+    "oauth",
+    "check_ssl_usage",
+    "security",
+    "background",
+    "delete.garbage_collector",
+    "user_permission.create_webhook",
+    "user_permission.manage_webhook",
+];
+
+/// Environment variables with these prefixes that are not config keys.
+const RESERVED_ENV: &[&str] = &["PORTCULLIS_CONFIG", "PORTCULLIS_LOG", "PORTCULLIS_TEST_"];
+
+/// Portus environment names that do not follow the key path.
+const PORTUS_ALIASES: &[(&str, &str)] = &[("PORTUS_KEY_PATH", "token.key_path")];
+
+/// Loads `path`, or `./config.yml` when no path is given and that file exists, then
+/// applies the environment.
+pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
+    let default_path = Path::new("config.yml");
+    let chosen = match path {
+        Some(p) => Some(p),
+        None if default_path.exists() => Some(default_path),
+        None => None,
+    };
+    match chosen {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            load_from_str(&text, &p.display().to_string(), env)
+        }
+        None => load_from_str("", "", env),
+    }
+}
+
+/// Loads from YAML text (`origin` names it in messages) and the environment.
+pub fn load_from_str(
+    yaml: &str,
+    origin: &str,
+    env: &HashMap<String, String>,
+) -> Result<Loaded, ConfigError> {
+    let mut tree = serde_norway::to_value(Config::default()).map_err(|e| ConfigError::Parse {
+        path: "defaults".into(),
+        reason: e.to_string(),
+    })?;
+    let mut leaves = Vec::new();
+    collect_leaves(&tree, &mut Vec::new(), &mut leaves);
+    let mut sources: BTreeMap<String, String> = leaves
+        .iter()
+        .map(|l| (l.join("."), "default".to_owned()))
+        .collect();
+    let mut warnings = Vec::new();
+
+    if !yaml.trim().is_empty() {
+        let user: Value = serde_norway::from_str(yaml).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let source = format!("file {origin}");
+        match user {
+            Value::Mapping(m) => merge(
+                &mut tree,
+                &m,
+                &mut Vec::new(),
+                &source,
+                &mut sources,
+                &mut warnings,
+            )?,
+            Value::Null => {}
+            other => {
+                return Err(ConfigError::Parse {
+                    path: origin.to_owned(),
+                    reason: format!("expected a mapping at the top, found {}", kind(&other)),
+                });
+            }
+        }
+    }
+
+    apply_env(&mut tree, &leaves, env, &mut sources, &mut warnings)?;
+
+    let config: Config = serde_norway::from_value(tree).map_err(|e| ConfigError::Parse {
+        path: origin.to_owned(),
+        reason: e.to_string(),
+    })?;
+    validate(&config, &sources)?;
+    Ok(Loaded {
+        config,
+        warnings,
+        sources,
+    })
+}
+
+fn collect_leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                if let Some(k) = k.as_str() {
+                    path.push(k.to_owned());
+                    collect_leaves(child, path, out);
+                    path.pop();
+                }
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => String::new(),
+        other => serde_norway::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    }
+}
+
+/// Converts `given` to the type of `default`, or explains what was expected.
+fn coerce(default: &Value, given: &Value) -> Result<Value, String> {
+    match (default, given) {
+        (Value::Bool(_), Value::Bool(b)) => Ok(Value::Bool(*b)),
+        (Value::Bool(_), Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err("expected true or false".into()),
+        },
+        (Value::Bool(_), _) => Err("expected true or false".into()),
+        (Value::Number(_), Value::Number(n)) if n.is_i64() => Ok(given.clone()),
+        (Value::Number(_), Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(|n| Value::Number(n.into()))
+            .map_err(|_| "expected a whole number".into()),
+        (Value::Number(_), _) => Err("expected a whole number".into()),
+        (Value::String(_), Value::Mapping(_) | Value::Sequence(_)) => {
+            Err("expected a single value".into())
+        }
+        (Value::String(_), v) => Ok(Value::String(scalar_text(v))),
+        _ => Err("unsupported value".into()),
+    }
+}
+
+fn merge(
+    target: &mut Value,
+    user: &Mapping,
+    path: &mut Vec<String>,
+    source: &str,
+    sources: &mut BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (k, given) in user {
+        let key = scalar_text(k);
+        path.push(key.clone());
+        let dotted = path.join(".");
+        let slot = target.as_mapping_mut().and_then(|m| m.get_mut(k));
+        match slot {
+            None => warnings.push(unknown_key_warning(&dotted, source)),
+            Some(slot @ Value::Mapping(_)) => match given {
+                Value::Mapping(m) => merge(slot, m, path, source, sources, warnings)?,
+                Value::Null => {}
+                other => {
+                    return Err(ConfigError::BadValue {
+                        key: dotted,
+                        value: scalar_text(other),
+                        source_: source.to_owned(),
+                        expected: "expected a mapping of sub-keys".into(),
+                    });
+                }
+            },
+            Some(slot) => {
+                let value = coerce(slot, given).map_err(|expected| ConfigError::BadValue {
+                    key: dotted.clone(),
+                    value: scalar_text(given),
+                    source_: source.to_owned(),
+                    expected,
+                })?;
+                *slot = value;
+                sources.insert(dotted, source.to_owned());
+            }
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+fn unknown_key_warning(dotted: &str, source: &str) -> String {
+    let portus = PORTUS_KEYS_NOT_YET_EFFECTIVE
+        .iter()
+        .any(|p| dotted == *p || dotted.starts_with(&format!("{p}.")));
+    if portus {
+        format!(
+            "config key {dotted} ({source}) is a Portus setting Portcullis does not act on yet; ignored"
+        )
+    } else {
+        format!("unknown config key {dotted} ({source}); ignored")
+    }
+}
+
+fn env_name(leaf: &[String]) -> String {
+    leaf.join("_").to_ascii_uppercase()
+}
+
+fn set_leaf(tree: &mut Value, leaf: &[String], value: Value) {
+    let mut node = tree;
+    for part in leaf {
+        let Some(next) = node
+            .as_mapping_mut()
+            .and_then(|m| m.get_mut(Value::String(part.clone())))
+        else {
+            return;
+        };
+        node = next;
+    }
+    *node = value;
+}
+
+fn get_leaf<'a>(tree: &'a Value, leaf: &[String]) -> Option<&'a Value> {
+    leaf.iter().try_fold(tree, |node, part| {
+        node.as_mapping()?.get(Value::String(part.clone()))
+    })
+}
+
+fn apply_env(
+    tree: &mut Value,
+    leaves: &[Vec<String>],
+    env: &HashMap<String, String>,
+    sources: &mut BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let by_name: HashMap<String, &Vec<String>> = leaves.iter().map(|l| (env_name(l), l)).collect();
+    let alias = |var: &str| -> Option<Vec<String>> {
+        PORTUS_ALIASES
+            .iter()
+            .find(|(name, _)| *name == var)
+            .map(|(_, path)| path.split('.').map(str::to_owned).collect())
+    };
+    // Portus names first, so Portcullis names win when both are set; plain values before
+    // `_FILE` ones within each prefix, so a secret file wins over an inline value.
+    let mut vars: Vec<(&String, &String)> = env.iter().collect();
+    vars.sort_by_key(|(name, _)| {
+        (
+            !name.starts_with("PORTUS_"),
+            name.ends_with("_FILE"),
+            name.to_string(),
+        )
+    });
+    for (var, raw) in vars {
+        let Some(rest) = var
+            .strip_prefix("PORTCULLIS_")
+            .or_else(|| var.strip_prefix("PORTUS_"))
+        else {
+            continue;
+        };
+        if RESERVED_ENV.iter().any(|r| var.starts_with(r)) {
+            continue;
+        }
+        let (leaf, value) = match by_name
+            .get(rest)
+            .map(|l| (*l).clone())
+            .or_else(|| alias(var))
+        {
+            Some(leaf) => (leaf, raw.clone()),
+            None => {
+                let file_target = rest.strip_suffix("_FILE").and_then(|r| {
+                    by_name
+                        .get(r)
+                        .map(|l| (*l).clone())
+                        .or_else(|| alias(var.strip_suffix("_FILE").unwrap_or_default()))
+                });
+                match file_target {
+                    Some(leaf) => {
+                        let content =
+                            std::fs::read_to_string(raw).map_err(|e| ConfigError::SecretFile {
+                                var: var.clone(),
+                                path: raw.clone(),
+                                reason: e.to_string(),
+                            })?;
+                        (leaf, content.trim_end_matches(['\n', '\r']).to_owned())
+                    }
+                    None => {
+                        warnings.push(format!(
+                            "environment variable {var} is not a Portcullis setting; ignored"
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        let dotted = leaf.join(".");
+        let source = format!("environment {var}");
+        let Some(default) = get_leaf(tree, &leaf) else {
+            continue;
+        };
+        let coerced = coerce(default, &Value::String(value.clone())).map_err(|expected| {
+            ConfigError::BadValue {
+                key: dotted.clone(),
+                // Never echo what may be a secret read from a file.
+                value: if var.ends_with("_FILE") {
+                    "<file content>".into()
+                } else {
+                    value
+                },
+                source_: source.clone(),
+                expected,
+            }
+        })?;
+        set_leaf(tree, &leaf, coerced);
+        sources.insert(dotted, source);
+    }
+    Ok(())
+}
+
+fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let bad = |key: &str, value: &str, expected: &str| ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        source_: sources
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "default".into()),
+        expected: expected.to_owned(),
+    };
+    let listen_ok = c
+        .server
+        .listen
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !listen_ok {
+        return Err(bad("server.listen", &c.server.listen, "expected host:port"));
+    }
+    let ext = &c.server.external_url;
+    if !ext.is_empty() && !(ext.starts_with("http://") || ext.starts_with("https://")) {
+        return Err(bad(
+            "server.external_url",
+            ext,
+            "expected an http:// or https:// URL",
+        ));
+    }
+    let url = &c.database.url;
+    if !url.is_empty()
+        && !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+    {
+        // Only the scheme is shown: the rest may hold a password.
+        let scheme = url.split(':').next().unwrap_or_default();
+        return Err(bad(
+            "database.url",
+            &format!("{scheme}:…"),
+            "expected sqlite:PATH or postgres://…",
+        ));
+    }
+    if c.machine_fqdn.value.trim().is_empty() {
+        return Err(bad(
+            "machine_fqdn.value",
+            "",
+            "must not be empty (it is the JWT issuer)",
+        ));
+    }
+    let alg = c.token.algorithm.to_ascii_uppercase();
+    if !["", "ES256", "RS256"].contains(&alg.as_str()) {
+        return Err(bad(
+            "token.algorithm",
+            &c.token.algorithm,
+            "expected ES256 or RS256",
+        ));
+    }
+    if !["libtrust", "rfc7638"].contains(&c.token.kid.as_str()) {
+        return Err(bad(
+            "token.kid",
+            &c.token.kid,
+            "expected libtrust or rfc7638",
+        ));
+    }
+    if portcullis_domain::policy::PushPolicy::parse(&c.user_permission.push_images.policy).is_none()
+    {
+        return Err(bad(
+            "user_permission.push_images.policy",
+            &c.user_permission.push_images.policy,
+            "expected one of allow-teams, allow-personal, admin-only",
+        ));
+    }
+    let positive = [
+        (
+            "registry.jwt_expiration_time.value",
+            c.registry.jwt_expiration_time.value,
+        ),
+        ("registry.timeout.value", c.registry.timeout.value),
+        ("registry.read_timeout.value", c.registry.read_timeout.value),
+        ("registry.catalog_page.value", c.registry.catalog_page.value),
+        ("pagination.per_page", c.pagination.per_page),
+        (
+            "security_policy.lockout_attempts",
+            c.security_policy.lockout_attempts,
+        ),
+        (
+            "security_policy.max_concurrent_password_checks",
+            c.security_policy.max_concurrent_password_checks,
+        ),
+        (
+            "security_policy.max_application_tokens",
+            c.security_policy.max_application_tokens,
+        ),
+    ];
+    for (key, v) in positive {
+        if v <= 0 {
+            return Err(bad(key, &v.to_string(), "expected a number greater than 0"));
+        }
+    }
+    let non_negative = [
+        (
+            "security_policy.lockout_minutes",
+            c.security_policy.lockout_minutes,
+        ),
+        (
+            "security_policy.credential_cache_seconds",
+            c.security_policy.credential_cache_seconds,
+        ),
+        (
+            "security_policy.password_checks_per_minute",
+            c.security_policy.password_checks_per_minute,
+        ),
+        ("pagination.before_after", c.pagination.before_after),
+    ];
+    for (key, v) in non_negative {
+        if v < 0 {
+            return Err(bad(key, &v.to_string(), "expected 0 or more"));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The effective configuration as YAML with secrets masked (`config show`).
+    pub fn to_masked_yaml(&self) -> String {
+        let mut c = self.clone();
+        if !c.notifications.secret.is_empty() {
+            c.notifications.secret = "********".into();
+        }
+        c.database.url = mask_url_password(&c.database.url);
+        serde_norway::to_string(&c).unwrap_or_default()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:********@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

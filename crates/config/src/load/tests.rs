@@ -1,0 +1,227 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load_yaml(yaml: &str, e: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    load_from_str(yaml, "test.yml", &env(e))
+}
+
+#[test]
+fn defaults_are_portus_defaults() {
+    let l = load_yaml("", &[]).unwrap();
+    let c = l.config;
+    assert_eq!(c.registry.jwt_expiration_time.value, 15);
+    assert!(c.delete.enabled);
+    assert!(!c.delete.contributors);
+    assert_eq!(c.user_permission.push_images.policy, "allow-teams");
+    assert!(c.first_user_admin.enabled);
+    assert_eq!(c.token.kid, "libtrust");
+    assert_eq!(c.database_url(), "sqlite:data/portcullis.db");
+    assert_eq!(c.key_path(), std::path::PathBuf::from("data/token.key"));
+    assert!(l.warnings.is_empty());
+}
+
+#[test]
+fn file_values_and_contract_keys() {
+    let yaml = r#"
+server: { listen: "0.0.0.0:8080", external_url: "https://portcullis.example.com/" }
+database: { url: "postgres://u:p@db/portcullis" }
+machine_fqdn: { value: portcullis.example.com }
+token: { key_path: /k.pem, cert_path: /c.pem, algorithm: rs256, kid: rfc7638 }
+registry: { jwt_expiration_time: { value: 30 } }
+notifications: { secret: 12345 }
+delete: { enabled: false, contributors: true }
+user_permission: { push_images: { policy: admin-only }, create_team: { enabled: false } }
+first_user_admin: { enabled: false }
+signup: { enabled: false }
+anonymous_browsing: { enabled: false }
+data_dir: /var/lib/portcullis
+"#;
+    let c = load_yaml(yaml, &[]).unwrap().config;
+    assert_eq!(c.server.listen, "0.0.0.0:8080");
+    assert_eq!(c.external_url(), "https://portcullis.example.com");
+    assert_eq!(c.database_url(), "postgres://u:p@db/portcullis");
+    assert_eq!(c.machine_fqdn.value, "portcullis.example.com");
+    assert_eq!(c.key_path(), std::path::PathBuf::from("/k.pem"));
+    assert_eq!(c.token.kid, "rfc7638");
+    assert_eq!(c.registry.jwt_expiration_time.value, 30);
+    // A number given for a string key is taken as text: secrets may be all digits.
+    assert_eq!(c.notifications.secret, "12345");
+    assert!(!c.delete.enabled && c.delete.contributors);
+    assert!(!c.user_permission.create_team.enabled);
+    assert!(!c.first_user_admin.enabled && !c.signup.enabled && !c.anonymous_browsing.enabled);
+    assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/portcullis"));
+    let p = c.policy_options();
+    assert_eq!(
+        p.push_policy,
+        portcullis_domain::policy::PushPolicy::AdminOnly
+    );
+    assert!(!p.create_team);
+}
+
+#[test]
+fn environment_overrides_with_portus_aliases_and_files() {
+    let dir = std::env::temp_dir().join(format!("pcl-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "s3cr3t\n").unwrap();
+    let l = load_yaml(
+        "delete: { contributors: false }",
+        &[
+            ("PORTCULLIS_DELETE_CONTRIBUTORS", "true"),
+            ("PORTUS_MACHINE_FQDN_VALUE", "portus.example.com"),
+            ("PORTUS_REGISTRY_JWT_EXPIRATION_TIME_VALUE", "20"),
+            ("PORTCULLIS_REGISTRY_JWT_EXPIRATION_TIME_VALUE", "25"),
+            (
+                "PORTCULLIS_NOTIFICATIONS_SECRET_FILE",
+                secret.to_str().unwrap(),
+            ),
+            ("PORTUS_KEY_PATH", "/portus/key.pem"),
+            ("PORTUS_DB_HOST", "mariadb"),
+            ("PORTCULLIS_CONFIG", "ignored.yml"),
+            ("HOME", "/root"),
+        ],
+    )
+    .unwrap();
+    let c = &l.config;
+    assert!(c.delete.contributors);
+    assert_eq!(c.machine_fqdn.value, "portus.example.com");
+    assert_eq!(
+        c.registry.jwt_expiration_time.value, 25,
+        "PORTCULLIS_ wins over PORTUS_"
+    );
+    assert_eq!(c.notifications.secret, "s3cr3t");
+    assert_eq!(c.token.key_path, "/portus/key.pem");
+    assert_eq!(
+        l.sources["delete.contributors"],
+        "environment PORTCULLIS_DELETE_CONTRIBUTORS"
+    );
+    assert_eq!(l.sources["delete.enabled"], "default");
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("PORTUS_DB_HOST"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_keys_warn_and_portus_keys_are_recognised() {
+    let l = load_yaml(
+        "ldap: { enabled: true }\nfrobnicate: 3\ndelete: { garbage_collector: { enabled: true }, nonsense: 1 }",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.starts_with("config key ldap (") && w.contains("Portus setting"))
+    );
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.contains("unknown config key frobnicate"))
+    );
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.contains("unknown config key delete.nonsense"))
+    );
+}
+
+#[test]
+fn bad_values_name_key_value_and_source() {
+    let table: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "delete: { enabled: maybe }",
+            &[],
+            "config key delete.enabled = \"maybe\" (from file test.yml): expected true or false",
+        ),
+        (
+            "",
+            &[("PORTCULLIS_DELETE_ENABLED", "yes please")],
+            "config key delete.enabled = \"yes please\" (from environment PORTCULLIS_DELETE_ENABLED): expected true or false",
+        ),
+        (
+            "registry: { jwt_expiration_time: { value: soon } }",
+            &[],
+            "config key registry.jwt_expiration_time.value = \"soon\" (from file test.yml): expected a whole number",
+        ),
+        (
+            "registry: { jwt_expiration_time: { value: 0 } }",
+            &[],
+            "config key registry.jwt_expiration_time.value = \"0\" (from file test.yml): expected a number greater than 0",
+        ),
+        (
+            "user_permission: { push_images: { policy: allow-everyone } }",
+            &[],
+            "config key user_permission.push_images.policy = \"allow-everyone\" (from file test.yml): expected one of allow-teams, allow-personal, admin-only",
+        ),
+        (
+            "token: { algorithm: HS256 }",
+            &[],
+            "config key token.algorithm = \"HS256\" (from file test.yml): expected ES256 or RS256",
+        ),
+        (
+            "token: { kid: random }",
+            &[],
+            "config key token.kid = \"random\" (from file test.yml): expected libtrust or rfc7638",
+        ),
+        (
+            "server: { listen: nowhere }",
+            &[],
+            "config key server.listen = \"nowhere\" (from file test.yml): expected host:port",
+        ),
+        (
+            "database: { url: \"mysql://root:pw@db/x\" }",
+            &[],
+            "config key database.url = \"mysql:…\" (from file test.yml): expected sqlite:PATH or postgres://…",
+        ),
+        (
+            "delete: true",
+            &[],
+            "config key delete = \"true\" (from file test.yml): expected a mapping of sub-keys",
+        ),
+    ];
+    for (yaml, e, expected) in table {
+        let err = load_yaml(yaml, e).unwrap_err();
+        assert_eq!(err.to_string(), *expected);
+        assert!(!err.to_string().contains('\n'));
+    }
+    assert!(matches!(
+        load_yaml("- a list", &[]),
+        Err(ConfigError::Parse { .. })
+    ));
+    assert!(matches!(
+        load_yaml("a: [", &[]),
+        Err(ConfigError::Parse { .. })
+    ));
+    let missing = load_yaml(
+        "",
+        &[("PORTCULLIS_NOTIFICATIONS_SECRET_FILE", "/nonexistent/x")],
+    )
+    .unwrap_err();
+    assert!(missing.to_string().starts_with(
+        "PORTCULLIS_NOTIFICATIONS_SECRET_FILE: cannot read secret file /nonexistent/x"
+    ));
+}
+
+#[test]
+fn show_masks_secrets() {
+    let c = load_yaml(
+        "notifications: { secret: hunter2 }\ndatabase: { url: \"postgres://app:pw@db:5432/x\" }",
+        &[],
+    )
+    .unwrap()
+    .config;
+    let shown = c.to_masked_yaml();
+    assert!(
+        !shown.contains("hunter2") && !shown.contains(":pw@"),
+        "{shown}"
+    );
+    assert!(shown.contains("postgres://app:********@db:5432/x"));
+    assert_eq!(mask_url_password("sqlite:data/x.db"), "sqlite:data/x.db");
+}

@@ -1,0 +1,261 @@
+//! The typed configuration tree. Field names are the YAML keys; several are a contract
+//! with tools outside this repository (see docs/CONFIGURATION.md).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Portus wraps some scalars as `key: {value: …}`; we keep that shape for compatibility.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Value<T> {
+    pub value: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enabled {
+    pub enabled: bool,
+}
+
+const fn on() -> Enabled {
+    Enabled { enabled: true }
+}
+const fn off() -> Enabled {
+    Enabled { enabled: false }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    /// Folder for the SQLite database and generated keys.
+    pub data_dir: PathBuf,
+    /// The JWT issuer; must equal the registry's `auth.token.issuer`.
+    pub machine_fqdn: Value<String>,
+    pub token: Token,
+    pub registry: RegistrySettings,
+    pub notifications: Notifications,
+    pub delete: Delete,
+    pub user_permission: UserPermission,
+    pub first_user_admin: Enabled,
+    pub signup: Enabled,
+    pub anonymous_browsing: Enabled,
+    pub display_name: Enabled,
+    pub pagination: Pagination,
+    pub security_policy: SecurityPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// The URL clients and the registry use to reach Portcullis (realm, notification
+    /// URL). Empty: derived from `listen`.
+    pub external_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Database {
+    /// `sqlite:PATH` or `postgres://…`. Empty: `sqlite:<data_dir>/portcullis.db`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    /// PEM private key. Empty: `<data_dir>/token.key`, generated when absent.
+    pub key_path: String,
+    /// PEM certificate (chain) for the key. Empty: `<data_dir>/token.crt`.
+    pub cert_path: String,
+    /// `ES256` or `RS256`. Empty: follow the key (ES256 for a generated one).
+    pub algorithm: String,
+    /// `libtrust` (registry 2.x) or `rfc7638` (registry 3.x kid-only setups).
+    pub kid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySettings {
+    /// Token lifetime in minutes.
+    pub jwt_expiration_time: Value<i64>,
+    /// Seconds to wait when opening a connection to a registry.
+    pub timeout: Value<i64>,
+    /// Seconds to wait for a registry's answer.
+    pub read_timeout: Value<i64>,
+    pub catalog_page: Value<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notifications {
+    /// Shared secret the registry sends as `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delete {
+    pub enabled: bool,
+    pub contributors: bool,
+    pub garbage_collector: GarbageCollector,
+}
+
+/// Recognised so Portus files load without warnings; the collector itself is not built yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GarbageCollector {
+    pub enabled: bool,
+    pub older_than: i64,
+    pub keep_latest: i64,
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPermission {
+    pub change_visibility: Enabled,
+    pub create_team: Enabled,
+    pub manage_team: Enabled,
+    pub create_namespace: Enabled,
+    pub manage_namespace: Enabled,
+    pub create_webhook: Enabled,
+    pub manage_webhook: Enabled,
+    pub push_images: PushImages,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushImages {
+    /// `allow-teams`, `allow-personal` or `admin-only`.
+    pub policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pagination {
+    pub per_page: i64,
+    pub before_after: i64,
+}
+
+/// Portcullis's own security knobs (Portus hard-coded most of these).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityPolicy {
+    /// Failed password attempts before an account is locked (Portus: 10).
+    pub lockout_attempts: i64,
+    /// Minutes an account stays locked (Portus: 10).
+    pub lockout_minutes: i64,
+    /// Seconds a verified password stays cached for the token endpoint.
+    pub credential_cache_seconds: i64,
+    /// Password verifications (argon2/bcrypt) running at once; the rest queue.
+    pub max_concurrent_password_checks: i64,
+    /// Per client IP: password checks that miss the cache, per minute. 0 disables.
+    pub password_checks_per_minute: i64,
+    /// Application tokens a user may hold (Portus: 5).
+    pub max_application_tokens: i64,
+}
+
+impl Default for Config {
+    /// Portus's defaults where Portus had the key.
+    fn default() -> Self {
+        Self {
+            server: Server {
+                listen: "127.0.0.1:3000".into(),
+                external_url: String::new(),
+            },
+            database: Database { url: String::new() },
+            data_dir: PathBuf::from("data"),
+            machine_fqdn: Value {
+                value: "portcullis.test.lan".into(),
+            },
+            token: Token {
+                key_path: String::new(),
+                cert_path: String::new(),
+                algorithm: String::new(),
+                kid: "libtrust".into(),
+            },
+            registry: RegistrySettings {
+                jwt_expiration_time: Value { value: 15 },
+                timeout: Value { value: 2 },
+                read_timeout: Value { value: 120 },
+                catalog_page: Value { value: 100 },
+            },
+            notifications: Notifications {
+                secret: String::new(),
+            },
+            delete: Delete {
+                enabled: true,
+                contributors: false,
+                garbage_collector: GarbageCollector {
+                    enabled: false,
+                    older_than: 30,
+                    keep_latest: 5,
+                    tag: String::new(),
+                },
+            },
+            user_permission: UserPermission {
+                change_visibility: on(),
+                create_team: on(),
+                manage_team: on(),
+                create_namespace: on(),
+                manage_namespace: on(),
+                create_webhook: on(),
+                manage_webhook: on(),
+                push_images: PushImages {
+                    policy: "allow-teams".into(),
+                },
+            },
+            first_user_admin: on(),
+            signup: on(),
+            anonymous_browsing: on(),
+            display_name: off(),
+            pagination: Pagination {
+                per_page: 10,
+                before_after: 2,
+            },
+            security_policy: SecurityPolicy {
+                lockout_attempts: 10,
+                lockout_minutes: 10,
+                credential_cache_seconds: 60,
+                max_concurrent_password_checks: 2,
+                password_checks_per_minute: 120,
+                max_application_tokens: 5,
+            },
+        }
+    }
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite:{}", self.data_dir.join("portcullis.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+    pub fn key_path(&self) -> PathBuf {
+        self.path_or_default(&self.token.key_path, "token.key")
+    }
+    pub fn cert_path(&self) -> PathBuf {
+        self.path_or_default(&self.token.cert_path, "token.crt")
+    }
+    fn path_or_default(&self, configured: &str, file: &str) -> PathBuf {
+        if configured.is_empty() {
+            self.data_dir.join(file)
+        } else {
+            PathBuf::from(configured)
+        }
+    }
+    /// Base URL of this service as the registry and clients see it.
+    pub fn external_url(&self) -> String {
+        if self.server.external_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.external_url.trim_end_matches('/').to_owned()
+        }
+    }
+    pub fn policy_options(&self) -> portcullis_domain::policy::PolicyOptions {
+        let up = &self.user_permission;
+        portcullis_domain::policy::PolicyOptions {
+            // Validated at load time, so the fallback is never used.
+            push_policy: portcullis_domain::policy::PushPolicy::parse(&up.push_images.policy)
+                .unwrap_or(portcullis_domain::policy::PushPolicy::AllowTeams),
+            delete_enabled: self.delete.enabled,
+            delete_contributors: self.delete.contributors,
+            create_namespace: up.create_namespace.enabled,
+            manage_namespace: up.manage_namespace.enabled,
+            change_visibility: up.change_visibility.enabled,
+            create_team: up.create_team.enabled,
+            manage_team: up.manage_team.enabled,
+        }
+    }
+}
