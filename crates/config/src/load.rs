@@ -392,7 +392,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         return Err(bad("server.listen", &c.server.listen, "expected host:port"));
     }
     let ext = &c.server.external_url;
-    if !ext.is_empty() && !(ext.starts_with("http://") || ext.starts_with("https://")) {
+    if !(ext.is_empty() || ext.starts_with("http://") || ext.starts_with("https://")) {
         return Err(bad(
             "server.external_url",
             ext,

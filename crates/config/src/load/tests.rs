@@ -134,7 +134,8 @@ fn unknown_keys_warn_and_portus_keys_are_recognised() {
 
 #[test]
 fn bad_values_name_key_value_and_source() {
-    let table: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let table: &[Case] = &[
         (
             "delete: { enabled: maybe }",
             &[],
