@@ -1,1 +1,14 @@
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+//! Everything Portcullis needs to talk to a Docker/OCI distribution registry:
+//!
+//! - [`keys`]: the token signing key and its certificate (load, generate, key IDs),
+//! - [`jwt`]: registry bearer tokens (JOSE header with `x5c` + `kid`, claims),
+//! - [`registry_config`]: a ready-to-use distribution 2.8 `config.yml`,
+//! - [`client`]: the "is the registry reachable and speaking v2?" check.
+//!
+//! This crate deliberately depends on no other workspace crate.
 
+pub mod client;
+pub mod jwt;
+pub mod keys;
+pub mod registry_config;
