@@ -10,5 +10,5 @@
 mod load;
 mod model;
 
-pub use load::{ConfigError, Loaded, load, load_from_str};
+pub use load::{ConfigError, Loaded, load, load_from_str, mask_url_password};
 pub use model::*;

@@ -1,1 +1,34 @@
+//! HTTP interface: the registry-facing endpoints (`/v2/token`, `/v2/`, the notification
+//! sink) and the Portus-compatible REST API under `/api`. Handlers translate HTTP to
+//! service calls and back; every rule lives in the services and the domain policy.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod registry_endpoints;
+
+use axum::Router;
+use portcullis_service::Services;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Largest request body accepted anywhere (notification envelopes are far smaller).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole application router.
+pub fn router(services: Services) -> Router {
+    let (api, _) = api::router().split_for_parts();
+    Router::new()
+        .merge(registry_endpoints::router())
+        .merge(api)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .fallback(error::not_found)
+        .with_state(services)
+}
+
+/// The OpenAPI document, generated from the same router the server runs.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}

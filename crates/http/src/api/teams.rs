@@ -1,0 +1,220 @@
+//! `/api/v1/teams`: teams, their members and their namespaces.
+
+use super::entities::{ErrorEntity, NamespaceEntity, TeamEntity, TeamMemberEntity};
+use super::{PageQuery, paginated};
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis_domain::Error;
+use portcullis_domain::model::{Role, Team};
+use portcullis_service::{Authenticated, Services};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+async fn entity(s: &Services, me: &Authenticated, team: &Team) -> ApiResult<TeamEntity> {
+    let role = s
+        .store
+        .membership(team.id, me.user.id)
+        .await
+        .map_err(Error::from)?
+        .map(|m| m.role.as_str().to_owned());
+    let (users, namespaces) = s.team_counts(team.id).await?;
+    Ok(TeamEntity::new(team, role, users, namespaces))
+}
+
+fn parse_role(role: &str) -> Result<Role, Error> {
+    Role::parse(role).ok_or_else(|| {
+        Error::BadRequest("role does not have a valid value (viewer, contributor, owner)".into())
+    })
+}
+
+/// Teams: all visible teams for admins, the caller's teams otherwise.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", params(PageQuery), responses((status = 200, body = [TeamEntity])))]
+pub async fn list(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Response> {
+    let page = s.list_teams(&me, &q.params()).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for t in &page.items {
+        items.push(entity(&s, &me, t).await?);
+    }
+    Ok(paginated("/api/v1/teams", &page, items))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTeam {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Admins may create a team owned by somebody else.
+    owner_id: Option<i64>,
+}
+
+/// Create a team owned by the caller (or by `owner_id`, admins only).
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = CreateTeam,
+    responses((status = 201, body = TeamEntity), (status = 403, body = ErrorEntity), (status = 422, body = ErrorEntity)))]
+pub async fn create(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiJson(b): ApiJson<CreateTeam>,
+) -> ApiResult<Response> {
+    let team = s
+        .create_team(&me, &b.name, &b.description, b.owner_id)
+        .await?;
+    Ok((StatusCode::CREATED, Json(entity(&s, &me, &team).await?)).into_response())
+}
+
+/// A team (members and admins).
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)),
+    responses((status = 200, body = TeamEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity)))]
+pub async fn show(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TeamEntity>> {
+    let (team, _) = s.visible_team(&me, id).await?;
+    Ok(Json(entity(&s, &me, &team).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TeamFields {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateTeam {
+    team: TeamFields,
+}
+
+/// Rename or describe a team (owners and admins).
+#[utoipa::path(put, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path)), request_body = UpdateTeam,
+    responses((status = 200, body = TeamEntity), (status = 403, body = ErrorEntity), (status = 422, body = ErrorEntity)))]
+pub async fn update(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(b): ApiJson<UpdateTeam>,
+) -> ApiResult<Json<TeamEntity>> {
+    let team = s
+        .update_team(
+            &me,
+            id,
+            b.team.name.as_deref(),
+            b.team.description.as_deref(),
+        )
+        .await?;
+    Ok(Json(entity(&s, &me, &team).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteTeam {
+    /// Move the team's namespaces to this team instead of deleting them.
+    new_team: Option<String>,
+}
+
+/// Delete a team, deleting its namespaces or moving them to `new_team`.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = i64, Path), DeleteTeam),
+    responses((status = 204), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity), (status = 422, body = ErrorEntity)))]
+pub async fn destroy(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<DeleteTeam>,
+) -> ApiResult<StatusCode> {
+    s.delete_team(&me, id, q.new_team.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The team's namespaces.
+#[utoipa::path(get, path = "/api/v1/teams/{id}/namespaces", tag = "teams", params(("id" = i64, Path)),
+    responses((status = 200, body = [NamespaceEntity]), (status = 403, body = ErrorEntity)))]
+pub async fn namespaces(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<NamespaceEntity>>> {
+    let mut out = Vec::new();
+    for ns in s.team_namespaces(&me, id).await? {
+        out.push(NamespaceEntity::from(
+            &s.namespace_details(Some(&me), ns).await?,
+        ));
+    }
+    Ok(Json(out))
+}
+
+/// The team's members.
+#[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", params(("id" = i64, Path)),
+    responses((status = 200, body = [TeamMemberEntity]), (status = 403, body = ErrorEntity)))]
+pub async fn members(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<TeamMemberEntity>>> {
+    let members = s.team_members(&me, id).await?;
+    Ok(Json(
+        members
+            .iter()
+            .map(|(m, u)| TeamMemberEntity::new(m, u))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddMember {
+    /// Username of the new member.
+    user: String,
+    /// `viewer`, `contributor` or `owner` (admins always join as owners).
+    role: String,
+}
+
+/// Add a member (owners and admins).
+#[utoipa::path(post, path = "/api/v1/teams/{id}/members", tag = "teams", params(("id" = i64, Path)), request_body = AddMember,
+    responses((status = 201, body = TeamMemberEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity), (status = 422, body = ErrorEntity)))]
+pub async fn add_member(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(b): ApiJson<AddMember>,
+) -> ApiResult<Response> {
+    let role = parse_role(&b.role)?;
+    let (m, u) = s.add_member(&me, id, &b.user, role).await?;
+    Ok((StatusCode::CREATED, Json(TeamMemberEntity::new(&m, &u))).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateMember {
+    role: String,
+}
+
+/// Change a member's role; the only owner and admins cannot be demoted.
+#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{member_id}", tag = "teams", params(("id" = i64, Path), ("member_id" = i64, Path)), request_body = UpdateMember,
+    responses((status = 200, body = TeamMemberEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity), (status = 422, body = ErrorEntity)))]
+pub async fn update_member(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath((id, member_id)): ApiPath<(i64, i64)>,
+    ApiJson(b): ApiJson<UpdateMember>,
+) -> ApiResult<Json<TeamMemberEntity>> {
+    let role = parse_role(&b.role)?;
+    let (m, u) = s.update_member(&me, id, member_id, role).await?;
+    Ok(Json(TeamMemberEntity::new(&m, &u)))
+}
+
+/// Remove a member; the only owner stays.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{member_id}", tag = "teams", params(("id" = i64, Path), ("member_id" = i64, Path)),
+    responses((status = 204), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity), (status = 422, body = ErrorEntity)))]
+pub async fn remove_member(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath((id, member_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    s.remove_member(&me, id, member_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

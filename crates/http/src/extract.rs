@@ -1,0 +1,198 @@
+//! Request extractors: who is calling, from where, and bodies/paths/queries whose
+//! rejections render as API errors instead of axum's plain-text ones.
+
+use crate::error::ApiError;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use portcullis_domain::Error;
+use portcullis_service::{Authenticated, Services};
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+
+/// The client's address, used to key rate limits. Missing (in-process tests) → "local".
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "local".to_owned());
+        Ok(ClientAddr(ip))
+    }
+}
+
+/// Credentials found in the headers, not yet checked.
+pub enum Credentials {
+    Basic {
+        username: String,
+        secret: String,
+    },
+    /// `Portus-Auth: <username>:<application token>` (Portus API).
+    PortusAuth {
+        username: String,
+        token: String,
+    },
+    /// `Authorization: Bearer <application token>`.
+    Bearer(String),
+}
+
+/// Parses the credential headers; `Err` when a header is present but malformed.
+pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, Error> {
+    if let Some(v) = headers.get("portus-auth") {
+        let v = v.to_str().map_err(|_| Error::Unauthenticated)?;
+        let (username, token) = v.split_once(':').ok_or(Error::Unauthenticated)?;
+        return Ok(Some(Credentials::PortusAuth {
+            username: username.to_owned(),
+            token: token.to_owned(),
+        }));
+    }
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| Error::Unauthenticated)?;
+    let (scheme, rest) = v.split_once(' ').ok_or(Error::Unauthenticated)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| Error::Unauthenticated)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| Error::Unauthenticated)?;
+        let (username, secret) = decoded.split_once(':').ok_or(Error::Unauthenticated)?;
+        Ok(Some(Credentials::Basic {
+            username: username.to_owned(),
+            secret: secret.to_owned(),
+        }))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Some(Credentials::Bearer(rest.trim().to_owned())))
+    } else {
+        Err(Error::Unauthenticated)
+    }
+}
+
+/// Checks credentials; `Ok(None)` for an anonymous request.
+pub async fn authenticate(
+    services: &Services,
+    headers: &HeaderMap,
+    client: &str,
+) -> Result<Option<Authenticated>, Error> {
+    let auth = &services.auth;
+    let result = match credentials(headers)? {
+        None => return Ok(None),
+        Some(Credentials::Basic { username, secret }) => {
+            auth.basic(&username, &secret, client).await
+        }
+        Some(Credentials::PortusAuth { username, token }) => {
+            auth.application_token(&token).await.and_then(|a| {
+                if a.user.username.eq_ignore_ascii_case(&username) {
+                    Ok(a)
+                } else {
+                    Err(portcullis_service::auth::AuthFailure::Invalid)
+                }
+            })
+        }
+        Some(Credentials::Bearer(token)) => auth.application_token(&token).await,
+    };
+    result.map(Some).map_err(Error::from)
+}
+
+/// An authenticated API caller; anonymous or bad credentials → 401.
+pub struct Caller(pub Authenticated);
+
+impl FromRequestParts<Services> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, services: &Services) -> Result<Self, ApiError> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, services)
+            .await
+            .unwrap_or_else(|never| match never {});
+        match authenticate(services, &parts.headers, &client).await? {
+            Some(a) => Ok(Caller(a)),
+            None => Err(ApiError(Error::Unauthenticated)),
+        }
+    }
+}
+
+/// A JSON body; malformed JSON → 400 with Portus's message.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError(Error::BadRequest(format!(
+                "When specifying application/json as content-type, you must pass valid JSON: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
+/// A path parameter; a value of the wrong type → 400 naming it.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r| ApiError(Error::BadRequest(r.body_text())))
+    }
+}
+
+/// Query parameters; a value of the wrong type → 400 naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r| ApiError(Error::BadRequest(r.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn parses_credential_headers() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode("alice:pa:ss");
+        match credentials(&headers("authorization", &format!("Basic {b64}"))).unwrap() {
+            Some(Credentials::Basic { username, secret }) => {
+                assert_eq!((username.as_str(), secret.as_str()), ("alice", "pa:ss"));
+            }
+            _ => panic!("expected basic"),
+        }
+        assert!(matches!(
+            credentials(&headers("authorization", "bearer pcat_x")).unwrap(),
+            Some(Credentials::Bearer(t)) if t == "pcat_x"
+        ));
+        assert!(matches!(
+            credentials(&headers("portus-auth", "bob:pcat_y")).unwrap(),
+            Some(Credentials::PortusAuth { username, token }) if username == "bob" && token == "pcat_y"
+        ));
+        assert!(credentials(&HeaderMap::new()).unwrap().is_none());
+        for bad in ["Basic !!!", "Digest x", "Basic", "Basic bm9jb2xvbg=="] {
+            assert!(
+                credentials(&headers("authorization", bad)).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(credentials(&headers("portus-auth", "nocolon")).is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! What the registry and its clients talk to: the token endpoint (GET as Portus, plus
+//! the OAuth2 POST form Portus lacked), Portus's `/v2/` ping and the notification sink.
+
+use crate::error::ApiError;
+use crate::extract::{ClientAddr, authenticate};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use portcullis_domain::Error;
+use portcullis_domain::scope::parse_scopes;
+use portcullis_service::auth::AuthFailure;
+use portcullis_service::secrets::constant_time_eq;
+use portcullis_service::token::{IssuedToken, TokenRequest};
+use portcullis_service::{Authenticated, Services};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<Services> {
+    Router::new()
+        .route("/v2/token", get(token_get).post(token_post))
+        .route("/v2/", get(ping))
+        .route("/v2", get(ping))
+        .route("/v2/webhooks/events", post(notification_sink))
+}
+
+/// The registry's error body, which docker and containers/image print.
+fn registry_unauthorized(message: &str) -> Response {
+    let body = json!({"errors": [{"code": "UNAUTHORIZED", "message": message, "detail": null}]});
+    let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"Portcullis\""),
+    );
+    r
+}
+
+fn failure_response(e: Error) -> Response {
+    match e {
+        Error::Unauthenticated => registry_unauthorized("authentication required"),
+        other => ApiError(other).into_response(),
+    }
+}
+
+fn rfc3339(ts: portcullis_domain::time::Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts.as_secs())
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn token_body(t: &IssuedToken, oauth: bool) -> Value {
+    let mut body = json!({
+        "token": t.token,
+        "access_token": t.token,
+        "expires_in": t.expires_in,
+        "issued_at": rfc3339(t.issued_at),
+    });
+    if oauth {
+        body["scope"] = json!(t.scope);
+    }
+    if let Some(rt) = &t.refresh_token {
+        body["refresh_token"] = json!(rt);
+    }
+    body
+}
+
+fn is_true(v: &str) -> bool {
+    matches!(v, "true" | "1" | "yes")
+}
+
+/// `GET /v2/token?service=…&scope=…[&scope=…]&account=…&offline_token=true&client_id=…`
+/// with optional HTTP Basic credentials. Scopes are read from the raw query because
+/// they repeat.
+async fn token_get(
+    State(services): State<Services>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let mut req = TokenRequest::default();
+    let mut scope_values = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "service" => req.service = v.into_owned(),
+            "scope" => scope_values.push(v.into_owned()),
+            "offline_token" => req.offline = is_true(&v),
+            "client_id" => req.client_id = v.into_owned(),
+            // `account` is only what the client claims; `sub` comes from the credentials.
+            _ => {}
+        }
+    }
+    let who = match authenticate(&services, &headers, &client).await {
+        Ok(w) => w,
+        Err(e) => return failure_response(e),
+    };
+    if !scope_values.is_empty() {
+        match parse_scopes(scope_values.iter().map(String::as_str)) {
+            Ok(s) => req.scopes = Some(s),
+            // Portus answers unknown or malformed scopes with 401.
+            Err(e) => return registry_unauthorized(&e.to_string()),
+        }
+    }
+    match services.issue_token(who.as_ref(), &req, None).await {
+        Ok(t) => Json(token_body(&t, false)).into_response(),
+        Err(e) => failure_response(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    service: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    access_type: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// `POST /v2/token`, the OAuth2 form (`grant_type=password` or `refresh_token`) that
+/// docker uses with identity tokens and containerd with configured secrets. Bodies may
+/// be chunked (containers/image sends no Content-Length).
+async fn token_post(
+    State(services): State<Services>,
+    ClientAddr(client): ClientAddr,
+    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected an application/x-www-form-urlencoded body",
+        );
+    };
+    let service = form.service.clone().unwrap_or_default();
+    let scopes = match form.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(s) => match parse_scopes([s]) {
+            Ok(v) => Some(v),
+            Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &e.to_string()),
+        },
+    };
+    let mut req = TokenRequest {
+        service: service.clone(),
+        scopes,
+        offline: form.access_type.as_deref() == Some("offline"),
+        client_id: form.client_id.clone().unwrap_or_default(),
+    };
+    let (who, existing): (Result<Authenticated, AuthFailure>, Option<String>) =
+        match form.grant_type.as_deref() {
+            Some("password") => {
+                let (Some(u), Some(p)) = (&form.username, &form.password) else {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "username and password are required",
+                    );
+                };
+                (services.auth.basic(u, p, &client).await, None)
+            }
+            Some("refresh_token") => {
+                let Some(rt) = &form.refresh_token else {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "refresh_token is required",
+                    );
+                };
+                // The refresh grant returns the same refresh token.
+                req.offline = false;
+                (
+                    services.auth.refresh_token(rt, &service).await,
+                    Some(rt.clone()),
+                )
+            }
+            Some(other) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    &format!("grant_type {other:?} is not supported"),
+                );
+            }
+            None => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "grant_type is required",
+                );
+            }
+        };
+    let who = match who {
+        Ok(w) => w,
+        Err(AuthFailure::RateLimited) => return ApiError(Error::TooManyRequests).into_response(),
+        Err(AuthFailure::Invalid) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "invalid credentials",
+            );
+        }
+    };
+    match services.issue_token(Some(&who), &req, existing).await {
+        Ok(t) => Json(token_body(&t, true)).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Portus's `GET /v2/`: 200 when the Basic credentials are valid, else 401.
+async fn ping(
+    State(services): State<Services>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Response {
+    match authenticate(&services, &headers, &client).await {
+        Ok(Some(_)) => Json(json!({})).into_response(),
+        Ok(None) => registry_unauthorized("authentication required"),
+        Err(e) => failure_response(e),
+    }
+}
+
+/// `POST /v2/webhooks/events`: registry notifications. The registry authenticates
+/// with the `Authorization: Bearer <notifications.secret>` header that
+/// `portcullis registry-config` puts in its endpoint configuration (Portus accepted
+/// events from anyone). Envelopes are validated and acknowledged; turning them into
+/// inventory is the job of the event worker.
+async fn notification_sink(
+    State(services): State<Services>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let secret = &services.config.notifications.secret;
+    if !secret.is_empty() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().as_bytes().to_vec())
+            .unwrap_or_default();
+        if !constant_time_eq(&presented, secret.as_bytes()) {
+            return ApiError(Error::Unauthenticated).into_response();
+        }
+    }
+    let envelope: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return ApiError(Error::BadRequest(format!(
+                "invalid notification envelope: {e}"
+            )))
+            .into_response();
+        }
+    };
+    let Some(events) = envelope.get("events").and_then(Value::as_array) else {
+        return ApiError(Error::BadRequest(
+            "invalid notification envelope: no events list".into(),
+        ))
+        .into_response();
+    };
+    tracing::debug!(events = events.len(), "registry notification received");
+    StatusCode::ACCEPTED.into_response()
+}

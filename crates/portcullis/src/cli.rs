@@ -1,0 +1,341 @@
+//! Command-line interface.
+
+use crate::app::{self, App};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use portcullis_registry::keys::{Algorithm, SigningKey};
+use portcullis_registry::registry_config::{RegistryConfigParams, render};
+use portcullis_service::registries::RegistryInput;
+use portcullis_service::users::UserInput;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Authorization service and inventory for Docker/OCI registries"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./config.yml when present).
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (migrates the database and generates keys first when needed).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print a registry config.yml that uses this Portcullis for auth and notifications.
+    RegistryConfig {
+        /// The registry's `host:port` as clients reach it; also the token `service`.
+        #[arg(long)]
+        registry: String,
+        /// Address the registry listens on (default: the port of --registry on all interfaces).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where the registry stores blobs.
+        #[arg(long, default_value = "/var/lib/docker-registry")]
+        storage_dir: String,
+        /// Portcullis's URL as the registry reaches it (default: server.external_url).
+        #[arg(long)]
+        portcullis_url: Option<String>,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate a signing key and self-signed certificate at token.key_path / token.cert_path.
+    Generate {
+        /// ES256 (default) or RS256.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a user.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// The password (prefer --password-file: command lines are visible to other users).
+        #[arg(long, conflicts_with = "password_file")]
+        password: Option<String>,
+        /// A file whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+        /// Create a bot (application tokens only); prints its token.
+        #[arg(long, conflicts_with = "admin")]
+        bot: bool,
+    },
+    /// Make an existing user an admin.
+    MakeAdmin { username: String },
+    /// Register a registry (as the API's POST /api/v1/registries).
+    CreateRegistry {
+        #[arg(long)]
+        name: String,
+        /// `host:port` Portcullis uses to reach it; also the token `service`.
+        #[arg(long)]
+        hostname: String,
+        #[arg(long)]
+        use_ssl: bool,
+        #[arg(long)]
+        external_hostname: Option<String>,
+        /// Skip the reachability check.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets masked, and where each value came from.
+    Show,
+}
+
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let loaded = app::load_config(cli.config.as_deref())?;
+    app::init_logging();
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let config = loaded.config;
+    match cli.command {
+        Command::Serve => app::serve(App::start(config).await?).await,
+        Command::Migrate => {
+            let store = app::connect(&config).await?;
+            store.migrate().await.context("migrating the database")?;
+            out(&format!("database {} is up to date", store.backend()))
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { algorithm, force },
+        } => {
+            let alg = match algorithm
+                .as_deref()
+                .or(Some(config.token.algorithm.as_str()).filter(|a| !a.is_empty()))
+            {
+                None => Algorithm::Es256,
+                Some(a) => Algorithm::parse(a)
+                    .with_context(|| format!("--algorithm {a:?}: expected ES256 or RS256"))?,
+            };
+            let (key_path, cert_path) = (config.key_path(), config.cert_path());
+            if !force && (key_path.exists() || cert_path.exists()) {
+                bail!(
+                    "{} or {} exists; pass --force to replace it",
+                    key_path.display(),
+                    cert_path.display()
+                );
+            }
+            for p in [&key_path, &cert_path] {
+                if p.exists() {
+                    std::fs::remove_file(p).with_context(|| format!("removing {}", p.display()))?;
+                }
+            }
+            let (key, _) = SigningKey::load_or_generate(
+                &key_path,
+                &cert_path,
+                Some(alg),
+                &config.machine_fqdn.value,
+                app::now_unix(),
+            )?;
+            out(&format!(
+                "generated {} key {} and certificate {} (kid {})",
+                key.algorithm().as_str(),
+                key_path.display(),
+                cert_path.display(),
+                key.kid(portcullis_registry::keys::KidFormat::Libtrust)
+            ))
+        }
+        Command::RegistryConfig {
+            registry,
+            listen,
+            storage_dir,
+            portcullis_url,
+        } => {
+            let port = registry
+                .rsplit_once(':')
+                .map(|(_, p)| p)
+                .filter(|p| p.parse::<u16>().is_ok());
+            let Some(port) = port else {
+                bail!("--registry {registry:?}: expected host:port");
+            };
+            // The registry needs the certificate file to exist, so make the keys now.
+            let (_, generated) = app::load_signing_key(&config)?;
+            if generated {
+                tracing::info!(
+                    "generated token signing key {}",
+                    config.key_path().display()
+                );
+            }
+            let cert =
+                std::fs::canonicalize(config.cert_path()).context("locating token.cert_path")?;
+            let base = portcullis_url.unwrap_or_else(|| config.external_url());
+            let base = base.trim_end_matches('/');
+            let mut http_secret = [0u8; 24];
+            portcullis_service::secrets::RandomSource::fill(
+                &portcullis_service::secrets::OsRandom,
+                &mut http_secret,
+            );
+            out(&render(&RegistryConfigParams {
+                listen: listen.unwrap_or_else(|| format!("0.0.0.0:{port}")),
+                storage_dir,
+                realm: format!("{base}/v2/token"),
+                service: registry.clone(),
+                issuer: config.machine_fqdn.value.clone(),
+                rootcertbundle: cert.display().to_string(),
+                notification_url: format!("{base}/v2/webhooks/events"),
+                notification_secret: Some(config.notifications.secret.clone())
+                    .filter(|s| !s.is_empty()),
+                http_secret: http_secret.iter().map(|b| format!("{b:02x}")).collect(),
+            }))
+        }
+        Command::Admin { command } => {
+            let app = App::start(config).await?;
+            admin(&app, command).await
+        }
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            let mut text = config.to_masked_yaml();
+            text.push_str("# sources:\n");
+            for (key, source) in &loaded.sources {
+                if source != "default" {
+                    text.push_str(&format!("#   {key}: {source}\n"));
+                }
+            }
+            out(&text)
+        }
+    }
+}
+
+async fn admin(app: &App, command: AdminCommand) -> Result<()> {
+    let s = &app.services;
+    match command {
+        AdminCommand::CreateUser {
+            username,
+            email,
+            password,
+            password_file,
+            admin,
+            bot,
+        } => {
+            let password = match (password, password_file) {
+                (Some(p), _) => Some(p),
+                (None, Some(f)) => {
+                    let text = std::fs::read_to_string(&f)
+                        .with_context(|| format!("--password-file {}", f.display()))?;
+                    Some(text.lines().next().unwrap_or_default().to_owned())
+                }
+                (None, None) if bot => None,
+                (None, None) => {
+                    bail!("--password or --password-file is required (except for --bot)")
+                }
+            };
+            let input = UserInput {
+                username,
+                email,
+                password,
+                display_name: None,
+                bot,
+                admin,
+            };
+            let user = s
+                .create_user_unchecked(&input)
+                .await
+                .map_err(app::domain_error)?;
+            if bot {
+                let token = s
+                    .create_application_token(
+                        &portcullis_service::Authenticated {
+                            user: user.clone(),
+                            method: portcullis_service::AuthMethod::Password,
+                        },
+                        user.id,
+                        &portcullis_service::users::TokenInput {
+                            application: "default".into(),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(app::domain_error)?;
+                out(&format!(
+                    "created bot {} (id {}); application token: {}",
+                    user.username, user.id, token.plain
+                ))
+            } else {
+                out(&format!(
+                    "created {} {} (id {})",
+                    if user.admin { "admin" } else { "user" },
+                    user.username,
+                    user.id
+                ))
+            }
+        }
+        AdminCommand::MakeAdmin { username } => {
+            let user = s.make_admin(&username).await.map_err(app::domain_error)?;
+            out(&format!("{} is now an admin", user.username))
+        }
+        AdminCommand::CreateRegistry {
+            name,
+            hostname,
+            use_ssl,
+            external_hostname,
+            force,
+        } => {
+            let r = s
+                .create_registry_unchecked(
+                    RegistryInput {
+                        name,
+                        hostname,
+                        use_ssl,
+                        external_hostname,
+                    },
+                    force,
+                )
+                .await
+                .map_err(app::domain_error)?;
+            out(&format!(
+                "created registry {} ({}) with id {}",
+                r.name, r.hostname, r.id
+            ))
+        }
+    }
+}

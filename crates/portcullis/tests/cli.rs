@@ -1,0 +1,267 @@
+//! The binary's command line: every subcommand's happy path and its one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn portcullis(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("PORTCULLIS_LOG", "error");
+    // The tests' own environment must not leak configuration in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORTCULLIS_") || k.starts_with("PORTUS_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_configuration_stops_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = portcullis(
+        dir.path(),
+        &["migrate"],
+        &[("PORTCULLIS_DELETE_ENABLED", "perhaps")],
+    );
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: config key delete.enabled = \"perhaps\" (from environment PORTCULLIS_DELETE_ENABLED): expected true or false"
+    );
+    std::fs::write(
+        dir.path().join("config.yml"),
+        "user_permission:\n  push_images:\n    policy: everyone\n",
+    )
+    .unwrap();
+    let o = portcullis(dir.path(), &["migrate"], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("user_permission.push_images.policy = \"everyone\" (from file config.yml)"),
+        "{err}"
+    );
+    let o = portcullis(dir.path(), &["--config", "missing.yml", "migrate"], &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).starts_with("error: cannot read config file missing.yml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn config_show_masks_secrets_and_names_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = portcullis(
+        dir.path(),
+        &["config", "show"],
+        &[
+            ("PORTUS_NOTIFICATIONS_SECRET", "hunter2"),
+            ("PORTCULLIS_DATABASE_URL", "postgres://app:pw@db/x"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("hunter2") && !out.contains(":pw@"), "{out}");
+    assert!(out.contains("postgres://app:********@db/x"));
+    assert!(
+        out.contains("notifications.secret: environment PORTUS_NOTIFICATIONS_SECRET"),
+        "{out}"
+    );
+}
+
+#[test]
+fn migrate_keys_users_and_registry_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [
+        ("PORTCULLIS_MACHINE_FQDN_VALUE", "portcullis.example.com"),
+        ("PORTCULLIS_NOTIFICATIONS_SECRET", "s3cret"),
+    ];
+    let o = portcullis(d, &["migrate"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        d.join("data/portcullis.db").exists(),
+        "SQLite in the data folder by default"
+    );
+
+    let o = portcullis(d, &["keys", "generate", "--algorithm", "RS256"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("generated RS256 key"),
+        "{}",
+        stdout(&o)
+    );
+    let o = portcullis(d, &["keys", "generate"], &env);
+    assert!(
+        !o.status.success(),
+        "existing keys are not overwritten without --force"
+    );
+    assert!(stderr(&o).contains("--force"));
+    let o = portcullis(
+        d,
+        &["keys", "generate", "--force", "--algorithm", "HS256"],
+        &env,
+    );
+    assert!(
+        stderr(&o).contains("--algorithm \"HS256\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = portcullis(d, &["keys", "generate", "--force"], &env);
+    assert!(
+        stdout(&o).starts_with("generated ES256 key"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = portcullis(
+        d,
+        &[
+            "registry-config",
+            "--registry",
+            "registry.example.com:5000",
+            "--portcullis-url",
+            "https://auth.example.com/",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let yaml: serde_json::Value = serde_norway::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        yaml["auth"]["token"]["realm"],
+        "https://auth.example.com/v2/token"
+    );
+    assert_eq!(
+        yaml["auth"]["token"]["service"],
+        "registry.example.com:5000"
+    );
+    assert_eq!(yaml["auth"]["token"]["issuer"], "portcullis.example.com");
+    let bundle = yaml["auth"]["token"]["rootcertbundle"].as_str().unwrap();
+    assert!(
+        Path::new(bundle).is_absolute()
+            && std::fs::read_to_string(bundle)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+    );
+    let endpoint = &yaml["notifications"]["endpoints"][0];
+    assert_eq!(
+        endpoint["url"],
+        "https://auth.example.com/v2/webhooks/events"
+    );
+    assert_eq!(endpoint["headers"]["Authorization"][0], "Bearer s3cret");
+    assert_eq!(yaml["http"]["addr"], "0.0.0.0:5000");
+    let o = portcullis(d, &["registry-config", "--registry", "nohost"], &env);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: --registry \"nohost\": expected host:port"
+    );
+
+    let pwfile = d.join("pw");
+    std::fs::write(&pwfile, "a-good-password\n").unwrap();
+    let pw = pwfile.to_str().unwrap();
+    let o = portcullis(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-file",
+            pw,
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("created user alice"));
+    let o = portcullis(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "alice",
+            "--email",
+            "a2@example.com",
+            "--password-file",
+            pw,
+        ],
+        &env,
+    );
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).trim(), "error: username has already been taken");
+    let o = portcullis(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "bob",
+            "--email",
+            "bob@example.com",
+        ],
+        &env,
+    );
+    assert!(
+        stderr(&o).contains("--password or --password-file is required"),
+        "{}",
+        stderr(&o)
+    );
+    let o = portcullis(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "ci",
+            "--email",
+            "ci@example.com",
+            "--bot",
+        ],
+        &env,
+    );
+    assert!(
+        stdout(&o).contains("application token: pcat_"),
+        "{}",
+        stdout(&o)
+    );
+    let o = portcullis(d, &["admin", "make-admin", "alice"], &env);
+    assert_eq!(stdout(&o).trim(), "alice is now an admin");
+    let o = portcullis(d, &["admin", "make-admin", "nobody"], &env);
+    assert_eq!(stderr(&o).trim(), "error: User not found");
+    let o = portcullis(
+        d,
+        &[
+            "admin",
+            "create-registry",
+            "--name",
+            "r",
+            "--hostname",
+            "registry.test:5000",
+            "--force",
+        ],
+        &env,
+    );
+    assert!(
+        stdout(&o).starts_with("created registry r (registry.test:5000)"),
+        "{}",
+        stderr(&o)
+    );
+}

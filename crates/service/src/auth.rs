@@ -1,0 +1,338 @@
+//! Authentication: who is calling, proven by a password, an application token or a
+//! refresh token.
+//!
+//! Docker and friends send the password with every token request, so verifying it must
+//! be cheap after the first time. A successful argon2/bcrypt check is remembered in an
+//! in-memory cache keyed by HMAC(process key, user id ‖ credential version ‖ secret):
+//! the secret itself is never stored, and bumping the user's credential version
+//! (password change, disable, lockout, revocation) makes every old entry unreachable on
+//! every node, because each request re-reads the user row anyway.
+
+use crate::passwords::{PasswordHasher, is_bcrypt};
+use crate::rate_limit::RateLimiter;
+use crate::secrets::{APPLICATION_TOKEN_PREFIX, RandomSource, token_hash};
+use hmac::{Hmac, Mac};
+use portcullis_config::SecurityPolicy;
+use portcullis_domain::model::{Id, User};
+use portcullis_domain::policy::Subject;
+use portcullis_domain::time::{Clock, Timestamp};
+use portcullis_domain::{Error, Result};
+use portcullis_storage::Store;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Password,
+    ApplicationToken { id: Id, pull_only: bool },
+    RefreshToken { id: Id },
+}
+
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub method: AuthMethod,
+}
+
+impl Authenticated {
+    /// The caller as the policy sees it.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            user_id: self.user.id,
+            admin: self.user.admin,
+            bot: self.user.bot,
+            pull_only: matches!(
+                self.method,
+                AuthMethod::ApplicationToken {
+                    pull_only: true,
+                    ..
+                }
+            ),
+        }
+    }
+}
+
+/// Why authentication failed, when the caller should be told more than "401".
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Wrong, unknown, disabled, locked or expired: always the same answer outward.
+    Invalid,
+    /// Too many password checks from this client address (HTTP 429).
+    RateLimited,
+}
+
+impl From<AuthFailure> for Error {
+    fn from(f: AuthFailure) -> Self {
+        match f {
+            AuthFailure::Invalid => Error::Unauthenticated,
+            AuthFailure::RateLimited => Error::TooManyRequests,
+        }
+    }
+}
+
+/// Entries kept at most; beyond it expired ones are swept, then everything if needed.
+const CACHE_MAX_ENTRIES: usize = 100_000;
+
+pub struct Authenticator {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    cache_key: [u8; 32],
+    cache_ttl_secs: i64,
+    cache: Mutex<HashMap<[u8; 32], (Id, Timestamp)>>,
+    lockout_attempts: i64,
+    lockout_secs: i64,
+    password_checks: RateLimiter,
+    salt: Mutex<Box<dyn FnMut() -> [u8; 16] + Send>>,
+}
+
+impl Authenticator {
+    pub fn new(
+        store: Store,
+        policy: &SecurityPolicy,
+        clock: Arc<dyn Clock>,
+        random: &dyn RandomSource,
+        hasher: PasswordHasher,
+    ) -> Self {
+        let mut cache_key = [0u8; 32];
+        random.fill(&mut cache_key);
+        // Salts for rehashing come from the same source, drawn lazily.
+        let mut seed = [0u8; 32];
+        random.fill(&mut seed);
+        let mut counter = 0u64;
+        let salt = move || {
+            counter += 1;
+            let mut mac = hmac(&seed);
+            mac.update(&counter.to_le_bytes());
+            let out = mac.finalize().into_bytes();
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&out[..16]);
+            s
+        };
+        Self {
+            store,
+            password_checks: RateLimiter::new(policy.password_checks_per_minute, clock.clone()),
+            clock,
+            hasher,
+            cache_key,
+            cache_ttl_secs: policy.credential_cache_seconds,
+            cache: Mutex::new(HashMap::new()),
+            lockout_attempts: policy.lockout_attempts,
+            lockout_secs: policy.lockout_minutes * 60,
+            salt: Mutex::new(Box::new(salt)),
+        }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// A fresh random salt for a password hash.
+    pub fn new_salt(&self) -> [u8; 16] {
+        let mut f = self.salt.lock().unwrap_or_else(|p| p.into_inner());
+        f()
+    }
+
+    /// Hashes a new password (argon2id).
+    pub async fn hash_password(&self, password: &str) -> Result<String> {
+        self.hasher
+            .hash(password, self.new_salt())
+            .await
+            .map_err(Error::Internal)
+    }
+
+    /// HTTP Basic credentials: an application token (recognised by its prefix) or the
+    /// user's password. `client` keys the rate limit (the client's IP address).
+    pub async fn basic(
+        &self,
+        username: &str,
+        secret: &str,
+        client: &str,
+    ) -> Result<Authenticated, AuthFailure> {
+        if secret.starts_with(APPLICATION_TOKEN_PREFIX) {
+            let auth = self.application_token(secret).await?;
+            return if auth.user.username.eq_ignore_ascii_case(username) {
+                Ok(auth)
+            } else {
+                Err(AuthFailure::Invalid)
+            };
+        }
+        self.password(username, secret, client).await
+    }
+
+    /// An application token on its own (`Authorization: Bearer`, `Portus-Auth`).
+    pub async fn application_token(&self, token: &str) -> Result<Authenticated, AuthFailure> {
+        let found = self
+            .store
+            .application_token_by_hash(&token_hash(token))
+            .await
+            .map_err(|_| AuthFailure::Invalid)?;
+        let Some((tok, user)) = found else {
+            return Err(AuthFailure::Invalid);
+        };
+        let now = self.clock.now();
+        if tok.expires_at.is_some_and(|exp| exp <= now) || !self.may_sign_in(&user, now) {
+            return Err(AuthFailure::Invalid);
+        }
+        // Best effort: a failed "last used" update must not fail the request.
+        let _ = self.store.touch_application_token(tok.id, now).await;
+        Ok(Authenticated {
+            user,
+            method: AuthMethod::ApplicationToken {
+                id: tok.id,
+                pull_only: tok.pull_only,
+            },
+        })
+    }
+
+    /// A refresh token presented for `service`.
+    pub async fn refresh_token(
+        &self,
+        token: &str,
+        service: &str,
+    ) -> Result<Authenticated, AuthFailure> {
+        let found = self
+            .store
+            .refresh_token_by_hash(&token_hash(token))
+            .await
+            .map_err(|_| AuthFailure::Invalid)?;
+        let Some((rt, user)) = found else {
+            return Err(AuthFailure::Invalid);
+        };
+        let now = self.clock.now();
+        if rt.service != service || !self.may_sign_in(&user, now) {
+            return Err(AuthFailure::Invalid);
+        }
+        let _ = self.store.touch_refresh_token(rt.id, now).await;
+        Ok(Authenticated {
+            user,
+            method: AuthMethod::RefreshToken { id: rt.id },
+        })
+    }
+
+    /// Username and password, through the verified-credential cache.
+    pub async fn password(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<Authenticated, AuthFailure> {
+        let user = self
+            .store
+            .user_by_username(username)
+            .await
+            .map_err(|_| AuthFailure::Invalid)?;
+        let now = self.clock.now();
+        let Some(mut user) = user else {
+            // Same cost as a real check, so response times don't reveal usernames.
+            self.limit(client)?;
+            self.hasher.verify(password, None).await;
+            return Err(AuthFailure::Invalid);
+        };
+        // Bots authenticate with application tokens only.
+        if user.bot || user.password_hash.is_none() || !self.may_sign_in(&user, now) {
+            return Err(AuthFailure::Invalid);
+        }
+        let key = self.cache_key_for(&user, password);
+        if self.cached(&key, now) {
+            return Ok(Authenticated {
+                user,
+                method: AuthMethod::Password,
+            });
+        }
+        self.limit(client)?;
+        let stored = user.password_hash.clone();
+        if !self.hasher.verify(password, stored.as_deref()).await {
+            if let Ok(updated) = self
+                .store
+                .record_failed_login(user.id, now, self.lockout_attempts)
+                .await
+                && updated.locked_at.is_some()
+            {
+                self.forget_user(user.id);
+            }
+            return Err(AuthFailure::Invalid);
+        }
+        if user.failed_attempts != 0 || user.locked_at.is_some() {
+            let _ = self.store.clear_failed_logins(user.id).await;
+            user.failed_attempts = 0;
+            user.locked_at = None;
+        }
+        if stored.as_deref().is_some_and(is_bcrypt) {
+            // Upgrade hashes imported from Portus; the password is unchanged, so the
+            // credential version (and every cached proof) stays valid.
+            if let Ok(h) = self.hasher.hash(password, self.new_salt()).await {
+                user.password_hash = Some(h);
+                if let Ok(u) = self.store.update_user(&user, now).await {
+                    user = u;
+                }
+            }
+        }
+        self.remember(key, user.id, now);
+        Ok(Authenticated {
+            user,
+            method: AuthMethod::Password,
+        })
+    }
+
+    /// Enabled and not inside a lockout window.
+    fn may_sign_in(&self, user: &User, now: Timestamp) -> bool {
+        user.enabled
+            && !user
+                .locked_at
+                .is_some_and(|at| now < at.plus_secs(self.lockout_secs))
+    }
+
+    fn limit(&self, client: &str) -> Result<(), AuthFailure> {
+        if self.password_checks.try_acquire(client) {
+            Ok(())
+        } else {
+            Err(AuthFailure::RateLimited)
+        }
+    }
+
+    fn cache_key_for(&self, user: &User, secret: &str) -> [u8; 32] {
+        let mut mac = hmac(&self.cache_key);
+        mac.update(&user.id.to_le_bytes());
+        mac.update(&user.credential_version.to_le_bytes());
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn cached(&self, key: &[u8; 32], now: Timestamp) -> bool {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).is_some_and(|(_, until)| now < *until)
+    }
+
+    fn remember(&self, key: [u8; 32], user_id: Id, now: Timestamp) {
+        if self.cache_ttl_secs == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.retain(|_, (_, until)| now < *until);
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (user_id, now.plus_secs(self.cache_ttl_secs)));
+    }
+
+    /// Drops every cached proof for a user. The credential-version bump already makes
+    /// them unreachable; this frees the memory at once on this node.
+    pub fn forget_user(&self, user_id: Id) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (uid, _)| *uid != user_id);
+    }
+
+    /// Cached proofs currently held (for tests and metrics).
+    pub fn cached_entries(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+fn hmac(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length")
+}

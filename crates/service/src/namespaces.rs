@@ -1,0 +1,327 @@
+//! Namespaces: listing, validation, creation, changes and deletion.
+
+use crate::Services;
+use crate::auth::Authenticated;
+use crate::listing::{ListParams, Paged};
+use portcullis_domain::model::{Id, Namespace, NamespaceKind, Registry, Role, Team, Visibility};
+use portcullis_domain::names::is_valid_namespace_name;
+use portcullis_domain::policy::{
+    NamespaceFacts, can_change_namespace_team, can_change_visibility, can_create_namespace,
+    can_delete, can_delete_namespace, can_pull, can_push, can_update_namespace, can_view_namespace,
+};
+use portcullis_domain::{Error, Result};
+use portcullis_storage::{NamespaceScope, NewNamespace};
+use std::collections::BTreeMap;
+
+pub const NAMESPACE_SORT: &[&str] = &["id", "name", "created_at", "updated_at", "visibility"];
+
+/// A namespace with what the API shows alongside it.
+#[derive(Debug, Clone)]
+pub struct NamespaceDetails {
+    pub namespace: Namespace,
+    pub team: Team,
+    pub registry: Registry,
+    pub role: Option<Role>,
+    pub pull: bool,
+    pub push: bool,
+    pub delete_images: bool,
+    pub change_visibility: bool,
+    pub updatable: bool,
+    pub destroyable: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Name of the team to move the namespace to.
+    pub team: Option<String>,
+    pub visibility: Option<String>,
+}
+
+/// Result of `GET /namespaces/validate`.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub valid: bool,
+    pub messages: BTreeMap<String, Vec<String>>,
+}
+
+impl Services {
+    async fn namespace(&self, id: Id) -> Result<Namespace> {
+        self.store
+            .namespace_by_id(id)
+            .await?
+            .ok_or(Error::NotFound("Namespace"))
+    }
+
+    /// Everything the policy and the API entity need about one namespace.
+    pub async fn namespace_details(
+        &self,
+        actor: Option<&Authenticated>,
+        ns: Namespace,
+    ) -> Result<NamespaceDetails> {
+        let team = self
+            .store
+            .team_by_id(ns.team_id)
+            .await?
+            .ok_or(Error::NotFound("Team"))?;
+        let registry = self
+            .store
+            .registry_by_id(ns.registry_id)
+            .await?
+            .ok_or(Error::NotFound("Registry"))?;
+        let role = match actor {
+            Some(a) => self
+                .store
+                .membership(ns.team_id, a.user.id)
+                .await?
+                .map(|m| m.role),
+            None => None,
+        };
+        let facts = NamespaceFacts {
+            kind: ns.kind,
+            visibility: ns.visibility,
+            role,
+        };
+        let subject = actor.map(Authenticated::subject);
+        let s = subject.as_ref();
+        let p = &self.policy;
+        Ok(NamespaceDetails {
+            pull: can_pull(s, &facts),
+            push: can_push(s, &facts, p),
+            delete_images: can_delete(s, &facts, p),
+            change_visibility: s.is_some_and(|s| can_change_visibility(s, &facts, p)),
+            updatable: s.is_some_and(|s| can_update_namespace(s, &facts, p)),
+            destroyable: ns.kind != NamespaceKind::Personal
+                && s.is_some_and(|s| can_delete_namespace(s, &facts, p)),
+            namespace: ns,
+            team,
+            registry,
+            role,
+        })
+    }
+
+    pub async fn list_namespaces(
+        &self,
+        actor: &Authenticated,
+        params: &ListParams,
+    ) -> Result<Paged<NamespaceDetails>> {
+        let scope = if actor.user.admin {
+            NamespaceScope::All
+        } else {
+            NamespaceScope::VisibleTo(actor.user.id)
+        };
+        let page = self
+            .store
+            .list_namespaces(scope, &params.to_page_request(NAMESPACE_SORT))
+            .await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for ns in page.items {
+            items.push(self.namespace_details(Some(actor), ns).await?);
+        }
+        Ok(params.paged(items, page.total))
+    }
+
+    pub async fn show_namespace(&self, actor: &Authenticated, id: Id) -> Result<NamespaceDetails> {
+        let details = self
+            .namespace_details(Some(actor), self.namespace(id).await?)
+            .await?;
+        let facts = NamespaceFacts {
+            kind: details.namespace.kind,
+            visibility: details.namespace.visibility,
+            role: details.role,
+        };
+        if !can_view_namespace(Some(&actor.subject()), &facts) {
+            return Err(Error::Forbidden);
+        }
+        Ok(details)
+    }
+
+    /// The registry a new namespace goes to: the given one, or the only one there is.
+    async fn target_registry(&self, registry_id: Option<Id>) -> Result<Registry> {
+        if let Some(id) = registry_id {
+            return self
+                .store
+                .registry_by_id(id)
+                .await?
+                .ok_or(Error::NotFound("Registry"));
+        }
+        let mut all = self.store.list_registries().await?;
+        match all.len() {
+            0 => Err(Error::Unprocessable(
+                "no registry configured: create one first".into(),
+            )),
+            1 => Ok(all.remove(0)),
+            _ => Err(Error::invalid(
+                "registry_id",
+                "is required when several registries exist",
+            )),
+        }
+    }
+
+    pub async fn validate_namespace(
+        &self,
+        name: &str,
+        registry_id: Option<Id>,
+    ) -> Result<Validation> {
+        let mut messages = BTreeMap::new();
+        if let Some(m) = self.namespace_name_problem(name, registry_id, None).await? {
+            messages.insert("name".to_owned(), vec![m]);
+        }
+        Ok(Validation {
+            valid: messages.is_empty(),
+            messages,
+        })
+    }
+
+    async fn namespace_name_problem(
+        &self,
+        name: &str,
+        registry_id: Option<Id>,
+        current: Option<Id>,
+    ) -> Result<Option<String>> {
+        if name.is_empty() {
+            return Ok(Some("can't be blank".into()));
+        }
+        if !is_valid_namespace_name(name) {
+            return Ok(Some(
+                "can only contain lower case alphanumeric characters, with optional underscores, dashes or dots in the middle (at most 255 characters)".into(),
+            ));
+        }
+        let registry = self.target_registry(registry_id).await?;
+        let taken = self
+            .store
+            .namespace_by_name(registry.id, name)
+            .await?
+            .is_some_and(|n| Some(n.id) != current);
+        Ok(taken.then(|| "has already been taken".to_owned()))
+    }
+
+    pub async fn create_namespace(
+        &self,
+        actor: &Authenticated,
+        name: &str,
+        team_name: &str,
+        description: &str,
+        registry_id: Option<Id>,
+    ) -> Result<NamespaceDetails> {
+        let team = self
+            .store
+            .team_by_name(team_name)
+            .await?
+            .filter(|t| !t.hidden)
+            .ok_or(Error::NotFound("Team"))?;
+        let role = self
+            .store
+            .membership(team.id, actor.user.id)
+            .await?
+            .map(|m| m.role);
+        if !can_create_namespace(&actor.subject(), role, &self.policy) {
+            return Err(Error::Forbidden);
+        }
+        let registry = self.target_registry(registry_id).await?;
+        if let Some(problem) = self
+            .namespace_name_problem(name, Some(registry.id), None)
+            .await?
+        {
+            return Err(Error::invalid("name", problem));
+        }
+        let ns = self
+            .store
+            .create_namespace(
+                &NewNamespace {
+                    registry_id: registry.id,
+                    team_id: team.id,
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                    kind: NamespaceKind::Team,
+                    visibility: Visibility::Private,
+                    user_id: None,
+                },
+                self.clock.now(),
+            )
+            .await?;
+        self.namespace_details(Some(actor), ns).await
+    }
+
+    pub async fn update_namespace(
+        &self,
+        actor: &Authenticated,
+        id: Id,
+        changes: NamespaceChanges,
+    ) -> Result<NamespaceDetails> {
+        let current = self.show_namespace(actor, id).await?;
+        let mut ns = current.namespace.clone();
+        let facts = NamespaceFacts {
+            kind: ns.kind,
+            visibility: ns.visibility,
+            role: current.role,
+        };
+        let subject = actor.subject();
+        if changes.name.is_some() || changes.description.is_some() {
+            if !can_update_namespace(&subject, &facts, &self.policy) {
+                return Err(Error::Forbidden);
+            }
+            if let Some(name) = changes.name.filter(|n| *n != ns.name) {
+                if ns.kind != NamespaceKind::Team {
+                    return Err(Error::Unprocessable(
+                        "global and personal namespaces cannot be renamed".into(),
+                    ));
+                }
+                if let Some(problem) = self
+                    .namespace_name_problem(&name, Some(ns.registry_id), Some(ns.id))
+                    .await?
+                {
+                    return Err(Error::invalid("name", problem));
+                }
+                ns.name = name;
+            }
+            if let Some(d) = changes.description {
+                ns.description = d;
+            }
+        }
+        if let Some(team_name) = changes.team {
+            if !can_change_namespace_team(&subject, &facts, &self.policy) {
+                return Err(Error::Forbidden);
+            }
+            let team = self
+                .store
+                .team_by_name(&team_name)
+                .await?
+                .filter(|t| !t.hidden)
+                .ok_or(Error::NotFound("Team"))?;
+            ns.team_id = team.id;
+        }
+        if let Some(v) = changes.visibility {
+            let visibility = Visibility::parse(&v).ok_or_else(|| {
+                Error::invalid("visibility", "must be one of private, protected, public")
+            })?;
+            if !can_change_visibility(&subject, &facts, &self.policy) {
+                return Err(Error::Forbidden);
+            }
+            if ns.kind == NamespaceKind::Global && visibility == Visibility::Private {
+                return Err(Error::invalid(
+                    "visibility",
+                    "the global namespace cannot be private",
+                ));
+            }
+            ns.visibility = visibility;
+        }
+        let ns = self.store.update_namespace(&ns, self.clock.now()).await?;
+        self.namespace_details(Some(actor), ns).await
+    }
+
+    pub async fn delete_namespace(&self, actor: &Authenticated, id: Id) -> Result<()> {
+        let details = self.show_namespace(actor, id).await?;
+        if details.namespace.kind == NamespaceKind::Personal {
+            return Err(Error::Unprocessable(
+                "Cannot remove personal namespace".into(),
+            ));
+        }
+        if !details.destroyable {
+            return Err(Error::Forbidden);
+        }
+        self.store.delete_namespace(details.namespace.id).await?;
+        Ok(())
+    }
+}

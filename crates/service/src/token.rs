@@ -1,0 +1,229 @@
+//! The registry token service: turns a token request (service, scopes, caller) into a
+//! signed JWT the registry accepts, granting the intersection of what was asked and
+//! what the policy allows. Denied actions are dropped silently; only bad credentials
+//! and malformed scopes are errors (handled before this point).
+
+use crate::Services;
+use crate::auth::{AuthMethod, Authenticated};
+use crate::secrets::{REFRESH_TOKEN_PREFIX, new_token, token_hash};
+use portcullis_domain::model::{NamespaceKind, Visibility};
+use portcullis_domain::names::is_valid_namespace_name;
+use portcullis_domain::policy::{NamespaceFacts, registry_grant, repository_grant};
+use portcullis_domain::scope::{Action, ResourceType, Scope, namespace_of};
+use portcullis_domain::time::Timestamp;
+use portcullis_domain::{Error, Result};
+use portcullis_registry::jwt::{AccessEntry, Claims, random_jti};
+use portcullis_storage::NewNamespace;
+
+/// Seconds `nbf` lies in the past, for registries whose clock runs slightly behind
+/// (Portus used the same 5 s).
+const NOT_BEFORE_SKEW_SECS: i64 = 5;
+
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    pub service: String,
+    /// `None` when the request had no `scope` at all (`docker login`): then the JWT has
+    /// no `access` claim, as Portus.
+    pub scopes: Option<Vec<Scope>>,
+    /// `offline_token=true` or `access_type=offline`: also return a refresh token.
+    pub offline: bool,
+    pub client_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: i64,
+    pub issued_at: Timestamp,
+    pub refresh_token: Option<String>,
+    /// Granted scopes in scope syntax, space-separated (the OAuth2 `scope` field).
+    pub scope: String,
+    pub access: Vec<AccessEntry>,
+}
+
+impl Services {
+    pub async fn issue_token(
+        &self,
+        who: Option<&Authenticated>,
+        req: &TokenRequest,
+        existing_refresh_token: Option<String>,
+    ) -> Result<IssuedToken> {
+        let now = self.clock.now();
+        let access = match &req.scopes {
+            None => None,
+            Some(scopes) => Some(self.grant(who, &req.service, scopes).await?),
+        };
+        let refresh_token = match (existing_refresh_token, who) {
+            (Some(rt), _) => Some(rt),
+            (None, Some(w)) if req.offline => self.new_refresh_token(w, req, now).await?,
+            _ => None,
+        };
+        let expires_in = self.config.registry.jwt_expiration_time.value * 60;
+        let mut rng = rand::rng();
+        let claims = Claims {
+            iss: self.config.machine_fqdn.value.clone(),
+            // The authenticated user, never the unchecked `account` parameter.
+            sub: who.map(|w| w.user.username.clone()).unwrap_or_default(),
+            aud: req.service.clone(),
+            iat: now.as_secs(),
+            nbf: now.as_secs() - NOT_BEFORE_SKEW_SECS,
+            exp: now.as_secs() + expires_in,
+            jti: random_jti(&mut rng),
+            access: access.clone(),
+        };
+        let token = self
+            .signer
+            .sign(&claims)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let access = access.unwrap_or_default();
+        let scope = access
+            .iter()
+            .map(|a| format!("{}:{}:{}", a.resource_type, a.name, a.actions.join(",")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(IssuedToken {
+            token,
+            expires_in,
+            issued_at: now,
+            refresh_token,
+            scope,
+            access,
+        })
+    }
+
+    async fn grant(
+        &self,
+        who: Option<&Authenticated>,
+        service: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<AccessEntry>> {
+        // An unknown service gets a token with empty access (Portus).
+        let Some(registry) = self.store.registry_by_service(service).await? else {
+            return Ok(Vec::new());
+        };
+        let subject = who.map(Authenticated::subject);
+        let mut out = Vec::new();
+        for scope in scopes {
+            let granted = match scope.resource_type {
+                ResourceType::Registry => {
+                    registry_grant(subject.as_ref(), &scope.name, &scope.actions)
+                }
+                ResourceType::Repository => {
+                    let ns_name = namespace_of(&scope.name);
+                    let user_id = who.map(|w| w.user.id);
+                    let access = self
+                        .store
+                        .namespace_access(registry.id, ns_name, user_id)
+                        .await?;
+                    let facts = access.map(|a| NamespaceFacts {
+                        kind: a.kind,
+                        visibility: a.visibility,
+                        role: a.role,
+                    });
+                    let granted = repository_grant(
+                        subject.as_ref(),
+                        facts.as_ref(),
+                        &scope.actions,
+                        &self.policy,
+                    );
+                    if facts.is_none() && granted.contains(&Action::Push) {
+                        self.create_namespace_for_admin_push(registry.id, ns_name, who)
+                            .await?
+                            .then_some(granted)
+                            .unwrap_or_default()
+                    } else {
+                        granted
+                    }
+                }
+            };
+            if !granted.is_empty() {
+                out.push(AccessEntry {
+                    resource_type: scope.resource_type.as_str().to_owned(),
+                    name: scope.name.clone(),
+                    actions: granted.iter().map(|a| a.as_str().to_owned()).collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Portus granted admins a push into a namespace that did not exist and then ignored
+    /// the pushed image. We create the namespace (private, owned by the registry's
+    /// global team, i.e. by the admins) so the push lands somewhere visible. Returns
+    /// `false` when the name cannot be a namespace, and the grant is then dropped.
+    async fn create_namespace_for_admin_push(
+        &self,
+        registry_id: i64,
+        ns_name: Option<&str>,
+        who: Option<&Authenticated>,
+    ) -> Result<bool> {
+        let Some(name) = ns_name else {
+            return Ok(true); // the global namespace always exists with its registry
+        };
+        if !is_valid_namespace_name(name) {
+            return Ok(false);
+        }
+        let Some(global) = self.store.global_namespace(registry_id).await? else {
+            return Ok(false);
+        };
+        let created = self
+            .store
+            .create_namespace(
+                &NewNamespace {
+                    registry_id,
+                    team_id: global.team_id,
+                    name: name.to_owned(),
+                    description: String::new(),
+                    kind: NamespaceKind::Team,
+                    visibility: Visibility::Private,
+                    user_id: None,
+                },
+                self.clock.now(),
+            )
+            .await;
+        match created {
+            Ok(ns) => {
+                tracing::info!(
+                    namespace = %ns.name,
+                    admin = who.map(|w| w.user.username.as_str()).unwrap_or_default(),
+                    "created namespace for an admin push"
+                );
+                Ok(true)
+            }
+            // Created concurrently by another request: fine.
+            Err(portcullis_storage::StoreError::Conflict(_)) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn new_refresh_token(
+        &self,
+        who: &Authenticated,
+        req: &TokenRequest,
+        now: Timestamp,
+    ) -> Result<Option<String>> {
+        // A refresh token is bound to one service; and it must not lift the restriction
+        // of a pull-only application token (whose holder then keeps using that token).
+        let pull_only = matches!(
+            who.method,
+            AuthMethod::ApplicationToken {
+                pull_only: true,
+                ..
+            }
+        );
+        if req.service.is_empty() || pull_only {
+            return Ok(None);
+        }
+        let token = new_token(self.random.as_ref(), REFRESH_TOKEN_PREFIX);
+        self.store
+            .create_refresh_token(
+                who.user.id,
+                &req.service,
+                &req.client_id,
+                &token_hash(&token),
+                now,
+            )
+            .await?;
+        Ok(Some(token))
+    }
+}
