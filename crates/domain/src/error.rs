@@ -28,6 +28,9 @@ pub enum Error {
     /// The operation is switched off by configuration (HTTP 405, as Portus).
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// Too many attempts from this client; try again later (HTTP 429).
+    #[error("Too many requests")]
+    TooManyRequests,
     /// Anything unexpected: storage failures, I/O. Logged, rendered without details (HTTP 500).
     #[error("internal error: {0}")]
     Internal(String),

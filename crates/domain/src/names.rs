@@ -146,6 +146,17 @@ pub fn personal_namespace_candidates(base: &str) -> impl Iterator<Item = String>
     std::iter::once(base.to_owned()).chain((1..).map(move |n| format!("{base}{n}")))
 }
 
+/// Prefix of the hidden teams Portcullis creates itself (personal and global teams);
+/// users cannot name a team with it.
+pub const RESERVED_TEAM_PREFIX: &str = "portus_";
+
+/// The hidden team owning a user's personal namespaces is this prefix + the user id.
+pub const PERSONAL_TEAM_PREFIX: &str = "portus_personal_";
+
+pub fn personal_team_name(user_id: i64) -> String {
+    format!("{PERSONAL_TEAM_PREFIX}{user_id}")
+}
+
 /// Name of the hidden team that owns a registry's global namespace.
 pub fn global_team_name(registry_id: i64) -> String {
     format!("portus_global_team_{registry_id}")

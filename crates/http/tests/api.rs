@@ -3,6 +3,8 @@
 //! the notification sink and the generated OpenAPI document. Real SQLite, real keys;
 //! time is a `FixedClock` the tests move.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};

@@ -1,5 +1,7 @@
 //! The binary's command line: every subcommand's happy path and its one-line errors.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -279,10 +279,10 @@ impl Authenticator {
 
     /// Enabled and not inside a lockout window.
     fn may_sign_in(&self, user: &User, now: Timestamp) -> bool {
-        user.enabled
-            && !user
-                .locked_at
-                .is_some_and(|at| now < at.plus_secs(self.lockout_secs))
+        let locked = user
+            .locked_at
+            .is_some_and(|at| now < at.plus_secs(self.lockout_secs));
+        user.enabled && !locked
     }
 
     fn limit(&self, client: &str) -> Result<(), AuthFailure> {

@@ -4,7 +4,7 @@ use crate::Services;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
 use portcullis_domain::model::{Id, Namespace, Role, Team, TeamMember, User};
-use portcullis_domain::names::validate_team_name;
+use portcullis_domain::names::{RESERVED_TEAM_PREFIX, validate_team_name};
 use portcullis_domain::policy::{
     can_create_team, can_delete_team, can_manage_members, can_update_team, can_view_team,
 };
@@ -12,9 +12,6 @@ use portcullis_domain::{Error, Result};
 use portcullis_storage::TeamScope;
 
 pub const TEAM_SORT: &[&str] = &["id", "name", "created_at", "updated_at"];
-
-/// Prefix of the hidden teams Portcullis creates itself; users cannot take it.
-const RESERVED_TEAM_PREFIX: &str = "portus_";
 
 impl Services {
     async fn team(&self, id: Id) -> Result<Team> {

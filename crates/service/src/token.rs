@@ -127,10 +127,10 @@ impl Services {
                         &self.policy,
                     );
                     if facts.is_none() && granted.contains(&Action::Push) {
-                        self.create_namespace_for_admin_push(registry.id, ns_name, who)
-                            .await?
-                            .then_some(granted)
-                            .unwrap_or_default()
+                        let created = self
+                            .create_namespace_for_admin_push(registry.id, ns_name, who)
+                            .await?;
+                        if created { granted } else { Vec::new() }
                     } else {
                         granted
                     }

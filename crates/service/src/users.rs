@@ -358,7 +358,7 @@ impl Services {
         if self.store.count_application_tokens(owner.id).await? >= max {
             return Err(Error::invalid(
                 "base",
-                &format!("Users cannot have more than {max} application tokens"),
+                format!("Users cannot have more than {max} application tokens"),
             ));
         }
         let now = self.clock.now();
