@@ -1523,3 +1523,19 @@ async fn openapi_document_comes_from_the_router() {
     assert!(r.body["components"]["securitySchemes"]["portus_auth"].is_object());
     assert_eq!(r.headers["access-control-allow-origin"], "*");
 }
+
+/// The committed `docs/openapi.json` is the generated document; any API change shows up
+/// in review. Regenerate with `PORTCULLIS_UPDATE_OPENAPI=1 cargo test -p portcullis-http`.
+#[test]
+fn committed_openapi_document_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let generated = serde_json::to_string_pretty(&portcullis_http::openapi()).unwrap() + "\n";
+    if std::env::var_os("PORTCULLIS_UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/openapi.json is stale: run PORTCULLIS_UPDATE_OPENAPI=1 cargo test -p portcullis-http"
+    );
+}
