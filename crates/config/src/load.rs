@@ -484,6 +484,10 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             c.security_policy.password_checks_per_minute,
         ),
         ("pagination.before_after", c.pagination.before_after),
+        (
+            "security_policy.authorization_cache_seconds",
+            c.security_policy.authorization_cache_seconds,
+        ),
     ];
     for (key, v) in non_negative {
         if v < 0 {

@@ -142,6 +142,9 @@ pub struct SecurityPolicy {
     pub password_checks_per_minute: i64,
     /// Application tokens a user may hold (Portus: 5).
     pub max_application_tokens: i64,
+    /// Seconds the token endpoint may reuse registry and namespace facts read from the
+    /// database (writes on this node clear them at once). 0 disables.
+    pub authorization_cache_seconds: i64,
 }
 
 impl Default for Config {
@@ -209,6 +212,7 @@ impl Default for Config {
                 max_concurrent_password_checks: 2,
                 password_checks_per_minute: 120,
                 max_application_tokens: 5,
+                authorization_cache_seconds: 2,
             },
         }
     }

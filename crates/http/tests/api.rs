@@ -25,6 +25,7 @@ const T0: i64 = 1_800_000_000;
 
 struct TestApp {
     router: Router,
+    services: Services,
     clock: Arc<FixedClock>,
     _dir: tempfile::TempDir,
 }
@@ -73,7 +74,8 @@ impl TestApp {
             PasswordHasher::fast_for_tests(),
         );
         Self {
-            router: portcullis_http::router(services),
+            router: portcullis_http::router(services.clone()),
+            services,
             clock,
             _dir: dir,
         }
@@ -1538,4 +1540,55 @@ fn committed_openapi_document_is_current() {
         committed == generated,
         "docs/openapi.json is stale: run PORTCULLIS_UPDATE_OPENAPI=1 cargo test -p portcullis-http"
     );
+}
+
+/// Authorization facts are cached for `security_policy.authorization_cache_seconds`:
+/// writes through this node apply at once, another node's writes after the TTL.
+#[tokio::test]
+async fn authorization_cache_is_bounded() {
+    let app = TestApp::new().await;
+    let (t, team) = team_fixture(&app).await;
+    let q = "service=registry.test:5000&scope=repository:devs/app:pull";
+    let carol_pw = pw("carol");
+    let carol = Auth::Basic("carol", &carol_pw);
+    assert_eq!(
+        access(&app.token(q, carol).await)[0]["actions"],
+        json!(["pull"])
+    );
+    // Another node removes carol (a write that bypasses this node's services).
+    let store = &app.services.store;
+    let member = store
+        .list_members(team)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(_, u)| u.username == "carol")
+        .unwrap()
+        .0;
+    store.remove_member(member.id).await.unwrap();
+    assert_eq!(
+        access(&app.token(q, carol).await)[0]["actions"],
+        json!(["pull"]),
+        "cached for up to the TTL"
+    );
+    app.clock.advance_secs(2);
+    assert_eq!(
+        access(&app.token(q, carol).await),
+        json!([]),
+        "seen after the TTL"
+    );
+    // A write through this node applies at once.
+    let r = app
+        .post(
+            &format!("/api/v1/teams/{team}/members"),
+            Auth::Basic("alice", "alice-password"),
+            json!({"user": "carol", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(
+        access(&app.token(q, carol).await)[0]["actions"],
+        json!(["pull"])
+    );
+    let _ = t;
 }

@@ -6,6 +6,12 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// mimalloc returns freed memory to the OS promptly. With the system allocator, the
+/// 19 MiB argon2 buffers of password checks stayed resident in per-thread arenas and
+/// idle memory tripled after the first logins (measured: 15 MB → 55 MB).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = <cli::Cli as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -5,9 +5,12 @@
 //! the registry); the `kid` is for verifiers that only match key IDs — libtrust IDs for 2.8,
 //! RFC 7638 thumbprints for 3.x.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::EncodingKey;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +54,15 @@ pub struct TokenSigner {
     kid: String,
     /// base64url of the JSON header, the same for every token.
     header_b64: String,
-    key: EncodingKey,
+    key: ParsedKey,
+    rng: SystemRandom,
+}
+
+/// The key pair, parsed once. (jsonwebtoken's aws-lc backend re-parses the DER and
+/// re-derives the public key on every signature, which doubled the cost of a token.)
+enum ParsedKey {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
 }
 
 impl TokenSigner {
@@ -70,15 +81,23 @@ impl TokenSigner {
         };
         let header_json = serde_json::to_vec(&header).map_err(|e| KeyError::Sign(e.to_string()))?;
         let header_b64 = URL_SAFE_NO_PAD.encode(header_json);
-        let encoding_key = match alg {
-            Algorithm::Es256 => EncodingKey::from_ec_der(key.signing_der()),
-            Algorithm::Rs256 => EncodingKey::from_rsa_der(key.signing_der()),
+        let parsed = match alg {
+            // FIXED: JOSE wants the raw r‖s signature, not DER.
+            Algorithm::Es256 => {
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.signing_der())
+                    .map(ParsedKey::Ec)
+                    .map_err(|e| KeyError::Sign(e.to_string()))?
+            }
+            Algorithm::Rs256 => RsaKeyPair::from_der(key.signing_der())
+                .map(ParsedKey::Rsa)
+                .map_err(|e| KeyError::Sign(e.to_string()))?,
         };
         let signer = Self {
             alg,
             kid,
             header_b64,
-            key: encoding_key,
+            key: parsed,
+            rng: SystemRandom::new(),
         };
         // jsonwebtoken only parses the key when signing: fail at startup, not per request.
         signer.sign_message(b"probe")?;
@@ -102,12 +121,17 @@ impl TokenSigner {
 
     /// base64url signature over `message`.
     fn sign_message(&self, message: &[u8]) -> Result<String, KeyError> {
-        let alg = match self.alg {
-            Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
-            Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+        let fail = |e: aws_lc_rs::error::Unspecified| KeyError::Sign(e.to_string());
+        let signature = match &self.key {
+            ParsedKey::Ec(k) => k.sign(&self.rng, message).map_err(fail)?.as_ref().to_vec(),
+            ParsedKey::Rsa(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .map_err(fail)?;
+                sig
+            }
         };
-        jsonwebtoken::crypto::sign(message, &self.key, alg)
-            .map_err(|e| KeyError::Sign(e.to_string()))
+        Ok(URL_SAFE_NO_PAD.encode(signature))
     }
 
     pub fn kid(&self) -> &str {

@@ -3,7 +3,7 @@
 //!
 //! Accepted key encodings: PKCS#8 (`PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) and PKCS#1
 //! (`RSA PRIVATE KEY`, what Portus used). Internally the key is kept in the DER form
-//! `jsonwebtoken` signs with: PKCS#8 for EC, PKCS#1 for RSA.
+//! aws-lc-rs signs with: PKCS#8 for EC, PKCS#1 for RSA.
 
 use std::fmt;
 use std::fs;
@@ -179,7 +179,7 @@ enum PublicKey {
 #[derive(Clone)]
 pub struct SigningKey {
     alg: Algorithm,
-    /// PKCS#8 DER for EC, PKCS#1 DER for RSA (what `jsonwebtoken`'s `from_*_der` expect).
+    /// PKCS#8 DER for EC, PKCS#1 DER for RSA (what aws-lc-rs's key pairs parse).
     signing_der: Vec<u8>,
     /// DER certificates, leaf first.
     chain: Vec<Vec<u8>>,
@@ -443,7 +443,7 @@ impl SigningKey {
         &self.chain
     }
 
-    /// DER private key in the form `jsonwebtoken` expects (PKCS#8 for EC, PKCS#1 for RSA).
+    /// DER private key in the form aws-lc-rs parses (PKCS#8 for EC, PKCS#1 for RSA).
     pub(crate) fn signing_der(&self) -> &[u8] {
         &self.signing_der
     }

@@ -176,8 +176,11 @@ impl Authenticator {
         if tok.expires_at.is_some_and(|exp| exp <= now) || !self.may_sign_in(&user, now) {
             return Err(AuthFailure::Invalid);
         }
-        // Best effort: a failed "last used" update must not fail the request.
-        let _ = self.store.touch_application_token(tok.id, now).await;
+        // Best effort, and only when the stored value is stale: a failed "last used"
+        // update must not fail the request, and a fresh one needs no round trip.
+        if is_stale(tok.last_used_at, now) {
+            let _ = self.store.touch_application_token(tok.id, now).await;
+        }
         Ok(Authenticated {
             user,
             method: AuthMethod::ApplicationToken {
@@ -205,7 +208,9 @@ impl Authenticator {
         if rt.service != service || !self.may_sign_in(&user, now) {
             return Err(AuthFailure::Invalid);
         }
-        let _ = self.store.touch_refresh_token(rt.id, now).await;
+        if is_stale(rt.last_used_at, now) {
+            let _ = self.store.touch_refresh_token(rt.id, now).await;
+        }
         Ok(Authenticated {
             user,
             method: AuthMethod::RefreshToken { id: rt.id },
@@ -331,6 +336,11 @@ impl Authenticator {
     pub fn cached_entries(&self) -> usize {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
+}
+
+/// "Last used" is recorded at most once a minute (the store applies the same rule).
+fn is_stale(last_used: Option<Timestamp>, now: Timestamp) -> bool {
+    last_used.is_none_or(|t| now.0 - t.0 > 60_000)
 }
 
 fn hmac(key: &[u8]) -> Hmac<Sha256> {

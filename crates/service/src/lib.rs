@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod authz_cache;
 pub mod clock;
 pub mod listing;
 pub mod namespaces;
@@ -36,6 +37,8 @@ pub struct Services {
     pub random: Arc<dyn RandomSource>,
     pub signer: Arc<TokenSigner>,
     pub auth: Arc<Authenticator>,
+    /// Authorization facts of the token path; see [`authz_cache`].
+    pub authz: Arc<authz_cache::AuthzCache>,
 }
 
 impl Services {
@@ -55,7 +58,12 @@ impl Services {
             random.as_ref(),
             hasher,
         );
+        let authz = authz_cache::AuthzCache::new(
+            config.security_policy.authorization_cache_seconds,
+            clock.clone(),
+        );
         Self {
+            authz: Arc::new(authz),
             policy: config.policy_options(),
             store,
             config,
@@ -64,5 +72,12 @@ impl Services {
             signer: Arc::new(signer),
             auth: Arc::new(auth),
         }
+    }
+}
+
+impl Services {
+    /// Called after every write that can change what a token grants.
+    pub(crate) fn grants_changed(&self) {
+        self.authz.invalidate();
     }
 }

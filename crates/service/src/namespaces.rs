@@ -241,6 +241,7 @@ impl Services {
                 self.clock.now(),
             )
             .await?;
+        self.grants_changed();
         self.namespace_details(Some(actor), ns).await
     }
 
@@ -308,6 +309,7 @@ impl Services {
             ns.visibility = visibility;
         }
         let ns = self.store.update_namespace(&ns, self.clock.now()).await?;
+        self.grants_changed();
         self.namespace_details(Some(actor), ns).await
     }
 
@@ -322,6 +324,7 @@ impl Services {
             return Err(Error::Forbidden);
         }
         self.store.delete_namespace(details.namespace.id).await?;
+        self.grants_changed();
         Ok(())
     }
 }

@@ -155,7 +155,7 @@ impl Services {
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
-        Ok(self
+        let registry = self
             .store
             .create_registry(
                 &NewRegistry {
@@ -166,7 +166,9 @@ impl Services {
                 },
                 self.clock.now(),
             )
-            .await?)
+            .await?;
+        self.grants_changed();
+        Ok(registry)
     }
 
     pub async fn update_registry(
@@ -193,10 +195,12 @@ impl Services {
         registry.hostname = input.hostname;
         registry.use_ssl = input.use_ssl;
         registry.external_hostname = input.external_hostname.filter(|e| !e.is_empty());
-        Ok(self
+        let registry = self
             .store
             .update_registry(&registry, self.clock.now())
-            .await?)
+            .await?;
+        self.grants_changed();
+        Ok(registry)
     }
 
     /// Reachability of every registry, for `/api/v1/health`.

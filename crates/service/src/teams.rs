@@ -91,10 +91,12 @@ impl Services {
             _ => actor.user.clone(),
         };
         validate_new_team_name(name)?;
-        Ok(self
+        let team = self
             .store
             .create_team(name.trim(), description, owner.id, self.clock.now())
-            .await?)
+            .await?;
+        self.grants_changed();
+        Ok(team)
     }
 
     pub async fn update_team(
@@ -149,6 +151,7 @@ impl Services {
             None => None,
         };
         self.store.delete_team(team.id, target).await?;
+        self.grants_changed();
         Ok(())
     }
 
@@ -197,6 +200,7 @@ impl Services {
             .store
             .add_member(team.id, user.id, role, self.clock.now())
             .await?;
+        self.grants_changed();
         Ok((member, user))
     }
 
@@ -240,6 +244,7 @@ impl Services {
             .store
             .set_member_role(member.id, role, self.clock.now())
             .await?;
+        self.grants_changed();
         Ok((member, user))
     }
 
@@ -257,6 +262,7 @@ impl Services {
             ));
         }
         self.store.remove_member(member.id).await?;
+        self.grants_changed();
         Ok(())
     }
 }

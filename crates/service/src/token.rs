@@ -98,7 +98,7 @@ impl Services {
         scopes: &[Scope],
     ) -> Result<Vec<AccessEntry>> {
         // An unknown service gets a token with empty access (Portus).
-        let Some(registry) = self.store.registry_by_service(service).await? else {
+        let Some(registry) = self.authz.registry_by_service(&self.store, service).await? else {
             return Ok(Vec::new());
         };
         let subject = who.map(Authenticated::subject);
@@ -112,8 +112,8 @@ impl Services {
                     let ns_name = namespace_of(&scope.name);
                     let user_id = who.map(|w| w.user.id);
                     let access = self
-                        .store
-                        .namespace_access(registry.id, ns_name, user_id)
+                        .authz
+                        .namespace_access(&self.store, registry.id, ns_name, user_id)
                         .await?;
                     let facts = access.map(|a| NamespaceFacts {
                         kind: a.kind,
@@ -183,6 +183,7 @@ impl Services {
             .await;
         match created {
             Ok(ns) => {
+                self.grants_changed();
                 tracing::info!(
                     namespace = %ns.name,
                     admin = who.map(|w| w.user.username.as_str()).unwrap_or_default(),

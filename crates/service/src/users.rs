@@ -127,8 +127,11 @@ impl Services {
                 now,
             )
             .await?;
+        self.grants_changed();
         if input.admin {
-            return Ok(self.store.set_admin(user.id, true, now).await?);
+            let admin = self.store.set_admin(user.id, true, now).await?;
+            self.grants_changed();
+            return Ok(admin);
         }
         Ok(user)
     }
@@ -276,6 +279,7 @@ impl Services {
                 self.ensure_not_last_admin(&user).await?;
             }
             user = self.store.set_admin(user.id, admin, now).await?;
+            self.grants_changed();
         }
         Ok(user)
     }
@@ -293,6 +297,7 @@ impl Services {
         let user = self.user(id).await?;
         self.ensure_not_last_admin(&user).await?;
         self.store.delete_user(user.id).await?;
+        self.grants_changed();
         self.auth.forget_user(user.id);
         Ok(())
     }
@@ -304,10 +309,12 @@ impl Services {
             .user_by_username(username)
             .await?
             .ok_or(Error::NotFound("User"))?;
-        Ok(self
+        let user = self
             .store
             .set_admin(user.id, true, self.clock.now())
-            .await?)
+            .await?;
+        self.grants_changed();
+        Ok(user)
     }
 
     // ---- application tokens ----

@@ -1,0 +1,117 @@
+//! A short-lived, in-process cache of the facts the token endpoint reads for every
+//! scope: the registry a `service` names, and a namespace's kind, visibility and the
+//! caller's role in it. Each of those is a database round trip, and on SQLite a round
+//! trip costs more than everything else the token endpoint does.
+//!
+//! Why staleness is acceptable: every write made through this process clears the cache
+//! at once; another node's writes are seen after at most the TTL (2 s by default).
+//! Tokens already issued stay valid for `registry.jwt_expiration_time` (15 min), so a
+//! TTL of seconds adds nothing meaningful to the window in which a removed member can
+//! still pull. Credentials are NOT cached here: the user row is read on every request,
+//! so a password change, disable or lockout takes effect on every node immediately.
+
+use portcullis_domain::model::{Id, Registry};
+use portcullis_domain::time::{Clock, Timestamp};
+use portcullis_storage::{NamespaceAccess, Store, StoreResult};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+type NamespaceKey = (Id, Option<String>, Option<Id>);
+
+/// Namespace entries kept at most; beyond it the map is emptied (cheap to refill).
+const MAX_NAMESPACE_ENTRIES: usize = 50_000;
+
+pub struct AuthzCache {
+    ttl_secs: i64,
+    clock: Arc<dyn Clock>,
+    registries: Mutex<Option<(Timestamp, Arc<Vec<Registry>>)>>,
+    namespaces: Mutex<HashMap<NamespaceKey, (Timestamp, Option<NamespaceAccess>)>>,
+}
+
+impl AuthzCache {
+    /// `ttl_secs == 0` disables caching.
+    pub fn new(ttl_secs: i64, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            ttl_secs,
+            clock,
+            registries: Mutex::new(None),
+            namespaces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets everything; called after every write that can change a grant.
+    pub fn invalidate(&self) {
+        *self.registries.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The registry whose hostname or external hostname is `service`.
+    pub async fn registry_by_service(
+        &self,
+        store: &Store,
+        service: &str,
+    ) -> StoreResult<Option<Registry>> {
+        if self.ttl_secs == 0 {
+            return store.registry_by_service(service).await;
+        }
+        let now = self.clock.now();
+        let cached = self
+            .registries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(until, _)| now < *until)
+            .map(|(_, list)| list.clone());
+        let list = match cached {
+            Some(list) => list,
+            None => {
+                let list = Arc::new(store.list_registries().await?);
+                *self.registries.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((now.plus_secs(self.ttl_secs), list.clone()));
+                list
+            }
+        };
+        // Same precedence as the store: a hostname match wins over an external one.
+        Ok(list
+            .iter()
+            .find(|r| r.hostname == service)
+            .or_else(|| {
+                list.iter()
+                    .find(|r| r.external_hostname.as_deref() == Some(service))
+            })
+            .cloned())
+    }
+
+    pub async fn namespace_access(
+        &self,
+        store: &Store,
+        registry_id: Id,
+        name: Option<&str>,
+        user_id: Option<Id>,
+    ) -> StoreResult<Option<NamespaceAccess>> {
+        if self.ttl_secs == 0 {
+            return store.namespace_access(registry_id, name, user_id).await;
+        }
+        let now = self.clock.now();
+        let key = (registry_id, name.map(str::to_owned), user_id);
+        if let Some((until, access)) = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && now < *until
+        {
+            return Ok(*access);
+        }
+        let access = store.namespace_access(registry_id, name, user_id).await?;
+        let mut map = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_NAMESPACE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (now.plus_secs(self.ttl_secs), access));
+        Ok(access)
+    }
+}
