@@ -724,6 +724,49 @@ async fn scenario(combo: Combo) {
         );
     }
 
+    // --- Registry 2.8's other key lookup: the kid alone (after the log check above,
+    // which would otherwise see the deliberately wrong kid below) --------------------
+    // The registry checks x5c first, so the tokens above never exercised the kid. Re-sign
+    // the same claims with our key and only our kid in the header: the registry must find
+    // the key by that kid in its rootcertbundle. A wrong kid must be refused, or the check
+    // would prove nothing.
+    let step = "a token whose header carries only the kid";
+    let key_pem = std::fs::read(work.path().join("data").join("token.key"))
+        .unwrap_or_else(|e| panic!("step `{step}`: reading token.key: {e}"));
+    let (alg, key) = match combo.algorithm {
+        "ES256" => (
+            jsonwebtoken::Algorithm::ES256,
+            jsonwebtoken::EncodingKey::from_ec_pem(&key_pem),
+        ),
+        _ => (
+            jsonwebtoken::Algorithm::RS256,
+            jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem),
+        ),
+    };
+    let key = key.unwrap_or_else(|e| panic!("step `{step}`: parsing token.key: {e}"));
+    let kid_only = |kid: &str| {
+        let mut h = jsonwebtoken::Header::new(alg);
+        h.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&h, &claims, &key)
+            .unwrap_or_else(|e| panic!("step `{step}`: signing: {e}"))
+    };
+    let catalog_url = format!("{}/v2/_catalog", registry.url);
+    http.get(
+        step,
+        &catalog_url,
+        Auth::Bearer(&kid_only(kid)),
+        StatusCode::OK,
+    )
+    .await;
+    let step = "a token whose only key id is wrong";
+    http.get(
+        step,
+        &catalog_url,
+        Auth::Bearer(&kid_only(&kid.to_lowercase())),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
     registry.stop().await;
     server.stop().await;
     drop(work);
