@@ -240,6 +240,13 @@ impl Authenticator {
         if user.bot || user.password_hash.is_none() || !self.may_sign_in(&user, now) {
             return Err(AuthFailure::Invalid);
         }
+        // A lock that has run out starts a fresh count (as Devise's unlock did), so the
+        // next `lockout_attempts` failures lock the account again.
+        if user.locked_at.is_some() {
+            let _ = self.store.clear_failed_logins(user.id).await;
+            user.failed_attempts = 0;
+            user.locked_at = None;
+        }
         let key = self.cache_key_for(&user, password);
         if self.cached(&key, now) {
             return Ok(Authenticated {
