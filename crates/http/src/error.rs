@@ -58,3 +58,8 @@ impl IntoResponse for ApiError {
 pub async fn not_found() -> ApiError {
     ApiError(Error::NotFound("Route"))
 }
+
+/// A known route with the wrong method answers 405 in the API's shape.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError(Error::MethodNotAllowed("Method not allowed".into()))
+}

@@ -202,6 +202,9 @@ async fn meta_endpoints() {
     let r = app.get("/api/lala", Auth::None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body["message"].is_string());
+    let r = app.delete("/api/v1/_ping", Auth::None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body, json!({"message": "Method not allowed"}));
 }
 
 #[tokio::test]
