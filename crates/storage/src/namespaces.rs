@@ -8,6 +8,17 @@ use crate::{
 use portcullis_domain::model::{Id, Namespace, NamespaceKind, Role, Visibility};
 use portcullis_domain::time::Timestamp;
 
+/// `SELECT <every namespace column> FROM namespaces n <rest>`, as one static string.
+macro_rules! select_namespaces {
+    ($rest:literal) => {
+        concat!(
+            "SELECT n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, ",
+            "n.visibility, n.user_id, n.created_at, n.updated_at FROM namespaces n ",
+            $rest
+        )
+    };
+}
+
 const NAMESPACE_COLUMNS: &str = "n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, \
      n.visibility, n.user_id, n.created_at, n.updated_at";
 
@@ -96,8 +107,7 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, n.visibility, \
-             n.user_id, n.created_at, n.updated_at FROM namespaces n WHERE n.id = $1",
+            select_namespaces!("WHERE n.id = $1"),
             [id],
             |r| namespace_row(r)
         ))
@@ -112,9 +122,7 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, n.visibility, \
-             n.user_id, n.created_at, n.updated_at FROM namespaces n \
-             WHERE n.registry_id = $1 AND n.name = $2",
+            select_namespaces!("WHERE n.registry_id = $1 AND n.name = $2"),
             [registry_id, name],
             |r| namespace_row(r)
         ))
@@ -124,9 +132,7 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, n.visibility, \
-             n.user_id, n.created_at, n.updated_at FROM namespaces n \
-             WHERE n.registry_id = $1 AND n.kind = 'global'",
+            select_namespaces!("WHERE n.registry_id = $1 AND n.kind = 'global'"),
             [registry_id],
             |r| namespace_row(r)
         ))
@@ -140,9 +146,7 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, n.visibility, \
-             n.user_id, n.created_at, n.updated_at FROM namespaces n \
-             WHERE n.registry_id = $1 AND n.user_id = $2",
+            select_namespaces!("WHERE n.registry_id = $1 AND n.user_id = $2"),
             [registry_id, user_id],
             |r| namespace_row(r)
         ))
@@ -180,9 +184,7 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_all!(
             c.conn(),
-            "SELECT n.id, n.registry_id, n.team_id, n.name, n.description, n.kind, n.visibility, \
-             n.user_id, n.created_at, n.updated_at FROM namespaces n \
-             WHERE n.team_id = $1 ORDER BY n.id",
+            select_namespaces!("WHERE n.team_id = $1 ORDER BY n.id"),
             [team_id],
             |r| namespace_row(r)
         ))
