@@ -29,6 +29,14 @@ pub fn router(services: Services) -> Router {
         .with_state(services)
 }
 
+/// A timestamp as RFC 3339 in UTC, the form of every time in the API and token bodies.
+pub(crate) fn rfc3339(ts: portcullis_domain::time::Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// The OpenAPI document, generated from the same router the server runs.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::router().split_for_parts().1

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use portcullis_domain::Error;
 use portcullis_domain::scope::parse_scopes;
+use portcullis_domain::time::Timestamp;
 use portcullis_service::auth::AuthFailure;
 use portcullis_service::secrets::constant_time_eq;
 use portcullis_service::token::{IssuedToken, TokenRequest};
@@ -44,22 +45,13 @@ fn failure_response(e: Error) -> Response {
     }
 }
 
-fn rfc3339(ts: portcullis_domain::time::Timestamp) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts.as_secs())
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 fn token_body(t: &IssuedToken, oauth: bool) -> Value {
     let mut body = json!({
         "token": t.token,
         "access_token": t.token,
         "expires_in": t.expires_in,
-        "issued_at": rfc3339(t.issued_at),
+        // Whole seconds, as registries and Portus wrote it.
+        "issued_at": crate::rfc3339(Timestamp::from_secs(t.issued_at.as_secs())),
     });
     if oauth {
         body["scope"] = json!(t.scope);

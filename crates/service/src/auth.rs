@@ -37,6 +37,15 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
+    /// Admin-only operations: `Forbidden` for everybody else.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.user.admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
     /// The caller as the policy sees it.
     pub fn subject(&self) -> Subject {
         Subject {
@@ -267,10 +276,11 @@ impl Authenticator {
             }
             return Err(AuthFailure::Invalid);
         }
-        if user.failed_attempts != 0 || user.locked_at.is_some() {
+        // An expired lock was cleared above and an active one refused, so only the
+        // count can be left over.
+        if user.failed_attempts != 0 {
             let _ = self.store.clear_failed_logins(user.id).await;
             user.failed_attempts = 0;
-            user.locked_at = None;
         }
         if stored.as_deref().is_some_and(is_bcrypt) {
             // Upgrade hashes imported from Portus; the password is unchanged, so the

@@ -18,14 +18,6 @@ pub struct RegistryInput {
     pub external_hostname: Option<String>,
 }
 
-fn require_admin(actor: &Authenticated) -> Result<()> {
-    if actor.user.admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden)
-    }
-}
-
 /// `host` or `host:port`, nothing else (no scheme, no path).
 fn hostname_problem(hostname: &str) -> Option<&'static str> {
     if hostname.is_empty() {
@@ -49,7 +41,7 @@ fn hostname_problem(hostname: &str) -> Option<&'static str> {
 
 impl Services {
     pub async fn list_registries(&self, actor: &Authenticated) -> Result<Vec<Registry>> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         Ok(self.store.list_registries().await?)
     }
 
@@ -125,7 +117,7 @@ impl Services {
         input: &RegistryInput,
         only: &[String],
     ) -> Result<Validation> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let messages = self.registry_problems(input, None, only, true).await?;
         Ok(Validation {
             valid: messages.is_empty(),
@@ -141,7 +133,7 @@ impl Services {
         input: RegistryInput,
         force: bool,
     ) -> Result<Registry> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         self.create_registry_unchecked(input, force).await
     }
 
@@ -178,7 +170,7 @@ impl Services {
         input: RegistryInput,
         force: bool,
     ) -> Result<Registry> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let mut registry = self
             .store
             .registry_by_id(id)

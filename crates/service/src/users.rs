@@ -62,14 +62,6 @@ pub const USER_SORT: &[&str] = &[
     "bot",
 ];
 
-fn require_admin(actor: &Authenticated) -> Result<()> {
-    if actor.user.admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden)
-    }
-}
-
 impl Services {
     /// Creates a user after validating every field, collecting all problems at once.
     pub async fn create_user_unchecked(&self, input: &UserInput) -> Result<User> {
@@ -170,7 +162,7 @@ impl Services {
         actor: &Authenticated,
         input: UserInput,
     ) -> Result<(User, Option<CreatedToken>)> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let user = self.create_user_unchecked(&input).await?;
         let token = if user.bot {
             Some(
@@ -194,7 +186,7 @@ impl Services {
         actor: &Authenticated,
         params: &ListParams,
     ) -> Result<Paged<User>> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let page = self
             .store
             .list_users(&params.to_page_request(USER_SORT))
@@ -204,7 +196,7 @@ impl Services {
 
     /// By numeric id, falling back to email (Portus).
     pub async fn find_user(&self, actor: &Authenticated, id_or_email: &str) -> Result<User> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let by_id = match id_or_email.parse::<Id>() {
             Ok(id) => self.store.user_by_id(id).await?,
             Err(_) => None,
@@ -232,7 +224,7 @@ impl Services {
         id: Id,
         changes: UserChanges,
     ) -> Result<User> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let mut user = self.user(id).await?;
         let now = self.clock.now();
         let mut invalidate = false;
@@ -293,7 +285,7 @@ impl Services {
     }
 
     pub async fn delete_user(&self, actor: &Authenticated, id: Id) -> Result<()> {
-        require_admin(actor)?;
+        actor.require_admin()?;
         let user = self.user(id).await?;
         self.ensure_not_last_admin(&user).await?;
         self.store.delete_user(user.id).await?;

@@ -4,17 +4,11 @@
 use portcullis_domain::model::{
     ApplicationToken, Namespace, NamespaceKind, RefreshToken, Registry, Team, TeamMember, User,
 };
-use portcullis_domain::time::Timestamp;
 use portcullis_service::namespaces::NamespaceDetails;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub fn time(ts: Timestamp) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use crate::rfc3339 as time;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserEntity {
