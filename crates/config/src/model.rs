@@ -145,6 +145,10 @@ pub struct SecurityPolicy {
     /// Seconds the token endpoint may reuse registry and namespace facts read from the
     /// database (writes on this node clear them at once). 0 disables.
     pub authorization_cache_seconds: i64,
+    /// Days a refresh (identity) token from `docker login` works at most.
+    pub refresh_token_lifetime_days: i64,
+    /// Days after which an unused refresh token stops working.
+    pub refresh_token_idle_days: i64,
 }
 
 impl Default for Config {
@@ -213,6 +217,8 @@ impl Default for Config {
                 password_checks_per_minute: 120,
                 max_application_tokens: 5,
                 authorization_cache_seconds: 2,
+                refresh_token_lifetime_days: 30,
+                refresh_token_idle_days: 7,
             },
         }
     }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The cause of an internal or availability error: kept for the log, never shown.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No or wrong credentials (HTTP 401).
@@ -13,12 +16,16 @@ pub enum Error {
     /// Authenticated but not allowed (HTTP 403).
     #[error("Authorization fails")]
     Forbidden,
+    /// The credential only reads (a pull-only application token) and the operation
+    /// writes (HTTP 403 with this message).
+    #[error("This credential is read-only (a pull-only application token): it cannot change anything")]
+    ReadOnlyCredential,
     /// The named thing does not exist (HTTP 404).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// Request shape is wrong: missing or mistyped parameter (HTTP 400).
+    /// The request is malformed: a missing, mistyped or out-of-range parameter (HTTP 400).
     #[error("{0}")]
-    BadRequest(String),
+    Malformed(String),
     /// Values are well-formed but break a rule; field → messages (HTTP 422).
     #[error("{}", display_fields(.0))]
     Invalid(BTreeMap<String, Vec<String>>),
@@ -27,13 +34,17 @@ pub enum Error {
     Unprocessable(String),
     /// The operation is switched off by configuration (HTTP 405, as Portus).
     #[error("{0}")]
-    MethodNotAllowed(String),
+    Disabled(String),
     /// Too many attempts from this client; try again later (HTTP 429).
     #[error("Too many requests")]
-    TooManyRequests,
-    /// Anything unexpected: storage failures, I/O. Logged, rendered without details (HTTP 500).
+    RateLimited,
+    /// A dependency (the database) cannot answer right now (HTTP 503). Never reported as
+    /// bad credentials: the caller should retry, not re-enter a password.
+    #[error("service unavailable: {0}")]
+    Unavailable(#[source] Cause),
+    /// Anything unexpected. Logged with its cause, rendered without details (HTTP 500).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 fn display_fields(fields: &BTreeMap<String, Vec<String>>) -> String {
@@ -52,7 +63,16 @@ impl Error {
         Error::Invalid(m)
     }
 
-    pub fn internal(e: impl std::fmt::Display) -> Self {
-        Error::Internal(e.to_string())
+    /// An internal error with a cause that is only a message.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into().into())
+    }
+
+    /// Errors whose cause belongs in the log (500 and 503).
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            Error::Internal(c) | Error::Unavailable(c) => Some(c),
+            _ => None,
+        }
     }
 }

@@ -205,6 +205,37 @@ pub struct RefreshToken {
     /// The `service` (audience) the token was issued for; it works for nothing else.
     pub service: String,
     pub client_id: String,
+    /// The application token it was obtained with; `None` when obtained with a
+    /// password. It dies with that token and never outlives it.
+    pub application_token_id: Option<Id>,
     pub last_used_at: Option<Timestamp>,
     pub created_at: Timestamp,
+}
+
+// ---- Read models: a list entry with what is shown beside it, loaded in one query ----
+
+/// A user with their personal namespace in the first registry (Portus's single
+/// `namespace_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserListing {
+    pub user: User,
+    pub personal_namespace_id: Option<Id>,
+}
+
+/// A team with the viewer's role in it and its member and namespace counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamListing {
+    pub team: Team,
+    pub role: Option<Role>,
+    pub members: i64,
+    pub namespaces: i64,
+}
+
+/// A namespace with its team, its registry and the viewer's role in the team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceListing {
+    pub namespace: Namespace,
+    pub team: Team,
+    pub registry: Registry,
+    pub role: Option<Role>,
 }

@@ -137,8 +137,9 @@ pub fn can_delete(who: Option<&Subject>, ns: &NamespaceFacts, opts: &PolicyOptio
 }
 
 /// The actions granted on a `repository` scope: the requested ones the caller may do,
-/// in request order; `*` expands to every allowed action of pull/push/delete, and stays
-/// as `*` too when all three are allowed (registries up to 2.6 deleted with `*`).
+/// in request order, each once. `*` is granted as `*` alone when pull, push and delete
+/// are all allowed (as Portus answered; the registry reads `*` as every action, and up
+/// to 2.6 deleted with it); otherwise it stands for the allowed ones among the three.
 /// Unknown actions are dropped. `ns` is `None` when the namespace does not exist: then
 /// only admins get anything (the service creates the namespace on an admin push).
 pub fn repository_grant(
@@ -188,6 +189,9 @@ pub fn repository_grant(
             _ => {}
         }
     }
+    if out.contains(&Action::All) {
+        return vec![Action::All];
+    }
     out
 }
 
@@ -203,6 +207,16 @@ pub fn registry_grant(who: Option<&Subject>, name: &str, requested: &[Action]) -
 }
 
 // ---- Management permissions (API and UI), Portus reference §2.4 ----
+//
+// A pull-only application token is a read-only credential everywhere: every function
+// below that allows a change refuses it, whatever the holder's role.
+
+impl Subject {
+    /// Whether this credential may change anything at all.
+    pub fn may_write(&self) -> bool {
+        !self.pull_only
+    }
+}
 
 /// Seeing a namespace (and its repositories) is the same rule as pulling from it.
 pub fn can_view_namespace(who: Option<&Subject>, ns: &NamespaceFacts) -> bool {
@@ -211,6 +225,9 @@ pub fn can_view_namespace(who: Option<&Subject>, ns: &NamespaceFacts) -> bool {
 
 /// Creating a namespace in a team where the caller has `role_in_team`.
 pub fn can_create_namespace(s: &Subject, role_in_team: Option<Role>, opts: &PolicyOptions) -> bool {
+    if !s.may_write() {
+        return false;
+    }
     if s.admin {
         return true;
     }
@@ -231,15 +248,17 @@ pub fn can_change_namespace_team(s: &Subject, ns: &NamespaceFacts, opts: &Policy
 }
 
 pub fn can_change_visibility(s: &Subject, ns: &NamespaceFacts, opts: &PolicyOptions) -> bool {
-    s.admin
-        || (opts.change_visibility
-            && ns.kind != NamespaceKind::Global
-            && ns.role == Some(Role::Owner))
+    s.may_write()
+        && (s.admin
+            || (opts.change_visibility
+                && ns.kind != NamespaceKind::Global
+                && ns.role == Some(Role::Owner)))
 }
 
 /// Deleting a namespace. Personal namespaces are refused by the service with a 422.
 pub fn can_delete_namespace(s: &Subject, ns: &NamespaceFacts, opts: &PolicyOptions) -> bool {
-    opts.delete_enabled
+    s.may_write()
+        && opts.delete_enabled
         && ns.kind != NamespaceKind::Global
         && (s.admin
             || ns.role == Some(Role::Owner)
@@ -251,7 +270,7 @@ pub fn can_view_team(s: &Subject, role: Option<Role>) -> bool {
 }
 
 pub fn can_create_team(s: &Subject, opts: &PolicyOptions) -> bool {
-    s.admin || opts.create_team
+    s.may_write() && (s.admin || opts.create_team)
 }
 
 pub fn can_update_team(
@@ -260,7 +279,7 @@ pub fn can_update_team(
     role: Option<Role>,
     opts: &PolicyOptions,
 ) -> bool {
-    !hidden && (s.admin || (opts.manage_team && role == Some(Role::Owner)))
+    s.may_write() && !hidden && (s.admin || (opts.manage_team && role == Some(Role::Owner)))
 }
 
 pub fn can_delete_team(
@@ -269,7 +288,8 @@ pub fn can_delete_team(
     role: Option<Role>,
     opts: &PolicyOptions,
 ) -> bool {
-    opts.delete_enabled
+    s.may_write()
+        && opts.delete_enabled
         && !hidden
         && (s.admin
             || role == Some(Role::Owner)
@@ -277,13 +297,24 @@ pub fn can_delete_team(
 }
 
 pub fn can_manage_members(s: &Subject, hidden: bool, role: Option<Role>) -> bool {
-    !hidden && (s.admin || role == Some(Role::Owner))
+    s.may_write() && !hidden && (s.admin || role == Some(Role::Owner))
 }
 
-/// Listing, creating or revoking the application tokens of `owner`: the owner, or an
-/// admin acting for a bot.
-pub fn can_manage_tokens_of(s: &Subject, owner_id: Id, owner_is_bot: bool) -> bool {
+/// Listing the application and refresh tokens of `owner`: the owner, or an admin acting
+/// for a bot.
+pub fn can_view_tokens_of(s: &Subject, owner_id: Id, owner_is_bot: bool) -> bool {
     s.user_id == owner_id || (s.admin && owner_is_bot)
+}
+
+/// Creating or revoking them: the same people, never with a read-only credential (a
+/// pull-only token must not mint a full one).
+pub fn can_manage_tokens_of(s: &Subject, owner_id: Id, owner_is_bot: bool) -> bool {
+    s.may_write() && can_view_tokens_of(s, owner_id, owner_is_bot)
+}
+
+/// Admin-only changes (users, registries): an admin with a credential that may write.
+pub fn can_administer(s: &Subject) -> bool {
+    s.admin && s.may_write()
 }
 
 #[cfg(test)]

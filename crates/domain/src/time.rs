@@ -9,14 +9,21 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// Saturates at the ends of the range; use [`Timestamp::checked_from_secs`] for
+    /// values that come from users.
     pub fn from_secs(secs: i64) -> Self {
-        Self(secs * 1000)
+        Self(secs.saturating_mul(1000))
+    }
+    /// `None` when `secs` does not fit in milliseconds.
+    pub fn checked_from_secs(secs: i64) -> Option<Self> {
+        secs.checked_mul(1000).map(Self)
     }
     pub fn as_secs(self) -> i64 {
         self.0.div_euclid(1000)
     }
+    /// Saturating, so a huge configured duration means "forever", never a wrap.
     pub fn plus_secs(self, secs: i64) -> Self {
-        Self(self.0 + secs * 1000)
+        Self(self.0.saturating_add(secs.saturating_mul(1000)))
     }
 }
 
@@ -42,5 +49,20 @@ impl FixedClock {
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_never_overflow() {
+        assert_eq!(Timestamp::from_secs(2), Timestamp(2000));
+        assert_eq!(Timestamp::from_secs(i64::MAX), Timestamp(i64::MAX));
+        assert_eq!(Timestamp::checked_from_secs(i64::MAX / 999), None);
+        assert_eq!(Timestamp::checked_from_secs(-3), Some(Timestamp(-3000)));
+        assert_eq!(Timestamp(5).plus_secs(i64::MAX), Timestamp(i64::MAX));
+        assert_eq!(Timestamp(-5).as_secs(), -1);
     }
 }

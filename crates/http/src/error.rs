@@ -22,33 +22,57 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::Forbidden | Error::ReadOnlyCredential => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Malformed(_) => StatusCode::BAD_REQUEST,
         Error::Invalid(_) | Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-        Error::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        Error::Disabled(_) => StatusCode::METHOD_NOT_ALLOWED,
+        Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// The cause chain of an error, for the log.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
+        // Causes go to the log, once, here; never to the client.
+        if let Some(cause) = self.0.cause() {
+            let cause = causes(cause.as_ref());
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::error!(%cause, "service unavailable");
+            } else {
+                tracing::error!(%cause, "internal error");
+            }
+        }
         let message = match &self.0 {
             Error::Invalid(fields) => json!(fields),
-            Error::Internal(detail) => {
-                // Details go to the log, never to the client.
-                tracing::error!(%detail, "internal error");
-                json!("Internal server error")
-            }
+            Error::Internal(_) => json!("Internal server error"),
+            Error::Unavailable(_) => json!("Service unavailable: please retry shortly"),
             other => json!(other.to_string()),
         };
         let mut response = (status, Json(json!({ "message": message }))).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS => Some("60"),
+            StatusCode::SERVICE_UNAVAILABLE => Some("5"),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
         }
         response
     }
@@ -60,6 +84,10 @@ pub async fn not_found() -> ApiError {
 }
 
 /// A known route with the wrong method answers 405 in the API's shape.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError(Error::MethodNotAllowed("Method not allowed".into()))
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "message": "Method not allowed" })),
+    )
+        .into_response()
 }

@@ -100,19 +100,38 @@ pub async fn authenticate(
     result.map(Some).map_err(Error::from)
 }
 
-/// An authenticated API caller; anonymous or bad credentials → 401.
+/// An authenticated API caller; anonymous or bad credentials → 401. A read-only
+/// credential (a pull-only application token) reaches only the safe methods: every
+/// write is refused here with 403 and a message, before any handler runs, so no
+/// endpoint can forget the rule (the services check it again).
 pub struct Caller(pub Authenticated);
 
 impl FromRequestParts<Services> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, services: &Services) -> Result<Self, ApiError> {
+        match OptionalCaller::from_request_parts(parts, services).await? {
+            OptionalCaller(Some(a)) => Ok(Caller(a)),
+            OptionalCaller(None) => Err(ApiError(Error::Unauthenticated)),
+        }
+    }
+}
+
+/// A caller who may be anonymous; bad credentials are still 401.
+pub struct OptionalCaller(pub Option<Authenticated>);
+
+impl FromRequestParts<Services> for OptionalCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, services: &Services) -> Result<Self, ApiError> {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, services)
             .await
             .unwrap_or_else(|never| match never {});
-        match authenticate(services, &parts.headers, &client).await? {
-            Some(a) => Ok(Caller(a)),
-            None => Err(ApiError(Error::Unauthenticated)),
+        let caller = authenticate(services, &parts.headers, &client).await?;
+        if let Some(a) = &caller
+            && !parts.method.is_safe()
+        {
+            a.require_writable()?;
         }
+        Ok(OptionalCaller(caller))
     }
 }
 
@@ -124,7 +143,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(ApiError(Error::BadRequest(format!(
+            Err(rejection) => Err(ApiError(Error::Malformed(format!(
                 "When specifying application/json as content-type, you must pass valid JSON: {}",
                 rejection.body_text()
             )))),
@@ -141,7 +160,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|r| ApiError(Error::BadRequest(r.body_text())))
+            .map_err(|r| ApiError(Error::Malformed(r.body_text())))
     }
 }
 
@@ -154,7 +173,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|r| ApiError(Error::BadRequest(r.body_text())))
+            .map_err(|r| ApiError(Error::Malformed(r.body_text())))
     }
 }
 

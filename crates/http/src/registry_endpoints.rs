@@ -99,7 +99,7 @@ async fn token_get(
             Err(e) => return registry_unauthorized(&e.to_string()),
         }
     }
-    match services.issue_token(who.as_ref(), &req, None).await {
+    match services.tokens.issue_token(who.as_ref(), &req, None).await {
         Ok(t) => Json(token_body(&t, false)).into_response(),
         Err(e) => failure_response(e),
     }
@@ -198,7 +198,6 @@ async fn token_post(
         };
     let who = match who {
         Ok(w) => w,
-        Err(AuthFailure::RateLimited) => return ApiError(Error::TooManyRequests).into_response(),
         Err(AuthFailure::Invalid) => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -206,8 +205,10 @@ async fn token_post(
                 "invalid credentials",
             );
         }
+        // Rate limits (429) and outages (503) keep their own status codes.
+        Err(other) => return ApiError(other.into()).into_response(),
     };
-    match services.issue_token(Some(&who), &req, existing).await {
+    match services.tokens.issue_token(Some(&who), &req, existing).await {
         Ok(t) => Json(token_body(&t, true)).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
@@ -229,14 +230,14 @@ async fn ping(
 /// `POST /v2/webhooks/events`: registry notifications. The registry authenticates
 /// with the `Authorization: Bearer <notifications.secret>` header that
 /// `portcullis registry-config` puts in its endpoint configuration (Portus accepted
-/// events from anyone). Envelopes are validated and acknowledged; turning them into
-/// inventory is the job of the event worker.
+/// events from anyone). Envelopes are validated and acknowledged; persisting and
+/// processing them is the inventory's work, not built yet.
 async fn notification_sink(
     State(services): State<Services>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let secret = &services.config.notifications.secret;
+    let secret = &services.config().notifications.secret;
     if !secret.is_empty() {
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -252,14 +253,14 @@ async fn notification_sink(
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return ApiError(Error::BadRequest(format!(
+            return ApiError(Error::Malformed(format!(
                 "invalid notification envelope: {e}"
             )))
             .into_response();
         }
     };
     let Some(events) = envelope.get("events").and_then(Value::as_array) else {
-        return ApiError(Error::BadRequest(
+        return ApiError(Error::Malformed(
             "invalid notification envelope: no events list".into(),
         ))
         .into_response();

@@ -114,7 +114,7 @@ impl App {
 }
 
 pub async fn serve(app: App) -> Result<()> {
-    let listen = app.services.config.server.listen.clone();
+    let listen = app.services.config().server.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("server.listen {listen}: cannot bind"))?;

@@ -277,25 +277,12 @@ async fn admin(app: &App, command: AdminCommand) -> Result<()> {
                 bot,
                 admin,
             };
-            let user = s
+            let (user, token) = s
+                .users
                 .create_user_unchecked(&input)
                 .await
                 .map_err(app::domain_error)?;
-            if bot {
-                let token = s
-                    .create_application_token(
-                        &portcullis_service::Authenticated {
-                            user: user.clone(),
-                            method: portcullis_service::AuthMethod::Password,
-                        },
-                        user.id,
-                        &portcullis_service::users::TokenInput {
-                            application: "default".into(),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(app::domain_error)?;
+            if let Some(token) = token {
                 out(&format!(
                     "created bot {} (id {}); application token: {}",
                     user.username, user.id, token.plain
@@ -310,7 +297,7 @@ async fn admin(app: &App, command: AdminCommand) -> Result<()> {
             }
         }
         AdminCommand::MakeAdmin { username } => {
-            let user = s.make_admin(&username).await.map_err(app::domain_error)?;
+            let user = s.users.make_admin(&username).await.map_err(app::domain_error)?;
             out(&format!("{} is now an admin", user.username))
         }
         AdminCommand::CreateRegistry {
@@ -321,6 +308,7 @@ async fn admin(app: &App, command: AdminCommand) -> Result<()> {
             force,
         } => {
             let r = s
+                .registries
                 .create_registry_unchecked(
                     RegistryInput {
                         name,

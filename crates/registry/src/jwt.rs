@@ -11,7 +11,6 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Algorithm, KeyError, KidFormat, SigningKey};
@@ -150,13 +149,6 @@ impl std::fmt::Debug for TokenSigner {
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
-}
-
-/// A random JWT id: 32 characters from `[A-Za-z0-9]` (~190 bits), drawn from `rng`.
-pub fn random_jti(rng: &mut impl rand::RngCore) -> String {
-    (0..32)
-        .map(|_| char::from(rng.sample(rand::distr::Alphanumeric)))
-        .collect()
 }
 
 #[cfg(test)]

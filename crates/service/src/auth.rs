@@ -5,8 +5,14 @@
 //! be cheap after the first time. A successful argon2/bcrypt check is remembered in an
 //! in-memory cache keyed by HMAC(process key, user id ‖ credential version ‖ secret):
 //! the secret itself is never stored, and bumping the user's credential version
-//! (password change, disable, lockout, revocation) makes every old entry unreachable on
-//! every node, because each request re-reads the user row anyway.
+//! (password change, disable, lockout) makes every old entry unreachable on every node,
+//! because each request re-reads the user row anyway.
+//!
+//! The lockout guards passwords only: application and refresh tokens carry 256 random
+//! bits and cannot be guessed, so locking them too would only let anyone who knows a
+//! username cut that user's CI off. Every refused password costs the same work (one
+//! hash verification, one rate-limit token), whatever the reason, so neither timing nor
+//! the rate limiter tells which accounts exist.
 
 use crate::passwords::{PasswordHasher, is_bcrypt};
 use crate::rate_limit::RateLimiter;
@@ -14,10 +20,10 @@ use crate::secrets::{APPLICATION_TOKEN_PREFIX, RandomSource, token_hash};
 use hmac::{Hmac, Mac};
 use portcullis_config::SecurityPolicy;
 use portcullis_domain::model::{Id, User};
-use portcullis_domain::policy::Subject;
+use portcullis_domain::policy::{Subject, can_administer};
 use portcullis_domain::time::{Clock, Timestamp};
 use portcullis_domain::{Error, Result};
-use portcullis_storage::Store;
+use portcullis_storage::{Store, StoreError};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,12 +43,29 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
-    /// Admin-only operations: `Forbidden` for everybody else.
+    /// Admin-only reads: `Forbidden` for everybody else.
     pub fn require_admin(&self) -> Result<()> {
         if self.user.admin {
             Ok(())
         } else {
             Err(Error::Forbidden)
+        }
+    }
+
+    /// Admin-only changes: also refused to a read-only credential.
+    pub fn require_admin_to_change(&self) -> Result<()> {
+        self.require_admin()?;
+        self.require_writable()?;
+        debug_assert!(can_administer(&self.subject()));
+        Ok(())
+    }
+
+    /// Any change at all: refused to a pull-only application token.
+    pub fn require_writable(&self) -> Result<()> {
+        if self.subject().may_write() {
+            Ok(())
+        } else {
+            Err(Error::ReadOnlyCredential)
         }
     }
 
@@ -61,22 +84,41 @@ impl Authenticated {
             ),
         }
     }
+
+    /// The application token the caller authenticated with, if any.
+    pub fn application_token_id(&self) -> Option<Id> {
+        match self.method {
+            AuthMethod::ApplicationToken { id, .. } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// Why authentication failed, when the caller should be told more than "401".
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum AuthFailure {
     /// Wrong, unknown, disabled, locked or expired: always the same answer outward.
     Invalid,
     /// Too many password checks from this client address (HTTP 429).
     RateLimited,
+    /// The credentials could not be checked because the database failed (HTTP 503).
+    /// Never counted as a failed login.
+    Unavailable(StoreError),
+}
+
+impl From<StoreError> for AuthFailure {
+    fn from(e: StoreError) -> Self {
+        AuthFailure::Unavailable(e)
+    }
 }
 
 impl From<AuthFailure> for Error {
     fn from(f: AuthFailure) -> Self {
         match f {
             AuthFailure::Invalid => Error::Unauthenticated,
-            AuthFailure::RateLimited => Error::TooManyRequests,
+            AuthFailure::RateLimited => Error::RateLimited,
+            // Whatever the store reported, the caller cannot be told "wrong password".
+            AuthFailure::Unavailable(e) => Error::Unavailable(Box::new(e)),
         }
     }
 }
@@ -93,6 +135,8 @@ pub struct Authenticator {
     cache: Mutex<HashMap<[u8; 32], (Id, Timestamp)>>,
     lockout_attempts: i64,
     lockout_secs: i64,
+    refresh_lifetime_secs: i64,
+    refresh_idle_secs: i64,
     password_checks: RateLimiter,
     salt: Mutex<Box<dyn FnMut() -> [u8; 16] + Send>>,
 }
@@ -129,7 +173,9 @@ impl Authenticator {
             cache_ttl_secs: policy.credential_cache_seconds,
             cache: Mutex::new(HashMap::new()),
             lockout_attempts: policy.lockout_attempts,
-            lockout_secs: policy.lockout_minutes * 60,
+            lockout_secs: policy.lockout_minutes.saturating_mul(60),
+            refresh_lifetime_secs: policy.refresh_token_lifetime_days.saturating_mul(86_400),
+            refresh_idle_secs: policy.refresh_token_idle_days.saturating_mul(86_400),
             salt: Mutex::new(Box::new(salt)),
         }
     }
@@ -149,7 +195,7 @@ impl Authenticator {
         self.hasher
             .hash(password, self.new_salt())
             .await
-            .map_err(Error::Internal)
+            .map_err(Error::internal)
     }
 
     /// HTTP Basic credentials: an application token (recognised by its prefix) or the
@@ -173,16 +219,16 @@ impl Authenticator {
 
     /// An application token on its own (`Authorization: Bearer`, `Portus-Auth`).
     pub async fn application_token(&self, token: &str) -> Result<Authenticated, AuthFailure> {
-        let found = self
+        let Some((tok, user)) = self
             .store
             .application_token_by_hash(&token_hash(token))
-            .await
-            .map_err(|_| AuthFailure::Invalid)?;
-        let Some((tok, user)) = found else {
+            .await?
+        else {
             return Err(AuthFailure::Invalid);
         };
         let now = self.clock.now();
-        if tok.expires_at.is_some_and(|exp| exp <= now) || !self.may_sign_in(&user, now) {
+        // Not subject to the password lockout (see the module comment).
+        if tok.expires_at.is_some_and(|exp| exp <= now) || !user.enabled {
             return Err(AuthFailure::Invalid);
         }
         // Best effort, and only when the stored value is stale: a failed "last used"
@@ -199,22 +245,25 @@ impl Authenticator {
         })
     }
 
-    /// A refresh token presented for `service`.
+    /// A refresh token presented for `service`. It works while its user is enabled,
+    /// for at most `refresh_token_lifetime_days` since it was issued, while it was used
+    /// within `refresh_token_idle_days`, and never past the expiry of the application
+    /// token it was obtained with (revoking that token deletes it).
     pub async fn refresh_token(
         &self,
         token: &str,
         service: &str,
     ) -> Result<Authenticated, AuthFailure> {
-        let found = self
-            .store
-            .refresh_token_by_hash(&token_hash(token))
-            .await
-            .map_err(|_| AuthFailure::Invalid)?;
-        let Some((rt, user)) = found else {
+        let Some(found) = self.store.refresh_token_by_hash(&token_hash(token)).await? else {
             return Err(AuthFailure::Invalid);
         };
+        let (rt, user) = (found.token, found.user);
         let now = self.clock.now();
-        if rt.service != service || !self.may_sign_in(&user, now) {
+        let last_seen = rt.last_used_at.unwrap_or(rt.created_at);
+        let alive = now < rt.created_at.plus_secs(self.refresh_lifetime_secs)
+            && now < last_seen.plus_secs(self.refresh_idle_secs)
+            && found.application_token_expires_at.is_none_or(|exp| now < exp);
+        if rt.service != service || !user.enabled || !alive {
             return Err(AuthFailure::Invalid);
         }
         if is_stale(rt.last_used_at, now) {
@@ -226,72 +275,76 @@ impl Authenticator {
         })
     }
 
-    /// Username and password, through the verified-credential cache.
+    /// Username and password, through the verified-credential cache. Every refusal —
+    /// unknown user, bot, no password, disabled, locked, wrong password — takes one
+    /// rate-limit token and one hash verification (a dummy hash where there is nothing
+    /// to verify against), so they all cost the same.
     pub async fn password(
         &self,
         username: &str,
         password: &str,
         client: &str,
     ) -> Result<Authenticated, AuthFailure> {
-        let user = self
-            .store
-            .user_by_username(username)
-            .await
-            .map_err(|_| AuthFailure::Invalid)?;
+        let found = self.store.user_by_username(username).await?;
         let now = self.clock.now();
-        let Some(mut user) = user else {
-            // Same cost as a real check, so response times don't reveal usernames.
-            self.limit(client)?;
-            self.hasher.verify(password, None).await;
-            return Err(AuthFailure::Invalid);
-        };
         // Bots authenticate with application tokens only.
-        if user.bot || user.password_hash.is_none() || !self.may_sign_in(&user, now) {
-            return Err(AuthFailure::Invalid);
-        }
-        // A lock that has run out starts a fresh count (as Devise's unlock did), so the
-        // next `lockout_attempts` failures lock the account again.
-        if user.locked_at.is_some() {
-            let _ = self.store.clear_failed_logins(user.id).await;
-            user.failed_attempts = 0;
-            user.locked_at = None;
-        }
-        let key = self.cache_key_for(&user, password);
-        if self.cached(&key, now) {
-            return Ok(Authenticated {
-                user,
-                method: AuthMethod::Password,
-            });
+        let mut eligible = found.filter(|u| {
+            !u.bot && u.password_hash.is_some() && u.enabled && !self.is_locked(u, now)
+        });
+        if let Some(user) = eligible.as_mut() {
+            // A lock that has run out starts a fresh count (as Devise's unlock did), so
+            // the next `lockout_attempts` failures lock the account again.
+            if let Some(locked_at) = user.locked_at {
+                self.store.clear_expired_lock(user.id, locked_at).await?;
+                user.failed_attempts = 0;
+                user.locked_at = None;
+            }
+            if self.cached(&self.cache_key_for(user, password), now) {
+                return Ok(Authenticated {
+                    user: user.clone(),
+                    method: AuthMethod::Password,
+                });
+            }
         }
         self.limit(client)?;
-        let stored = user.password_hash.clone();
-        if !self.hasher.verify(password, stored.as_deref()).await {
-            if let Ok(updated) = self
-                .store
-                .record_failed_login(user.id, now, self.lockout_attempts)
-                .await
-                && updated.locked_at.is_some()
-            {
-                self.forget_user(user.id);
+        let stored = eligible.as_ref().and_then(|u| u.password_hash.clone());
+        let verified = self.hasher.verify(password, stored.as_deref()).await;
+        let mut user = match eligible {
+            Some(user) if verified => user,
+            refused => {
+                if let Some(user) = refused {
+                let updated = self
+                    .store
+                    .record_failed_login(user.id, now, self.lockout_attempts)
+                    .await?;
+                    if updated.locked_at.is_some() {
+                        self.forget_user(user.id);
+                    }
+                }
+                return Err(AuthFailure::Invalid);
             }
-            return Err(AuthFailure::Invalid);
-        }
+        };
         // An expired lock was cleared above and an active one refused, so only the
         // count can be left over.
         if user.failed_attempts != 0 {
-            let _ = self.store.clear_failed_logins(user.id).await;
+            self.store.clear_failed_logins(user.id).await?;
             user.failed_attempts = 0;
         }
-        if stored.as_deref().is_some_and(is_bcrypt) {
-            // Upgrade hashes imported from Portus; the password is unchanged, so the
-            // credential version (and every cached proof) stays valid.
-            if let Ok(h) = self.hasher.hash(password, self.new_salt()).await {
-                user.password_hash = Some(h);
-                if let Ok(u) = self.store.update_user(&user, now).await {
-                    user = u;
-                }
+        if let Some(old) = stored.as_deref().filter(|h| is_bcrypt(h)) {
+            // Upgrade hashes imported from Portus. Guarded: written only if neither the
+            // hash nor the credential version changed since they were read, so a
+            // concurrent password change or disable is never undone. The password is
+            // the same, so cached proofs stay valid.
+            if let Ok(new) = self.hasher.hash(password, self.new_salt()).await
+                && self
+                    .store
+                    .upgrade_password_hash(user.id, old, user.credential_version, &new)
+                    .await?
+            {
+                user.password_hash = Some(new);
             }
         }
+        let key = self.cache_key_for(&user, password);
         self.remember(key, user.id, now);
         Ok(Authenticated {
             user,
@@ -299,12 +352,10 @@ impl Authenticator {
         })
     }
 
-    /// Enabled and not inside a lockout window.
-    fn may_sign_in(&self, user: &User, now: Timestamp) -> bool {
-        let locked = user
-            .locked_at
-            .is_some_and(|at| now < at.plus_secs(self.lockout_secs));
-        user.enabled && !locked
+    /// Inside a lockout window.
+    fn is_locked(&self, user: &User, now: Timestamp) -> bool {
+        user.locked_at
+            .is_some_and(|at| now < at.plus_secs(self.lockout_secs))
     }
 
     fn limit(&self, client: &str) -> Result<(), AuthFailure> {

@@ -9,11 +9,16 @@
 //! TTL of seconds adds nothing meaningful to the window in which a removed member can
 //! still pull. Credentials are NOT cached here: the user row is read on every request,
 //! so a password change, disable or lockout takes effect on every node immediately.
+//!
+//! A look-up that misses reads the database without holding a lock; an invalidation
+//! may happen meanwhile. A generation counter, bumped by every invalidation before the
+//! maps are cleared, keeps such a look-up from storing what it read before the write.
 
 use portcullis_domain::model::{Id, Registry};
 use portcullis_domain::time::{Clock, Timestamp};
 use portcullis_storage::{NamespaceAccess, Store, StoreResult};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type NamespaceKey = (Id, Option<String>, Option<Id>);
@@ -24,6 +29,8 @@ const MAX_NAMESPACE_ENTRIES: usize = 50_000;
 pub struct AuthzCache {
     ttl_secs: i64,
     clock: Arc<dyn Clock>,
+    /// Bumped by every invalidation; an entry read under an older generation is stale.
+    generation: AtomicU64,
     registries: Mutex<Option<(Timestamp, Arc<Vec<Registry>>)>>,
     namespaces: Mutex<HashMap<NamespaceKey, (Timestamp, Option<NamespaceAccess>)>>,
 }
@@ -34,6 +41,7 @@ impl AuthzCache {
         Self {
             ttl_secs,
             clock,
+            generation: AtomicU64::new(0),
             registries: Mutex::new(None),
             namespaces: Mutex::new(HashMap::new()),
         }
@@ -41,6 +49,7 @@ impl AuthzCache {
 
     /// Forgets everything; called after every write that can change a grant.
     pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         *self.registries.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.namespaces
             .lock()
@@ -58,6 +67,7 @@ impl AuthzCache {
             return store.registry_by_service(service).await;
         }
         let now = self.clock.now();
+        let generation = self.generation.load(Ordering::SeqCst);
         let cached = self
             .registries
             .lock()
@@ -69,8 +79,10 @@ impl AuthzCache {
             Some(list) => list,
             None => {
                 let list = Arc::new(store.list_registries().await?);
-                *self.registries.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((now.plus_secs(self.ttl_secs), list.clone()));
+                let mut slot = self.registries.lock().unwrap_or_else(|p| p.into_inner());
+                if self.generation.load(Ordering::SeqCst) == generation {
+                    *slot = Some((now.plus_secs(self.ttl_secs), list.clone()));
+                }
                 list
             }
         };
@@ -85,6 +97,14 @@ impl AuthzCache {
             .cloned())
     }
 
+    /// Entries currently held (for tests).
+    pub fn namespace_entries(&self) -> usize {
+        self.namespaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     pub async fn namespace_access(
         &self,
         store: &Store,
@@ -96,6 +116,7 @@ impl AuthzCache {
             return store.namespace_access(registry_id, name, user_id).await;
         }
         let now = self.clock.now();
+        let generation = self.generation.load(Ordering::SeqCst);
         let key = (registry_id, name.map(str::to_owned), user_id);
         if let Some((until, access)) = self
             .namespaces
@@ -108,6 +129,10 @@ impl AuthzCache {
         }
         let access = store.namespace_access(registry_id, name, user_id).await?;
         let mut map = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // Written meanwhile: answer this request, but do not keep what may be stale.
+            return Ok(access);
+        }
         if map.len() >= MAX_NAMESPACE_ENTRIES {
             map.clear();
         }

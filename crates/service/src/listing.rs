@@ -1,5 +1,6 @@
 //! Pagination and sorting parameters of list endpoints (Portus API conventions).
 
+use portcullis_domain::{Error, Result};
 use portcullis_storage::PageRequest;
 
 /// Portus's API default page size.
@@ -42,8 +43,9 @@ pub struct Paged<T> {
 
 impl ListParams {
     /// Translates to a storage request. `sortable` lists the attributes clients may sort
-    /// by; anything else sorts by id (Portus).
-    pub fn to_page_request(&self, sortable: &[&'static str]) -> PageRequest {
+    /// by; anything else sorts by id (Portus). A page beyond any possible offset is a
+    /// malformed request, never an overflow.
+    pub fn to_page_request(&self, sortable: &[&'static str]) -> Result<PageRequest> {
         let order_by = self
             .sort_attr
             .as_deref()
@@ -51,16 +53,19 @@ impl ListParams {
             .unwrap_or("id");
         let descending = self.sort_order.as_deref().is_some_and(|o| o != "asc");
         let per_page = self.per_page();
-        PageRequest {
-            offset: if self.all {
-                0
-            } else {
-                (self.page.max(1) - 1) * per_page
-            },
+        let offset = if self.all {
+            0
+        } else {
+            (self.page.max(1) - 1)
+                .checked_mul(per_page)
+                .ok_or_else(|| Error::Malformed(format!("page {} is out of range", self.page)))?
+        };
+        Ok(PageRequest {
+            offset,
             limit: (!self.all).then_some(per_page),
             order_by,
             descending,
-        }
+        })
     }
 
     fn per_page(&self) -> i64 {
@@ -94,7 +99,7 @@ mod tests {
             per_page: 10,
             ..Default::default()
         };
-        let r = p.to_page_request(&["username"]);
+        let r = p.to_page_request(&["username"]).unwrap();
         assert_eq!(
             (r.offset, r.limit, r.order_by, r.descending),
             (20, Some(10), "id", false)
@@ -104,7 +109,7 @@ mod tests {
             sort_order: Some("desc".into()),
             ..Default::default()
         };
-        let r = p.to_page_request(&["username"]);
+        let r = p.to_page_request(&["username"]).unwrap();
         assert_eq!(
             (r.offset, r.limit, r.order_by, r.descending),
             (0, Some(15), "username", true)
@@ -113,20 +118,29 @@ mod tests {
             sort_attr: Some("password_hash".into()),
             ..Default::default()
         };
-        assert_eq!(p.to_page_request(&["username"]).order_by, "id");
+        assert_eq!(p.to_page_request(&["username"]).unwrap().order_by, "id");
         let p = ListParams {
             all: true,
             page: 4,
             ..Default::default()
         };
-        let r = p.to_page_request(&[]);
+        let r = p.to_page_request(&[]).unwrap();
         assert_eq!((r.offset, r.limit), (0, None));
         let p = ListParams {
             page: 0,
             per_page: 0,
             ..Default::default()
         };
-        assert_eq!(p.to_page_request(&[]).offset, 0);
+        assert_eq!(p.to_page_request(&[]).unwrap().offset, 0);
+        // Huge pages are refused, not wrapped around.
+        for page in [i64::MAX, i64::MAX / 2] {
+            let p = ListParams {
+                page,
+                per_page: 1000,
+                ..Default::default()
+            };
+            assert!(matches!(p.to_page_request(&[]), Err(Error::Malformed(_))), "{page}");
+        }
     }
 
     #[test]

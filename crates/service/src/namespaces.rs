@@ -1,16 +1,19 @@
 //! Namespaces: listing, validation, creation, changes and deletion.
 
-use crate::Services;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
-use portcullis_domain::model::{Id, Namespace, NamespaceKind, Registry, Role, Team, Visibility};
+use crate::users::not_found_as;
+use portcullis_domain::model::{
+    Id, Namespace, NamespaceKind, NamespaceListing, Registry, Role, Team, Visibility,
+};
 use portcullis_domain::names::is_valid_namespace_name;
 use portcullis_domain::policy::{
     NamespaceFacts, can_change_namespace_team, can_change_visibility, can_create_namespace,
     can_delete, can_delete_namespace, can_pull, can_push, can_update_namespace, can_view_namespace,
 };
+use portcullis_domain::policy::PolicyOptions;
 use portcullis_domain::{Error, Result};
-use portcullis_storage::{NamespaceScope, NewNamespace};
+use portcullis_storage::{NamespaceScope, NamespaceUpdate, NewNamespace};
 use std::collections::BTreeMap;
 
 pub const NAMESPACE_SORT: &[&str] = &["id", "name", "created_at", "updated_at", "visibility"];
@@ -39,54 +42,27 @@ pub struct NamespaceChanges {
     pub visibility: Option<String>,
 }
 
-/// Result of `GET /namespaces/validate`.
-#[derive(Debug, Clone)]
-pub struct Validation {
-    pub valid: bool,
-    pub messages: BTreeMap<String, Vec<String>>,
+crate::service! {
+    /// Namespaces: listing, validation, creation, changes and deletion.
+    NamespaceService
 }
 
-impl Services {
-    async fn namespace(&self, id: Id) -> Result<Namespace> {
-        self.store
-            .namespace_by_id(id)
-            .await?
-            .ok_or(Error::NotFound("Namespace"))
-    }
-
-    /// Everything the policy and the API entity need about one namespace.
-    pub async fn namespace_details(
-        &self,
+impl NamespaceDetails {
+    /// What `actor` (`None`: anonymous) may do with a listed namespace. Pure.
+    pub(crate) fn new(
+        listing: NamespaceListing,
         actor: Option<&Authenticated>,
-        ns: Namespace,
-    ) -> Result<NamespaceDetails> {
-        let team = self
-            .store
-            .team_by_id(ns.team_id)
-            .await?
-            .ok_or(Error::NotFound("Team"))?;
-        let registry = self
-            .store
-            .registry_by_id(ns.registry_id)
-            .await?
-            .ok_or(Error::NotFound("Registry"))?;
-        let role = match actor {
-            Some(a) => self
-                .store
-                .membership(ns.team_id, a.user.id)
-                .await?
-                .map(|m| m.role),
-            None => None,
-        };
+        p: &PolicyOptions,
+    ) -> Self {
+        let ns = listing.namespace;
         let facts = NamespaceFacts {
             kind: ns.kind,
             visibility: ns.visibility,
-            role,
+            role: listing.role,
         };
         let subject = actor.map(Authenticated::subject);
         let s = subject.as_ref();
-        let p = &self.policy;
-        Ok(NamespaceDetails {
+        NamespaceDetails {
             pull: can_pull(s, &facts),
             push: can_push(s, &facts, p),
             delete_images: can_delete(s, &facts, p),
@@ -95,12 +71,56 @@ impl Services {
             destroyable: ns.kind != NamespaceKind::Personal
                 && s.is_some_and(|s| can_delete_namespace(s, &facts, p)),
             namespace: ns,
-            team,
-            registry,
-            role,
-        })
+            team: listing.team,
+            registry: listing.registry,
+            role: listing.role,
+        }
     }
 
+    fn facts(&self) -> NamespaceFacts {
+        NamespaceFacts {
+            kind: self.namespace.kind,
+            visibility: self.namespace.visibility,
+            role: self.role,
+        }
+    }
+}
+
+/// A refused write: the caller's credential only reads, or the policy says no.
+fn refuse(actor: &Authenticated) -> Error {
+    if actor.subject().may_write() {
+        Error::Forbidden
+    } else {
+        Error::ReadOnlyCredential
+    }
+}
+
+/// Result of `GET /namespaces/validate`.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub valid: bool,
+    pub messages: BTreeMap<String, Vec<String>>,
+}
+
+impl NamespaceService {
+    /// One namespace with what the caller may do in it; `Forbidden` when they may not
+    /// even see it.
+    pub async fn show_namespace(&self, actor: &Authenticated, id: Id) -> Result<NamespaceDetails> {
+        let listing = self
+            .ctx
+            .store
+            .namespace_listing(id, Some(actor.user.id))
+            .await?
+            .ok_or(Error::NotFound("Namespace"))?;
+        let details = NamespaceDetails::new(listing, Some(actor), &self.ctx.policy);
+        if !can_view_namespace(Some(&actor.subject()), &details.facts()) {
+            return Err(Error::Forbidden);
+        }
+        Ok(details)
+    }
+
+    /// The namespaces the caller can see (admins: all), each with its team, registry
+    /// and the caller's permissions, in one query.
     pub async fn list_namespaces(
         &self,
         actor: &Authenticated,
@@ -109,44 +129,36 @@ impl Services {
         let scope = if actor.user.admin {
             NamespaceScope::All
         } else {
-            NamespaceScope::VisibleTo(actor.user.id)
+            NamespaceScope::VisibleTo
         };
         let page = self
+            .ctx
             .store
-            .list_namespaces(scope, &params.to_page_request(NAMESPACE_SORT))
+            .list_namespaces(
+                scope,
+                Some(actor.user.id),
+                &params.to_page_request(NAMESPACE_SORT)?,
+            )
             .await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for ns in page.items {
-            items.push(self.namespace_details(Some(actor), ns).await?);
-        }
+        let items = page
+            .items
+            .into_iter()
+            .map(|l| NamespaceDetails::new(l, Some(actor), &self.ctx.policy))
+            .collect();
         Ok(params.paged(items, page.total))
-    }
-
-    pub async fn show_namespace(&self, actor: &Authenticated, id: Id) -> Result<NamespaceDetails> {
-        let details = self
-            .namespace_details(Some(actor), self.namespace(id).await?)
-            .await?;
-        let facts = NamespaceFacts {
-            kind: details.namespace.kind,
-            visibility: details.namespace.visibility,
-            role: details.role,
-        };
-        if !can_view_namespace(Some(&actor.subject()), &facts) {
-            return Err(Error::Forbidden);
-        }
-        Ok(details)
     }
 
     /// The registry a new namespace goes to: the given one, or the only one there is.
     async fn target_registry(&self, registry_id: Option<Id>) -> Result<Registry> {
         if let Some(id) = registry_id {
             return self
+                .ctx
                 .store
                 .registry_by_id(id)
                 .await?
                 .ok_or(Error::NotFound("Registry"));
         }
-        let mut all = self.store.list_registries().await?;
+        let mut all = self.ctx.store.list_registries().await?;
         match all.len() {
             0 => Err(Error::Unprocessable(
                 "no registry configured: create one first".into(),
@@ -190,6 +202,7 @@ impl Services {
         }
         let registry = self.target_registry(registry_id).await?;
         let taken = self
+            .ctx
             .store
             .namespace_by_name(registry.id, name)
             .await?
@@ -206,18 +219,20 @@ impl Services {
         registry_id: Option<Id>,
     ) -> Result<NamespaceDetails> {
         let team = self
+            .ctx
             .store
             .team_by_name(team_name)
             .await?
             .filter(|t| !t.hidden)
             .ok_or(Error::NotFound("Team"))?;
         let role = self
+            .ctx
             .store
             .membership(team.id, actor.user.id)
             .await?
             .map(|m| m.role);
-        if !can_create_namespace(&actor.subject(), role, &self.policy) {
-            return Err(Error::Forbidden);
+        if !can_create_namespace(&actor.subject(), role, &self.ctx.policy) {
+            return Err(refuse(actor));
         }
         let registry = self.target_registry(registry_id).await?;
         if let Some(problem) = self
@@ -227,6 +242,7 @@ impl Services {
             return Err(Error::invalid("name", problem));
         }
         let ns = self
+            .ctx
             .store
             .create_namespace(
                 &NewNamespace {
@@ -238,13 +254,15 @@ impl Services {
                     visibility: Visibility::Private,
                     user_id: None,
                 },
-                self.clock.now(),
+                self.ctx.clock.now(),
             )
             .await?;
-        self.grants_changed();
-        self.namespace_details(Some(actor), ns).await
+        self.ctx.grants_changed();
+        self.show_namespace(actor, ns.id).await
     }
 
+    /// Changes name, description, team or visibility; only the given fields are
+    /// written, so concurrent changes of the others stay.
     pub async fn update_namespace(
         &self,
         actor: &Authenticated,
@@ -252,16 +270,14 @@ impl Services {
         changes: NamespaceChanges,
     ) -> Result<NamespaceDetails> {
         let current = self.show_namespace(actor, id).await?;
-        let mut ns = current.namespace.clone();
-        let facts = NamespaceFacts {
-            kind: ns.kind,
-            visibility: ns.visibility,
-            role: current.role,
-        };
+        let ns = &current.namespace;
+        let facts = current.facts();
         let subject = actor.subject();
+        let policy = &self.ctx.policy;
+        let mut update = NamespaceUpdate::default();
         if changes.name.is_some() || changes.description.is_some() {
-            if !can_update_namespace(&subject, &facts, &self.policy) {
-                return Err(Error::Forbidden);
+            if !can_update_namespace(&subject, &facts, policy) {
+                return Err(refuse(actor));
             }
             if let Some(name) = changes.name.filter(|n| *n != ns.name) {
                 if ns.kind != NamespaceKind::Team {
@@ -275,30 +291,29 @@ impl Services {
                 {
                     return Err(Error::invalid("name", problem));
                 }
-                ns.name = name;
+                update.name = Some(name);
             }
-            if let Some(d) = changes.description {
-                ns.description = d;
-            }
+            update.description = changes.description;
         }
         if let Some(team_name) = changes.team {
-            if !can_change_namespace_team(&subject, &facts, &self.policy) {
-                return Err(Error::Forbidden);
+            if !can_change_namespace_team(&subject, &facts, policy) {
+                return Err(refuse(actor));
             }
             let team = self
+                .ctx
                 .store
                 .team_by_name(&team_name)
                 .await?
                 .filter(|t| !t.hidden)
                 .ok_or(Error::NotFound("Team"))?;
-            ns.team_id = team.id;
+            update.team_id = Some(team.id);
         }
         if let Some(v) = changes.visibility {
             let visibility = Visibility::parse(&v).ok_or_else(|| {
                 Error::invalid("visibility", "must be one of private, protected, public")
             })?;
-            if !can_change_visibility(&subject, &facts, &self.policy) {
-                return Err(Error::Forbidden);
+            if !can_change_visibility(&subject, &facts, policy) {
+                return Err(refuse(actor));
             }
             if ns.kind == NamespaceKind::Global && visibility == Visibility::Private {
                 return Err(Error::invalid(
@@ -306,11 +321,20 @@ impl Services {
                     "the global namespace cannot be private",
                 ));
             }
-            ns.visibility = visibility;
+            update.visibility = Some(visibility);
         }
-        let ns = self.store.update_namespace(&ns, self.clock.now()).await?;
-        self.grants_changed();
-        self.namespace_details(Some(actor), ns).await
+        if update == NamespaceUpdate::default() {
+            // Nothing to change; also refuse the empty write to a read-only credential.
+            actor.require_writable()?;
+            return Ok(current);
+        }
+        self.ctx
+            .store
+            .update_namespace(ns.id, &update, self.ctx.clock.now())
+            .await
+            .map_err(not_found_as("Namespace"))?;
+        self.ctx.grants_changed();
+        self.show_namespace(actor, id).await
     }
 
     pub async fn delete_namespace(&self, actor: &Authenticated, id: Id) -> Result<()> {
@@ -321,10 +345,14 @@ impl Services {
             ));
         }
         if !details.destroyable {
-            return Err(Error::Forbidden);
+            return Err(refuse(actor));
         }
-        self.store.delete_namespace(details.namespace.id).await?;
-        self.grants_changed();
+        self.ctx
+            .store
+            .delete_namespace(details.namespace.id)
+            .await
+            .map_err(not_found_as("Namespace"))?;
+        self.ctx.grants_changed();
         Ok(())
     }
 }

@@ -7,12 +7,16 @@
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Verifications performed (real or dummy): the work a login costs, which tests
+    /// compare across refusal reasons.
+    verifications: Arc<AtomicU64>,
 }
 
 /// A hash that no password matches, verified when a username does not exist so that
@@ -37,6 +41,7 @@ impl PasswordHasher {
         Self {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            verifications: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -60,6 +65,7 @@ impl PasswordHasher {
     /// Checks `password` against a stored hash (argon2 PHC string or bcrypt), or against
     /// a dummy hash when `stored` is `None`, so unknown users cost the same time.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> bool {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let password = password.to_owned();
         let known = stored.is_some();
         let stored = stored.unwrap_or(DUMMY_HASH).to_owned();
@@ -68,6 +74,11 @@ impl PasswordHasher {
             .await
             .unwrap_or(false);
         ok && known
+    }
+
+    /// How many verifications this hasher (and its clones) performed.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(

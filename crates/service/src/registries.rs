@@ -1,7 +1,6 @@
 //! Registries: several per installation (Portus allowed one), each chosen by the token
 //! request's `service` (hostname or external hostname).
 
-use crate::Services;
 use crate::auth::Authenticated;
 use crate::namespaces::Validation;
 use portcullis_domain::model::{Id, Registry};
@@ -9,6 +8,11 @@ use portcullis_domain::{Error, Result};
 use portcullis_storage::NewRegistry;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+crate::service! {
+    /// Registries: several per installation, each with its global namespace.
+    RegistryService
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct RegistryInput {
@@ -39,10 +43,10 @@ fn hostname_problem(hostname: &str) -> Option<&'static str> {
     }
 }
 
-impl Services {
+impl RegistryService {
     pub async fn list_registries(&self, actor: &Authenticated) -> Result<Vec<Registry>> {
         actor.require_admin()?;
-        Ok(self.store.list_registries().await?)
+        Ok(self.ctx.store.list_registries().await?)
     }
 
     /// Field problems of a registry definition; `only` restricts which fields are
@@ -56,7 +60,7 @@ impl Services {
     ) -> Result<BTreeMap<String, Vec<String>>> {
         let wanted = |f: &str| only.is_empty() || only.iter().any(|o| o == f);
         let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let existing = self.store.list_registries().await?;
+        let existing = self.ctx.store.list_registries().await?;
         let others = existing.iter().filter(|r| Some(r.id) != current);
         if wanted("name") {
             if input.name.trim().is_empty() {
@@ -84,7 +88,7 @@ impl Services {
                     .push("has already been taken".into());
             } else if reachability {
                 let timeout =
-                    Duration::from_secs(self.config.registry.timeout.value.unsigned_abs());
+                    Duration::from_secs(self.ctx.config.registry.timeout.value.unsigned_abs());
                 if let Err(e) = portcullis_registry::client::check_reachable(
                     &input.hostname,
                     input.use_ssl,
@@ -133,7 +137,7 @@ impl Services {
         input: RegistryInput,
         force: bool,
     ) -> Result<Registry> {
-        actor.require_admin()?;
+        actor.require_admin_to_change()?;
         self.create_registry_unchecked(input, force).await
     }
 
@@ -148,6 +152,7 @@ impl Services {
             return Err(Error::Invalid(problems));
         }
         let registry = self
+            .ctx
             .store
             .create_registry(
                 &NewRegistry {
@@ -156,10 +161,10 @@ impl Services {
                     use_ssl: input.use_ssl,
                     external_hostname: input.external_hostname.filter(|e| !e.is_empty()),
                 },
-                self.clock.now(),
+                self.ctx.clock.now(),
             )
             .await?;
-        self.grants_changed();
+        self.ctx.grants_changed();
         Ok(registry)
     }
 
@@ -170,8 +175,9 @@ impl Services {
         input: RegistryInput,
         force: bool,
     ) -> Result<Registry> {
-        actor.require_admin()?;
+        actor.require_admin_to_change()?;
         let mut registry = self
+            .ctx
             .store
             .registry_by_id(id)
             .await?
@@ -188,25 +194,12 @@ impl Services {
         registry.use_ssl = input.use_ssl;
         registry.external_hostname = input.external_hostname.filter(|e| !e.is_empty());
         let registry = self
+            .ctx
             .store
-            .update_registry(&registry, self.clock.now())
+            .update_registry(&registry, self.ctx.clock.now())
             .await?;
-        self.grants_changed();
+        self.ctx.grants_changed();
         Ok(registry)
-    }
-
-    /// Reachability of every registry, for `/api/v1/health`.
-    pub async fn registry_health(&self) -> Result<Vec<(Registry, Result<(), String>)>> {
-        let timeout = Duration::from_secs(self.config.registry.timeout.value.unsigned_abs());
-        let mut out = Vec::new();
-        for r in self.store.list_registries().await? {
-            let status =
-                portcullis_registry::client::check_reachable(&r.hostname, r.use_ssl, timeout)
-                    .await
-                    .map_err(|e| e.to_string());
-            out.push((r, status));
-        }
-        Ok(out)
     }
 }
 

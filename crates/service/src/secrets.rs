@@ -54,15 +54,23 @@ pub fn new_token(random: &dyn RandomSource, prefix: &str) -> String {
     )
 }
 
+/// A random identifier (a JWT's `jti`): 192 bits as 32 characters of base64url.
+pub fn random_id(random: &dyn RandomSource) -> String {
+    let mut bytes = [0u8; 24];
+    random.fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The stored form of a high-entropy token: lowercase hex SHA-256.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Compares secrets without leaking where they differ.
+/// Compares secrets without leaking where they differ or how long the expected one is:
+/// both sides are hashed first, so the comparison always runs over 32 bytes.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
 #[cfg(test)]
@@ -87,5 +95,16 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn random_ids_come_from_the_source() {
+        let (a, b) = (SeededRandom::default(), SeededRandom::default());
+        let first = random_id(&a);
+        assert_eq!(first.len(), 32);
+        assert_eq!(first, random_id(&b), "same seed, same id");
+        assert_ne!(first, random_id(&a));
     }
 }

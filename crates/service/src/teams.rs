@@ -1,70 +1,77 @@
 //! Teams and their members.
 
-use crate::Services;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
-use portcullis_domain::model::{Id, Namespace, Role, Team, TeamMember, User};
+use crate::namespaces::NamespaceDetails;
+use crate::users::not_found_as;
+use portcullis_domain::model::{Id, Role, Team, TeamListing, TeamMember, User};
 use portcullis_domain::names::{RESERVED_TEAM_PREFIX, validate_team_name};
 use portcullis_domain::policy::{
     can_create_team, can_delete_team, can_manage_members, can_update_team, can_view_team,
 };
 use portcullis_domain::{Error, Result};
-use portcullis_storage::TeamScope;
+use portcullis_storage::{Refusal, StoreError, TeamScope};
 
 pub const TEAM_SORT: &[&str] = &["id", "name", "created_at", "updated_at"];
 
-impl Services {
-    async fn team(&self, id: Id) -> Result<Team> {
-        self.store
-            .team_by_id(id)
-            .await?
-            .ok_or(Error::NotFound("Team"))
-    }
+crate::service! {
+    /// Teams, their members and their namespaces.
+    TeamService
+}
 
-    async fn role_in(&self, team_id: Id, user_id: Id) -> Result<Option<Role>> {
-        Ok(self
-            .store
-            .membership(team_id, user_id)
-            .await?
-            .map(|m| m.role))
+/// A refused write: the caller's credential only reads, or the policy says no.
+fn refuse(actor: &Authenticated) -> Error {
+    if actor.subject().may_write() {
+        Error::Forbidden
+    } else {
+        Error::ReadOnlyCredential
     }
+}
 
-    /// A team the caller may see; hidden teams do not exist for the API.
-    pub async fn visible_team(
-        &self,
-        actor: &Authenticated,
-        id: Id,
-    ) -> Result<(Team, Option<Role>)> {
-        let team = self.team(id).await?;
-        let role = self.role_in(team.id, actor.user.id).await?;
-        if team.hidden {
-            return Err(Error::NotFound("Team"));
+/// The only-owner rule, in the words of the operation that broke it.
+fn last_owner(what: &'static str) -> impl Fn(StoreError) -> Error {
+    move |e| match e {
+        StoreError::Refused(Refusal::LastOwner) => {
+            Error::Unprocessable(format!("cannot {what} the only owner of the team"))
         }
-        if !can_view_team(&actor.subject(), role) {
+        StoreError::NotFound => Error::NotFound("Team member"),
+        other => other.into(),
+    }
+}
+
+impl TeamService {
+    /// A team the caller may see, with the caller's role and its counts; hidden teams
+    /// do not exist for the API.
+    pub async fn visible_team(&self, actor: &Authenticated, id: Id) -> Result<TeamListing> {
+        let listing = self
+            .ctx
+            .store
+            .team_listing(id, actor.user.id)
+            .await?
+            .filter(|l| !l.team.hidden)
+            .ok_or(Error::NotFound("Team"))?;
+        if !can_view_team(&actor.subject(), listing.role) {
             return Err(Error::Forbidden);
         }
-        Ok((team, role))
+        Ok(listing)
     }
 
     pub async fn list_teams(
         &self,
         actor: &Authenticated,
         params: &ListParams,
-    ) -> Result<Paged<Team>> {
+    ) -> Result<Paged<TeamListing>> {
         let scope = if actor.user.admin {
             TeamScope::AllVisible
         } else {
-            TeamScope::MemberOf(actor.user.id)
+            TeamScope::MemberOf
         };
         let page = self
+            .ctx
             .store
-            .list_teams(scope, &params.to_page_request(TEAM_SORT))
+            .list_teams(scope, actor.user.id, &params.to_page_request(TEAM_SORT)?)
             .await?;
         Ok(params.paged(page.items, page.total))
-    }
-
-    pub async fn team_counts(&self, team_id: Id) -> Result<(i64, i64)> {
-        Ok(self.store.team_counts(team_id).await?)
     }
 
     /// Creates a team owned by the caller, or by `owner_id` (admins only).
@@ -74,52 +81,59 @@ impl Services {
         name: &str,
         description: &str,
         owner_id: Option<Id>,
-    ) -> Result<Team> {
-        if !can_create_team(&actor.subject(), &self.policy) {
-            return Err(Error::Forbidden);
+    ) -> Result<TeamListing> {
+        if !can_create_team(&actor.subject(), &self.ctx.policy) {
+            return Err(refuse(actor));
         }
-        let owner = match owner_id {
+        let owner_id = match owner_id {
             Some(id) if id != actor.user.id => {
                 if !actor.user.admin {
                     return Err(Error::Forbidden);
                 }
-                self.store
+                self.ctx
+                    .store
                     .user_by_id(id)
                     .await?
                     .ok_or(Error::NotFound("User"))?
+                    .id
             }
-            _ => actor.user.clone(),
+            _ => actor.user.id,
         };
         validate_new_team_name(name)?;
         let team = self
+            .ctx
             .store
-            .create_team(name.trim(), description, owner.id, self.clock.now())
+            .create_team(name.trim(), description, owner_id, self.ctx.clock.now())
             .await?;
-        self.grants_changed();
-        Ok(team)
+        self.ctx.grants_changed();
+        self.visible_team(actor, team.id).await
     }
 
+    /// Renames or re-describes; only the given fields are written.
     pub async fn update_team(
         &self,
         actor: &Authenticated,
         id: Id,
         name: Option<&str>,
         description: Option<&str>,
-    ) -> Result<Team> {
-        let (mut team, role) = self.visible_team(actor, id).await?;
-        if !can_update_team(&actor.subject(), team.hidden, role, &self.policy) {
-            return Err(Error::Forbidden);
+    ) -> Result<TeamListing> {
+        let current = self.visible_team(actor, id).await?;
+        let team = &current.team;
+        if !can_update_team(&actor.subject(), team.hidden, current.role, &self.ctx.policy) {
+            return Err(refuse(actor));
         }
-        if let Some(name) = name {
-            if !name.trim().eq_ignore_ascii_case(&team.name) {
-                validate_new_team_name(name)?;
-            }
-            team.name = name.trim().to_owned();
+        let name = name.map(str::trim);
+        if let Some(name) = name
+            && !name.eq_ignore_ascii_case(&team.name)
+        {
+            validate_new_team_name(name)?;
         }
-        if let Some(d) = description {
-            team.description = d.to_owned();
-        }
-        Ok(self.store.update_team(&team, self.clock.now()).await?)
+        self.ctx
+            .store
+            .update_team(team.id, name, description, self.ctx.clock.now())
+            .await
+            .map_err(not_found_as("Team"))?;
+        self.visible_team(actor, id).await
     }
 
     /// Deletes a team; its namespaces move to `new_team` when given, else go with it.
@@ -129,13 +143,15 @@ impl Services {
         id: Id,
         new_team: Option<&str>,
     ) -> Result<()> {
-        let (team, role) = self.visible_team(actor, id).await?;
-        if !can_delete_team(&actor.subject(), team.hidden, role, &self.policy) {
-            return Err(Error::Forbidden);
+        let current = self.visible_team(actor, id).await?;
+        let team = &current.team;
+        if !can_delete_team(&actor.subject(), team.hidden, current.role, &self.ctx.policy) {
+            return Err(refuse(actor));
         }
         let target = match new_team {
             Some(name) => {
                 let t = self
+                    .ctx
                     .store
                     .team_by_name(name)
                     .await?
@@ -150,8 +166,12 @@ impl Services {
             }
             None => None,
         };
-        self.store.delete_team(team.id, target).await?;
-        self.grants_changed();
+        self.ctx
+            .store
+            .delete_team(team.id, target)
+            .await
+            .map_err(not_found_as("Team"))?;
+        self.ctx.grants_changed();
         Ok(())
     }
 
@@ -160,25 +180,34 @@ impl Services {
         actor: &Authenticated,
         team_id: Id,
     ) -> Result<Vec<(TeamMember, User)>> {
-        let (team, _) = self.visible_team(actor, team_id).await?;
-        Ok(self.store.list_members(team.id).await?)
+        let team = self.visible_team(actor, team_id).await?.team;
+        Ok(self.ctx.store.list_members(team.id).await?)
     }
 
+    /// The team's namespaces with what the caller may do in each, in one query.
     pub async fn team_namespaces(
         &self,
         actor: &Authenticated,
         team_id: Id,
-    ) -> Result<Vec<Namespace>> {
-        let (team, _) = self.visible_team(actor, team_id).await?;
-        Ok(self.store.namespaces_of_team(team.id).await?)
+    ) -> Result<Vec<NamespaceDetails>> {
+        let team = self.visible_team(actor, team_id).await?.team;
+        let listings = self
+            .ctx
+            .store
+            .namespaces_of_team(team.id, Some(actor.user.id))
+            .await?;
+        Ok(listings
+            .into_iter()
+            .map(|l| NamespaceDetails::new(l, Some(actor), &self.ctx.policy))
+            .collect())
     }
 
     async fn managed_team(&self, actor: &Authenticated, team_id: Id) -> Result<Team> {
-        let (team, role) = self.visible_team(actor, team_id).await?;
-        if !can_manage_members(&actor.subject(), team.hidden, role) {
-            return Err(Error::Forbidden);
+        let current = self.visible_team(actor, team_id).await?;
+        if !can_manage_members(&actor.subject(), current.team.hidden, current.role) {
+            return Err(refuse(actor));
         }
-        Ok(team)
+        Ok(current.team)
     }
 
     /// Adds `username` with `role`; admins always join as owners (Portus).
@@ -191,27 +220,31 @@ impl Services {
     ) -> Result<(TeamMember, User)> {
         let team = self.managed_team(actor, team_id).await?;
         let user = self
+            .ctx
             .store
             .user_by_username(username)
             .await?
             .ok_or(Error::NotFound("User"))?;
         let role = if user.admin { Role::Owner } else { role };
         let member = self
+            .ctx
             .store
-            .add_member(team.id, user.id, role, self.clock.now())
+            .add_member(team.id, user.id, role, self.ctx.clock.now())
             .await?;
-        self.grants_changed();
+        self.ctx.grants_changed();
         Ok((member, user))
     }
 
     async fn member_of(&self, team: &Team, member_id: Id) -> Result<(TeamMember, User)> {
         let member = self
+            .ctx
             .store
             .member_by_id(member_id)
             .await?
             .filter(|m| m.team_id == team.id)
             .ok_or(Error::NotFound("Team member"))?;
         let user = self
+            .ctx
             .store
             .user_by_id(member.user_id)
             .await?
@@ -219,6 +252,8 @@ impl Services {
         Ok((member, user))
     }
 
+    /// Changes a member's role. The only owner cannot be demoted: checked and written
+    /// in one guarded transaction, so two concurrent demotions cannot both pass.
     pub async fn update_member(
         &self,
         actor: &Authenticated,
@@ -227,27 +262,23 @@ impl Services {
         role: Role,
     ) -> Result<(TeamMember, User)> {
         let team = self.managed_team(actor, team_id).await?;
-        let (member, user) = self.member_of(&team, member_id).await?;
-        if role != Role::Owner {
-            if user.admin {
-                return Err(Error::Unprocessable(
-                    "cannot demote an admin: admins are always owners".into(),
-                ));
-            }
-            if member.role == Role::Owner && self.store.count_owners(team.id).await? <= 1 {
-                return Err(Error::Unprocessable(
-                    "cannot demote the only owner of the team".into(),
-                ));
-            }
+        let (_, user) = self.member_of(&team, member_id).await?;
+        if role != Role::Owner && user.admin {
+            return Err(Error::Unprocessable(
+                "cannot demote an admin: admins are always owners".into(),
+            ));
         }
         let member = self
+            .ctx
             .store
-            .set_member_role(member.id, role, self.clock.now())
-            .await?;
-        self.grants_changed();
+            .set_member_role(team.id, member_id, role, self.ctx.clock.now())
+            .await
+            .map_err(last_owner("demote"))?;
+        self.ctx.grants_changed();
         Ok((member, user))
     }
 
+    /// Removes a member; the only owner stays (guarded like [`Self::update_member`]).
     pub async fn remove_member(
         &self,
         actor: &Authenticated,
@@ -255,14 +286,13 @@ impl Services {
         member_id: Id,
     ) -> Result<()> {
         let team = self.managed_team(actor, team_id).await?;
-        let (member, _) = self.member_of(&team, member_id).await?;
-        if member.role == Role::Owner && self.store.count_owners(team.id).await? <= 1 {
-            return Err(Error::Unprocessable(
-                "cannot remove the only owner of the team".into(),
-            ));
-        }
-        self.store.remove_member(member.id).await?;
-        self.grants_changed();
+        self.member_of(&team, member_id).await?;
+        self.ctx
+            .store
+            .remove_member(team.id, member_id)
+            .await
+            .map_err(last_owner("remove"))?;
+        self.ctx.grants_changed();
         Ok(())
     }
 }

@@ -3,17 +3,18 @@
 //! what the policy allows. Denied actions are dropped silently; only bad credentials
 //! and malformed scopes are errors (handled before this point).
 
-use crate::Services;
-use crate::auth::{AuthMethod, Authenticated};
-use crate::secrets::{REFRESH_TOKEN_PREFIX, new_token, token_hash};
+use crate::Context;
+use crate::auth::Authenticated;
+use crate::secrets::{REFRESH_TOKEN_PREFIX, new_token, random_id, token_hash};
 use portcullis_domain::model::{NamespaceKind, Visibility};
 use portcullis_domain::names::is_valid_namespace_name;
 use portcullis_domain::policy::{NamespaceFacts, registry_grant, repository_grant};
 use portcullis_domain::scope::{Action, ResourceType, Scope, namespace_of};
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::{Error, Result};
-use portcullis_registry::jwt::{AccessEntry, Claims, random_jti};
-use portcullis_storage::NewNamespace;
+use portcullis_registry::jwt::{AccessEntry, Claims, TokenSigner};
+use portcullis_storage::{NewNamespace, StoreError};
+use std::sync::Arc;
 
 /// Seconds `nbf` lies in the past, for registries whose clock runs slightly behind
 /// (Portus used the same 5 s).
@@ -41,14 +42,28 @@ pub struct IssuedToken {
     pub access: Vec<AccessEntry>,
 }
 
-impl Services {
+/// Issues the registry's bearer tokens (and refresh tokens for `docker login`).
+#[derive(Clone)]
+pub struct TokenService {
+    ctx: Arc<Context>,
+    signer: Arc<TokenSigner>,
+}
+
+impl TokenService {
+    pub(crate) fn new(ctx: Arc<Context>, signer: TokenSigner) -> Self {
+        Self {
+            ctx,
+            signer: Arc::new(signer),
+        }
+    }
+
     pub async fn issue_token(
         &self,
         who: Option<&Authenticated>,
         req: &TokenRequest,
         existing_refresh_token: Option<String>,
     ) -> Result<IssuedToken> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let access = match &req.scopes {
             None => None,
             Some(scopes) => Some(self.grant(who, &req.service, scopes).await?),
@@ -58,23 +73,22 @@ impl Services {
             (None, Some(w)) if req.offline => self.new_refresh_token(w, req, now).await?,
             _ => None,
         };
-        let expires_in = self.config.registry.jwt_expiration_time.value * 60;
-        let mut rng = rand::rng();
+        let expires_in = self.ctx.config.registry.jwt_expiration_time.value * 60;
         let claims = Claims {
-            iss: self.config.machine_fqdn.value.clone(),
+            iss: self.ctx.config.machine_fqdn.value.clone(),
             // The authenticated user, never the unchecked `account` parameter.
             sub: who.map(|w| w.user.username.clone()).unwrap_or_default(),
             aud: req.service.clone(),
             iat: now.as_secs(),
             nbf: now.as_secs() - NOT_BEFORE_SKEW_SECS,
             exp: now.as_secs() + expires_in,
-            jti: random_jti(&mut rng),
+            jti: random_id(self.ctx.random.as_ref()),
             access: access.clone(),
         };
         let token = self
             .signer
             .sign(&claims)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::Internal(Box::new(e)))?;
         let access = access.unwrap_or_default();
         let scope = access
             .iter()
@@ -98,7 +112,7 @@ impl Services {
         scopes: &[Scope],
     ) -> Result<Vec<AccessEntry>> {
         // An unknown service gets a token with empty access (Portus).
-        let Some(registry) = self.authz.registry_by_service(&self.store, service).await? else {
+        let Some(registry) = self.ctx.authz.registry_by_service(&self.ctx.store, service).await? else {
             return Ok(Vec::new());
         };
         let subject = who.map(Authenticated::subject);
@@ -112,8 +126,9 @@ impl Services {
                     let ns_name = namespace_of(&scope.name);
                     let user_id = who.map(|w| w.user.id);
                     let access = self
+                        .ctx
                         .authz
-                        .namespace_access(&self.store, registry.id, ns_name, user_id)
+                        .namespace_access(&self.ctx.store, registry.id, ns_name, user_id)
                         .await?;
                     let facts = access.map(|a| NamespaceFacts {
                         kind: a.kind,
@@ -124,7 +139,7 @@ impl Services {
                         subject.as_ref(),
                         facts.as_ref(),
                         &scope.actions,
-                        &self.policy,
+                        &self.ctx.policy,
                     );
                     if facts.is_none() && granted.contains(&Action::Push) {
                         let created = self
@@ -163,10 +178,11 @@ impl Services {
         if !is_valid_namespace_name(name) {
             return Ok(false);
         }
-        let Some(global) = self.store.global_namespace(registry_id).await? else {
+        let Some(global) = self.ctx.store.global_namespace(registry_id).await? else {
             return Ok(false);
         };
         let created = self
+            .ctx
             .store
             .create_namespace(
                 &NewNamespace {
@@ -178,12 +194,12 @@ impl Services {
                     visibility: Visibility::Private,
                     user_id: None,
                 },
-                self.clock.now(),
+                self.ctx.clock.now(),
             )
             .await;
         match created {
             Ok(ns) => {
-                self.grants_changed();
+                self.ctx.grants_changed();
                 tracing::info!(
                     namespace = %ns.name,
                     admin = who.map(|w| w.user.username.as_str()).unwrap_or_default(),
@@ -192,33 +208,30 @@ impl Services {
                 Ok(true)
             }
             // Created concurrently by another request: fine.
-            Err(portcullis_storage::StoreError::Conflict(_)) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(true),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// A refresh token bound to one service and to the credential it was obtained with:
+    /// an application token's refresh tokens die with it and never outlive it. A
+    /// pull-only token gets none (its holder keeps using the token itself), so a
+    /// refresh token can never lift that restriction.
     async fn new_refresh_token(
         &self,
         who: &Authenticated,
         req: &TokenRequest,
         now: Timestamp,
     ) -> Result<Option<String>> {
-        // A refresh token is bound to one service; and it must not lift the restriction
-        // of a pull-only application token (whose holder then keeps using that token).
-        let pull_only = matches!(
-            who.method,
-            AuthMethod::ApplicationToken {
-                pull_only: true,
-                ..
-            }
-        );
-        if req.service.is_empty() || pull_only {
+        if req.service.is_empty() || !who.subject().may_write() {
             return Ok(None);
         }
-        let token = new_token(self.random.as_ref(), REFRESH_TOKEN_PREFIX);
-        self.store
+        let token = new_token(self.ctx.random.as_ref(), REFRESH_TOKEN_PREFIX);
+        self.ctx
+            .store
             .create_refresh_token(
                 who.user.id,
+                who.application_token_id(),
                 &req.service,
                 &req.client_id,
                 &token_hash(&token),

@@ -1,18 +1,22 @@
 //! Users, the first-admin bootstrap, application tokens and refresh tokens.
 
-use crate::Services;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
 use crate::secrets::{APPLICATION_TOKEN_PREFIX, new_token, token_hash};
-use portcullis_domain::model::{ApplicationToken, Id, RefreshToken, User};
+use portcullis_domain::model::{ApplicationToken, Id, RefreshToken, User, UserListing};
 use portcullis_domain::names::{
     is_plausible_email, namespace_name_for_username, validate_password, validate_username,
 };
-use portcullis_domain::policy::can_manage_tokens_of;
+use portcullis_domain::policy::{can_manage_tokens_of, can_view_tokens_of};
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::{Error, Result};
-use portcullis_storage::NewUser;
+use portcullis_storage::{NewApplicationToken, NewUser, Refusal, StoreError, UserUpdate};
 use std::collections::BTreeMap;
+
+crate::service! {
+    /// Users, the first-admin bootstrap, application tokens and refresh tokens.
+    UserService
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct UserInput {
@@ -62,9 +66,10 @@ pub const USER_SORT: &[&str] = &[
     "bot",
 ];
 
-impl Services {
-    /// Creates a user after validating every field, collecting all problems at once.
-    pub async fn create_user_unchecked(&self, input: &UserInput) -> Result<User> {
+impl UserService {
+    /// Validates every field, collecting all problems at once, and hashes the password:
+    /// the row to insert and the base name of the personal namespace.
+    async fn validated_new_user(&self, input: &UserInput) -> Result<(NewUser, Option<String>)> {
         let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut problem = |field: &str, msg: &str| {
             problems
@@ -96,226 +101,239 @@ impl Services {
             return Err(Error::Invalid(problems));
         }
         let password_hash = match &input.password {
-            Some(p) if !input.bot => Some(self.auth.hash_password(p).await?),
+            Some(p) if !input.bot => Some(self.ctx.auth.hash_password(p).await?),
             _ => None,
         };
-        let now = self.clock.now();
         // Bots have no personal namespace (Portus).
         let base = (!input.bot)
             .then(|| namespace_name_for_username(&input.username))
             .flatten();
-        let user = self
-            .store
-            .create_user(
-                &NewUser {
-                    username: input.username.clone(),
-                    email: input.email.clone(),
-                    display_name: input.display_name.clone(),
-                    password_hash,
-                    admin: false,
-                    bot: input.bot,
-                },
-                base.as_deref(),
-                now,
-            )
-            .await?;
-        self.grants_changed();
-        if input.admin {
-            let admin = self.store.set_admin(user.id, true, now).await?;
-            self.grants_changed();
-            return Ok(admin);
-        }
-        Ok(user)
+        let user = NewUser {
+            username: input.username.clone(),
+            email: input.email.clone(),
+            display_name: input.display_name.clone(),
+            password_hash,
+            admin: input.admin,
+            bot: input.bot,
+        };
+        Ok((user, base))
     }
 
-    /// `POST /api/v1/users/bootstrap`: the first user, an admin, with an application
-    /// token named `bootstrap`.
-    pub async fn bootstrap(&self, mut input: UserInput) -> Result<(User, CreatedToken)> {
-        if !self.config.first_user_admin.enabled {
-            return Err(Error::MethodNotAllowed(
-                "first_user_admin is disabled: create the first admin with `portcullis admin create-user --admin`".into(),
-            ));
-        }
-        if self.store.count_users().await? > 0 {
-            return Err(Error::BadRequest(
-                "you can only use this when there are no users on the system".into(),
-            ));
-        }
-        input.admin = true;
-        input.bot = false;
-        let user = self.create_user_unchecked(&input).await?;
-        let token = self
-            .mint_application_token(
-                &user,
-                &TokenInput {
-                    application: "bootstrap".into(),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        Ok((user, token))
-    }
-
-    /// Admin creates a user or a bot. Bots get an application token named `default`.
-    pub async fn create_user(
+    /// Creates a user or a bot without an acting caller (the operator's CLI). Bots get
+    /// an application token named `default`, returned once.
+    pub async fn create_user_unchecked(
         &self,
-        actor: &Authenticated,
-        input: UserInput,
+        input: &UserInput,
     ) -> Result<(User, Option<CreatedToken>)> {
-        actor.require_admin()?;
-        let user = self.create_user_unchecked(&input).await?;
+        let (new_user, base) = self.validated_new_user(input).await?;
+        let user = self
+            .ctx
+            .store
+            .create_user(&new_user, base.as_deref(), self.ctx.clock.now())
+            .await?;
+        self.ctx.grants_changed();
         let token = if user.bot {
-            Some(
-                self.mint_application_token(
-                    &user,
-                    &TokenInput {
-                        application: "default".into(),
-                        ..Default::default()
-                    },
-                )
-                .await?,
-            )
+            let default = TokenInput {
+                application: "default".into(),
+                ..Default::default()
+            };
+            Some(self.mint_application_token(&user, &default).await?)
         } else {
             None
         };
         Ok((user, token))
     }
 
+    /// `POST /api/v1/users/bootstrap`: the first user, an admin, with an application
+    /// token named `bootstrap`. The "no user yet" check and the writes are one guarded
+    /// transaction, so concurrent bootstraps create exactly one admin.
+    pub async fn bootstrap(&self, input: UserInput) -> Result<(User, CreatedToken)> {
+        if !self.ctx.config.first_user_admin.enabled {
+            return Err(Error::Disabled(
+                "first_user_admin is disabled: create the first admin with `portcullis admin create-user --admin`".into(),
+            ));
+        }
+        let input = UserInput {
+            admin: true,
+            bot: false,
+            ..input
+        };
+        let (new_user, base) = self.validated_new_user(&input).await?;
+        let plain = new_token(self.ctx.random.as_ref(), APPLICATION_TOKEN_PREFIX);
+        let token = NewApplicationToken {
+            application: "bootstrap",
+            token_hash: &token_hash(&plain),
+            pull_only: false,
+            expires_at: None,
+        };
+        let (user, token) = self
+            .ctx
+            .store
+            .bootstrap_admin(&new_user, base.as_deref(), &token, self.ctx.clock.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused(r @ Refusal::AlreadyBootstrapped) => {
+                    Error::Malformed(r.to_string())
+                }
+                other => other.into(),
+            })?;
+        self.ctx.grants_changed();
+        Ok((user, CreatedToken { token, plain }))
+    }
+
+    /// An admin creates a user or a bot (see [`Self::create_user_unchecked`]).
+    pub async fn create_user(
+        &self,
+        actor: &Authenticated,
+        input: UserInput,
+    ) -> Result<(User, Option<CreatedToken>)> {
+        actor.require_admin_to_change()?;
+        self.create_user_unchecked(&input).await
+    }
+
     pub async fn list_users(
         &self,
         actor: &Authenticated,
         params: &ListParams,
-    ) -> Result<Paged<User>> {
+    ) -> Result<Paged<UserListing>> {
         actor.require_admin()?;
         let page = self
+            .ctx
             .store
-            .list_users(&params.to_page_request(USER_SORT))
+            .list_users(&params.to_page_request(USER_SORT)?)
             .await?;
         Ok(params.paged(page.items, page.total))
     }
 
     /// By numeric id, falling back to email (Portus).
-    pub async fn find_user(&self, actor: &Authenticated, id_or_email: &str) -> Result<User> {
+    pub async fn find_user(&self, actor: &Authenticated, id_or_email: &str) -> Result<UserListing> {
         actor.require_admin()?;
         let by_id = match id_or_email.parse::<Id>() {
-            Ok(id) => self.store.user_by_id(id).await?,
+            Ok(id) => self.ctx.store.user_listing(id).await?,
             Err(_) => None,
         };
         match by_id {
-            Some(u) => Ok(u),
-            None => self
-                .store
-                .user_by_email(id_or_email)
-                .await?
-                .ok_or(Error::NotFound("User")),
+            Some(found) => Ok(found),
+            None => self.listing_by_email(id_or_email).await,
         }
     }
 
+    async fn listing_by_email(&self, email: &str) -> Result<UserListing> {
+        let user = self
+            .ctx
+            .store
+            .user_by_email(email)
+            .await?
+            .ok_or(Error::NotFound("User"))?;
+        self.listing(user.id).await
+    }
+
+    /// One user as lists show them.
+    pub async fn listing(&self, id: Id) -> Result<UserListing> {
+        self.ctx
+            .store
+            .user_listing(id)
+            .await?
+            .ok_or(Error::NotFound("User"))
+    }
+
     async fn user(&self, id: Id) -> Result<User> {
-        self.store
+        self.ctx
+            .store
             .user_by_id(id)
             .await?
             .ok_or(Error::NotFound("User"))
     }
 
+    /// Changes only the fields given, in one guarded write (see `Store::update_user`):
+    /// a concurrent disable, password change or lockout is never undone, and the last
+    /// enabled admin can be neither disabled nor demoted.
     pub async fn update_user(
         &self,
         actor: &Authenticated,
         id: Id,
         changes: UserChanges,
-    ) -> Result<User> {
-        actor.require_admin()?;
-        let mut user = self.user(id).await?;
-        let now = self.clock.now();
-        let mut invalidate = false;
+    ) -> Result<UserListing> {
+        actor.require_admin_to_change()?;
+        let mut update = UserUpdate::default();
         if let Some(name) = changes.username {
             validate_username(&name).map_err(|m| Error::invalid("username", m))?;
-            user.username = name;
+            update.username = Some(name);
         }
         if let Some(email) = changes.email {
             if !is_plausible_email(&email) {
                 return Err(Error::invalid("email", "is invalid"));
             }
-            user.email = email;
+            update.email = Some(email);
         }
         if let Some(display_name) = changes.display_name {
-            user.display_name = (!display_name.trim().is_empty()).then_some(display_name);
+            update.display_name = Some((!display_name.trim().is_empty()).then_some(display_name));
         }
         if let Some(password) = changes.password {
             validate_password(&password).map_err(|m| Error::invalid("password", m))?;
-            user.password_hash = Some(self.auth.hash_password(&password).await?);
-            invalidate = true;
+            update.password_hash = Some(self.ctx.auth.hash_password(&password).await?);
         }
-        if let Some(enabled) = changes.enabled
-            && enabled != user.enabled
-        {
-            if !enabled {
-                self.ensure_not_last_admin(&user).await?;
-            }
-            user.enabled = enabled;
-            invalidate = true;
+        update.enabled = changes.enabled;
+        update.admin = changes.admin;
+        let (user, credentials_changed) = self
+            .ctx
+            .store
+            .update_user(id, &update, self.ctx.clock.now())
+            .await
+            .map_err(not_found_as("User"))?;
+        if credentials_changed {
+            self.ctx.auth.forget_user(user.id);
         }
-        if invalidate {
-            user.credential_version += 1;
+        if update.admin.is_some() {
+            self.ctx.grants_changed();
         }
-        let mut user = self.store.update_user(&user, now).await?;
-        if invalidate {
-            // A new password or a disabled account ends every device session.
-            self.store.delete_refresh_tokens_of_user(user.id).await?;
-            self.auth.forget_user(user.id);
-        }
-        if let Some(admin) = changes.admin
-            && admin != user.admin
-        {
-            if !admin {
-                self.ensure_not_last_admin(&user).await?;
-            }
-            user = self.store.set_admin(user.id, admin, now).await?;
-            self.grants_changed();
-        }
-        Ok(user)
+        self.listing(user.id).await
     }
 
-    /// The last enabled admin can be neither demoted, disabled nor deleted (Portus).
-    async fn ensure_not_last_admin(&self, user: &User) -> Result<()> {
-        if user.admin && user.enabled && self.store.count_admins().await? <= 1 {
-            return Err(Error::Unprocessable("cannot remove the last admin".into()));
-        }
-        Ok(())
-    }
-
+    /// Never the last enabled admin, nor the only owner of a team (guarded in storage).
     pub async fn delete_user(&self, actor: &Authenticated, id: Id) -> Result<()> {
-        actor.require_admin()?;
-        let user = self.user(id).await?;
-        self.ensure_not_last_admin(&user).await?;
-        self.store.delete_user(user.id).await?;
-        self.grants_changed();
-        self.auth.forget_user(user.id);
+        actor.require_admin_to_change()?;
+        if !self.ctx.store.delete_user(id).await? {
+            return Err(Error::NotFound("User"));
+        }
+        self.ctx.grants_changed();
+        self.ctx.auth.forget_user(id);
         Ok(())
     }
 
     /// Promotes a user to admin (CLI `admin make-admin`).
     pub async fn make_admin(&self, username: &str) -> Result<User> {
         let user = self
+            .ctx
             .store
             .user_by_username(username)
             .await?
             .ok_or(Error::NotFound("User"))?;
         let user = self
+            .ctx
             .store
-            .set_admin(user.id, true, self.clock.now())
+            .set_admin(user.id, true, self.ctx.clock.now())
             .await?;
-        self.grants_changed();
+        self.ctx.grants_changed();
         Ok(user)
     }
 
     // ---- application tokens ----
 
-    async fn token_owner(&self, actor: &Authenticated, user_id: Id) -> Result<User> {
+    /// The owner of tokens the caller wants to see.
+    async fn token_owner_to_view(&self, actor: &Authenticated, user_id: Id) -> Result<User> {
         let owner = self.user(user_id).await?;
-        if !can_manage_tokens_of(&actor.subject(), owner.id, owner.bot) {
+        if !can_view_tokens_of(&actor.subject(), owner.id, owner.bot) {
             return Err(Error::Forbidden);
         }
+        Ok(owner)
+    }
+
+    /// The owner of tokens the caller wants to mint or revoke.
+    async fn token_owner_to_change(&self, actor: &Authenticated, user_id: Id) -> Result<User> {
+        let owner = self.token_owner_to_view(actor, user_id).await?;
+        actor.require_writable()?;
+        debug_assert!(can_manage_tokens_of(&actor.subject(), owner.id, owner.bot));
         Ok(owner)
     }
 
@@ -324,8 +342,8 @@ impl Services {
         actor: &Authenticated,
         user_id: Id,
     ) -> Result<Vec<ApplicationToken>> {
-        let owner = self.token_owner(actor, user_id).await?;
-        Ok(self.store.list_application_tokens(owner.id).await?)
+        let owner = self.token_owner_to_view(actor, user_id).await?;
+        Ok(self.ctx.store.list_application_tokens(owner.id).await?)
     }
 
     pub async fn create_application_token(
@@ -334,10 +352,12 @@ impl Services {
         user_id: Id,
         input: &TokenInput,
     ) -> Result<CreatedToken> {
-        let owner = self.token_owner(actor, user_id).await?;
+        let owner = self.token_owner_to_change(actor, user_id).await?;
         self.mint_application_token(&owner, input).await
     }
 
+    /// The per-user quota is checked and written in one guarded transaction, so
+    /// concurrent requests cannot exceed it.
     async fn mint_application_token(
         &self,
         owner: &User,
@@ -353,45 +373,50 @@ impl Services {
                 "is too long (maximum is 255 characters)",
             ));
         }
-        let max = self.config.security_policy.max_application_tokens;
-        if self.store.count_application_tokens(owner.id).await? >= max {
-            return Err(Error::invalid(
-                "base",
-                format!("Users cannot have more than {max} application tokens"),
-            ));
-        }
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         if input.expires_at.is_some_and(|e| e <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
-        let plain = new_token(self.random.as_ref(), APPLICATION_TOKEN_PREFIX);
+        let plain = new_token(self.ctx.random.as_ref(), APPLICATION_TOKEN_PREFIX);
+        let new = NewApplicationToken {
+            application: name,
+            token_hash: &token_hash(&plain),
+            pull_only: input.pull_only,
+            expires_at: input.expires_at,
+        };
+        let max = self.ctx.config.security_policy.max_application_tokens;
         let token = self
+            .ctx
             .store
-            .create_application_token(
-                owner.id,
-                name,
-                &token_hash(&plain),
-                input.pull_only,
-                input.expires_at,
-                now,
-            )
-            .await?;
+            .create_application_token(owner.id, &new, max, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused(r @ Refusal::TokenQuota(_)) => {
+                    Error::invalid("base", r.to_string())
+                }
+                other => other.into(),
+            })?;
         Ok(CreatedToken { token, plain })
     }
 
+    /// Revoking an application token also ends the refresh tokens obtained with it.
     pub async fn delete_application_token(
         &self,
         actor: &Authenticated,
         token_id: Id,
     ) -> Result<()> {
         let token = self
+            .ctx
             .store
             .application_token_by_id(token_id)
             .await?
             .ok_or(Error::NotFound("Application token"))?;
-        self.token_owner(actor, token.user_id).await?;
-        self.store.delete_application_token(token.id).await?;
-        Ok(())
+        self.token_owner_to_change(actor, token.user_id).await?;
+        self.ctx
+            .store
+            .delete_application_token(token.id)
+            .await
+            .map_err(not_found_as("Application token"))
     }
 
     // ---- refresh tokens (beyond Portus) ----
@@ -401,18 +426,30 @@ impl Services {
         actor: &Authenticated,
         user_id: Id,
     ) -> Result<Vec<RefreshToken>> {
-        let owner = self.token_owner(actor, user_id).await?;
-        Ok(self.store.list_refresh_tokens(owner.id).await?)
+        let owner = self.token_owner_to_view(actor, user_id).await?;
+        Ok(self.ctx.store.list_refresh_tokens(owner.id).await?)
     }
 
     pub async fn delete_refresh_token(&self, actor: &Authenticated, token_id: Id) -> Result<()> {
         let token = self
+            .ctx
             .store
             .refresh_token_by_id(token_id)
             .await?
             .ok_or(Error::NotFound("Refresh token"))?;
-        self.token_owner(actor, token.user_id).await?;
-        self.store.delete_refresh_token(token.id).await?;
-        Ok(())
+        self.token_owner_to_change(actor, token.user_id).await?;
+        self.ctx
+            .store
+            .delete_refresh_token(token.id)
+            .await
+            .map_err(not_found_as("Refresh token"))
+    }
+}
+
+/// Storage's "no such row" named for the API; every other error as usual.
+pub(crate) fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> Error {
+    move |e| match e {
+        StoreError::NotFound => Error::NotFound(what),
+        other => other.into(),
     }
 }

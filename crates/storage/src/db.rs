@@ -44,6 +44,7 @@ macro_rules! embedded_migrations {
 
 embedded_migrations! {
     1 => "0001_initial",
+    2 => "0002_refresh_token_binding",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -100,7 +101,52 @@ pub(crate) enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// An invariant that a transaction checks and then writes ("there is always an admin",
+/// "a team always has an owner", …). Taking its guard first makes concurrent
+/// transactions that check the same invariant run one after the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Guard {
+    /// The set of users (the first-admin bootstrap).
+    Users,
+    /// Who is an enabled admin.
+    Admins,
+    /// Who owns which team.
+    TeamOwners,
+    /// The application tokens of one user (the per-user quota).
+    TokenQuota(i64),
+}
+
+impl Guard {
+    /// The PostgreSQL advisory lock key: the kind in the top byte, an id below it.
+    fn key(self) -> i64 {
+        let (kind, id) = match self {
+            Guard::Users => (1, 0),
+            Guard::Admins => (2, 0),
+            Guard::TeamOwners => (3, 0),
+            Guard::TokenQuota(user_id) => (4, user_id & 0x00ff_ffff_ffff_ffff),
+        };
+        (kind << 56) | id
+    }
+}
+
 impl Tx {
+    /// Serialises this transaction with every other one that takes the same guard.
+    /// PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback;
+    /// under READ COMMITTED every later statement then sees what the previous holder
+    /// committed. SQLite: nothing to do, because `BEGIN IMMEDIATE` already holds the
+    /// database's only write lock for the whole transaction (and this process has a
+    /// single writing connection). Guards must be taken in the order of [`Guard`]'s
+    /// variants, so two transactions never wait for each other.
+    pub(crate) async fn guard(&mut self, guard: Guard) -> StoreResult<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(guard.key())
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             Tx::Sqlite(t) => Conn::Sqlite(t),
@@ -127,12 +173,12 @@ impl Db {
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+                .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}")))?;
             // One direct connection first: a pool retries until its timeout and then
             // reports only "timed out", while this fails at once with the cause.
             let probe = PgConnection::connect_with(&options)
                 .await
-                .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+                .map_err(|e| StoreError::Other(format!("cannot connect to PostgreSQL: {e}")))?;
             let _ = probe.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_CONNECTIONS)
@@ -142,7 +188,7 @@ impl Db {
         }
         // Only the scheme is echoed: the rest of a URL may carry a password.
         let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
-        Err(StoreError::Backend(format!(
+        Err(StoreError::Other(format!(
             "unsupported database URL scheme `{scheme}`: expected `sqlite:PATH` or `postgres://…`"
         )))
     }
@@ -185,6 +231,16 @@ impl Db {
         })
     }
 
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
     pub(crate) async fn migrate(&self) -> StoreResult<()> {
         match self {
             Db::Sqlite { write, .. } => migrator(SQLITE_MIGRATIONS).run(write).await?,
@@ -205,7 +261,7 @@ impl Db {
 
 async fn connect_sqlite(path: &str) -> StoreResult<Db> {
     if path.is_empty() {
-        return Err(StoreError::Backend(
+        return Err(StoreError::Other(
             "the sqlite: database URL has no path".to_owned(),
         ));
     }
@@ -229,7 +285,7 @@ async fn connect_sqlite(path: &str) -> StoreResult<Db> {
         .filter(|p| !p.as_os_str().is_empty())
     {
         tokio::fs::create_dir_all(parent).await.map_err(|e| {
-            StoreError::Backend(format!("cannot create directory {}: {e}", parent.display()))
+            StoreError::Other(format!("cannot create directory {}: {e}", parent.display()))
         })?;
     }
     let options = options.filename(path).journal_mode(SqliteJournalMode::Wal);

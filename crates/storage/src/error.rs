@@ -14,9 +14,36 @@ pub enum StoreError {
     /// The row to change does not exist, or a row it refers to does not.
     #[error("record not found")]
     NotFound,
+    /// A guarded write found that it would break an invariant, and wrote nothing.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The database cannot be reached or cannot answer now (connection refused or lost,
+    /// pool exhausted or closed, database busy or shutting down). Callers answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
     /// Anything else the database or driver reported.
     #[error("database error: {0}")]
-    Backend(String),
+    Database(#[source] sqlx::Error),
+    /// A value this crate cannot work with: a bad URL or path, a row that does not decode.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Invariants the store enforces inside the transaction that writes (see `db::Guard`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("you can only use this when there are no users on the system")]
+    AlreadyBootstrapped,
+    #[error("cannot remove the last admin")]
+    LastAdmin,
+    #[error("cannot remove or demote the only owner of the team")]
+    LastOwner,
+    /// The user is the only owner of these teams.
+    #[error("the user is the only owner of {}: give the team another owner first", .0.join(", "))]
+    OnlyOwnerOf(Vec<String>),
+    /// The user already holds this many application tokens.
+    #[error("Users cannot have more than {0} application tokens")]
+    TokenQuota(i64),
 }
 
 /// Unique constraints and the field each protects: (PostgreSQL constraint or index name,
@@ -75,38 +102,90 @@ fn conflict_field(e: &dyn DatabaseError) -> Option<&'static str> {
         .map(|(_, _, field)| *field)
 }
 
+/// Errors that mean "cannot reach or use the database right now" rather than "this
+/// statement is wrong": the caller should retry later.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL: class 08 connection exceptions, 57P0x shutdown/crash,
+            // 53300 too many connections. SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (the
+            // busy timeout ran out).
+            code.starts_with("08")
+                || code.starts_with("57P0")
+                || code == "53300"
+                || code == "5"
+                || code == "6"
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            return StoreError::Unavailable(e);
+        }
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation => match conflict_field(db.as_ref()) {
                     Some(field) => StoreError::Conflict(field),
-                    None => StoreError::Backend(e.to_string()),
+                    None => StoreError::Database(e),
                 },
                 // Inserting or updating a reference to a row that does not exist.
                 ErrorKind::ForeignKeyViolation => StoreError::NotFound,
-                _ => StoreError::Backend(e.to_string()),
+                _ => StoreError::Database(e),
             },
-            _ => StoreError::Backend(e.to_string()),
+            _ => StoreError::Database(e),
         }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Backend(format!("migration failed: {e}"))
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => StoreError::Other(format!("migration failed: {other}")),
+        }
     }
 }
 
 impl From<StoreError> for portcullis_domain::Error {
     fn from(e: StoreError) -> Self {
+        use portcullis_domain::Error;
         match e {
-            StoreError::Conflict(field) => {
-                portcullis_domain::Error::invalid(field, "has already been taken")
-            }
-            StoreError::NotFound => portcullis_domain::Error::NotFound("record"),
-            StoreError::Backend(message) => portcullis_domain::Error::Internal(message),
+            StoreError::Conflict(field) => Error::invalid(field, "has already been taken"),
+            StoreError::NotFound => Error::NotFound("record"),
+            StoreError::Refused(refusal) => Error::Unprocessable(refusal.to_string()),
+            StoreError::Unavailable(_) => Error::Unavailable(Box::new(e)),
+            StoreError::Database(_) | StoreError::Other(_) => Error::Internal(Box::new(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_unavailable_and_keep_their_cause() {
+        let e = StoreError::from(sqlx::Error::PoolClosed);
+        assert!(matches!(e, StoreError::Unavailable(_)));
+        let domain: portcullis_domain::Error = e.into();
+        assert!(matches!(domain, portcullis_domain::Error::Unavailable(_)));
+        let cause = domain.cause().map(|c| c.to_string()).unwrap_or_default();
+        assert!(cause.contains("closed"), "{cause}");
+        let e = StoreError::from(sqlx::Error::ColumnNotFound("x".into()));
+        assert!(matches!(e, StoreError::Database(_)));
+        assert!(matches!(
+            portcullis_domain::Error::from(e),
+            portcullis_domain::Error::Internal(_)
+        ));
     }
 }

@@ -34,7 +34,10 @@ mod teams;
 mod tokens;
 mod users;
 
-pub use error::{StoreError, StoreResult};
+pub use error::{Refusal, StoreError, StoreResult};
+pub use namespaces::NamespaceUpdate;
+pub use tokens::{NewApplicationToken, RefreshCredential};
+pub use users::UserUpdate;
 
 use portcullis_domain::model::{Id, NamespaceKind, Role, Visibility};
 
@@ -77,16 +80,16 @@ pub struct Page<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamespaceScope {
     All,
-    /// Public and protected namespaces plus those whose team has this user as a member.
-    VisibleTo(Id),
+    /// Public and protected namespaces plus those whose team has the viewer as a member.
+    VisibleTo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeamScope {
     /// Every team that is not hidden.
     AllVisible,
-    /// The non-hidden teams this user is a member of.
-    MemberOf(Id),
+    /// The non-hidden teams the viewer is a member of.
+    MemberOf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +224,12 @@ impl Store {
         } else {
             MigrationState::UpToDate
         })
+    }
+
+    /// Closes every connection; later operations fail with [`StoreError::Unavailable`].
+    /// For graceful shutdown (and for tests of what an outage looks like).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -1,12 +1,10 @@
 //! Teams and their members.
 
-use crate::db::{RowGet, execute, fetch_all, fetch_one, fetch_optional};
+use crate::db::{Guard, RowGet, Tx, execute, fetch_all, fetch_one, fetch_optional};
 use crate::users::{USER_COLUMNS_PREFIXED, user_row};
-use crate::{Page, PageRequest, Sort, Store, StoreError, StoreResult, TeamScope};
-use portcullis_domain::model::{Id, Role, Team, TeamMember, User};
+use crate::{Page, PageRequest, Refusal, Sort, Store, StoreError, StoreResult, TeamScope};
+use portcullis_domain::model::{Id, Role, Team, TeamListing, TeamMember, User};
 use portcullis_domain::time::Timestamp;
-
-const TEAM_COLUMNS: &str = "t.id, t.name, t.description, t.hidden, t.created_at, t.updated_at";
 
 const SORTABLE: &[(&str, Sort)] = &[
     ("id", Sort::Plain),
@@ -28,14 +26,50 @@ fn team_row<R: RowGet>(r: &R) -> StoreResult<Team> {
     })
 }
 
+pub(crate) fn role_of(v: i64) -> StoreResult<Role> {
+    Role::from_i64(v).ok_or_else(|| StoreError::Other(format!("unknown team role {v}")))
+}
+
+/// A team row plus the viewer's `role` and the `members`/`namespaces` counts.
+fn team_listing_row<R: RowGet>(r: &R) -> StoreResult<TeamListing> {
+    Ok(TeamListing {
+        team: team_row(r)?,
+        role: r.col::<Option<i64>>("role")?.map(role_of).transpose()?,
+        members: r.col("members")?,
+        namespaces: r.col("namespaces")?,
+    })
+}
+
+/// The columns of [`team_listing_row`] for a team aliased `t`, the viewer bound as `$1`.
+const TEAM_LISTING_COLUMNS: &str = "t.id, t.name, t.description, t.hidden, t.created_at, \
+     t.updated_at, \
+     (SELECT tu.role FROM team_users tu WHERE tu.team_id = t.id AND tu.user_id = $1) AS role, \
+     (SELECT count(*) FROM team_users tu WHERE tu.team_id = t.id) AS members, \
+     (SELECT count(*) FROM namespaces n WHERE n.team_id = t.id) AS namespaces";
+
+/// Refuses a change that would leave `team_id` without an owner, unless `member_id`
+/// is not an owner now. Runs under [`Guard::TeamOwners`].
+async fn ensure_another_owner(tx: &mut Tx, team_id: Id, member_id: Id) -> StoreResult<()> {
+    let (target, others): (i64, i64) = fetch_one!(
+        tx.conn(),
+        "SELECT (SELECT count(*) FROM team_users WHERE id = $2 AND team_id = $1 AND role = $3) \
+         AS target, (SELECT count(*) FROM team_users WHERE team_id = $1 AND role = $3 \
+         AND id <> $2) AS others",
+        [team_id, member_id, Role::Owner.as_i64()],
+        |r| Ok::<_, StoreError>((r.col::<i64>("target")?, r.col::<i64>("others")?))
+    );
+    if target > 0 && others == 0 {
+        return Err(StoreError::Refused(Refusal::LastOwner));
+    }
+    Ok(())
+}
+
 fn member_row<R: RowGet>(r: &R) -> StoreResult<TeamMember> {
-    let role: i64 = r.col("role")?;
     Ok(TeamMember {
         id: r.col("id")?,
         team_id: r.col("team_id")?,
         user_id: r.col("user_id")?,
-        role: Role::from_i64(role)
-            .ok_or_else(|| StoreError::Backend(format!("unknown team role {role}")))?,
+        role: role_of(r.col("role")?)?,
         created_at: Timestamp(r.col("created_at")?),
         updated_at: Timestamp(r.col("updated_at")?),
     })
@@ -92,38 +126,60 @@ impl Store {
         ))
     }
 
-    pub async fn list_teams(&self, scope: TeamScope, p: &PageRequest) -> StoreResult<Page<Team>> {
-        // Both scopes bind one parameter so the statement shape stays the same.
-        let (filter, user_id) = match scope {
-            TeamScope::AllVisible => ("NOT t.hidden AND $1 IS NULL", None),
-            TeamScope::MemberOf(user_id) => (
-                "NOT t.hidden AND EXISTS (SELECT 1 FROM team_users tu \
-                 WHERE tu.team_id = t.id AND tu.user_id = $1)",
-                Some(user_id),
-            ),
+    /// Teams in `scope`, each with `viewer`'s role and its counts, in one query.
+    pub async fn list_teams(
+        &self,
+        scope: TeamScope,
+        viewer: Id,
+        p: &PageRequest,
+    ) -> StoreResult<Page<TeamListing>> {
+        // `v` is the viewer's membership (at most one row per team).
+        let filter = match scope {
+            TeamScope::AllVisible => "NOT t.hidden",
+            TeamScope::MemberOf => "NOT t.hidden AND v.id IS NOT NULL",
         };
+        let from = "FROM teams t LEFT JOIN team_users v ON v.team_id = t.id AND v.user_id = $1";
         let list = format!(
-            "SELECT {TEAM_COLUMNS} FROM teams t WHERE {filter}{}",
+            "SELECT {TEAM_LISTING_COLUMNS} {from} WHERE {filter}{}",
             p.clause("t", SORTABLE)
         );
-        let count = format!("SELECT count(*) AS n FROM teams t WHERE {filter}");
+        let count = format!("SELECT count(*) AS n {from} WHERE {filter}");
         let mut c = self.db.reader().await?;
-        let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(list), [user_id], |r| {
-            team_row(r)
+        let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(list), [viewer], |r| {
+            team_listing_row(r)
         });
-        let total = fetch_one!(c.conn(), sqlx::AssertSqlSafe(count), [user_id], |r| r
+        let total = fetch_one!(c.conn(), sqlx::AssertSqlSafe(count), [viewer], |r| r
             .col::<i64>("n"));
         Ok(Page { items, total })
     }
 
-    /// Renames and re-describes; hidden-ness never changes.
-    pub async fn update_team(&self, t: &Team, now: Timestamp) -> StoreResult<Team> {
+    /// One team as [`Store::list_teams`] shows it to `viewer`.
+    pub async fn team_listing(&self, id: Id, viewer: Id) -> StoreResult<Option<TeamListing>> {
+        let sql = format!("SELECT {TEAM_LISTING_COLUMNS} FROM teams t WHERE t.id = $2");
+        let mut c = self.db.reader().await?;
+        Ok(fetch_optional!(
+            c.conn(),
+            sqlx::AssertSqlSafe(sql),
+            [viewer, id],
+            |r| team_listing_row(r)
+        ))
+    }
+
+    /// Changes only what is given; hidden-ness never changes.
+    pub async fn update_team(
+        &self,
+        id: Id,
+        name: Option<&str>,
+        description: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Team> {
         let mut c = self.db.writer().await?;
         fetch_optional!(
             c.conn(),
-            "UPDATE teams SET name = $2, description = $3, updated_at = $4 WHERE id = $1 \
+            "UPDATE teams SET name = COALESCE($2, name), \
+             description = COALESCE($3, description), updated_at = $4 WHERE id = $1 \
              RETURNING id, name, description, hidden, created_at, updated_at",
-            [t.id, t.name.as_str(), t.description.as_str(), now.0],
+            [id, name, description, now.0],
             |r| team_row(r)
         )
         .ok_or(StoreError::NotFound)
@@ -133,7 +189,7 @@ impl Store {
     /// with the team.
     pub async fn delete_team(&self, id: Id, move_namespaces_to: Option<Id>) -> StoreResult<()> {
         if move_namespaces_to == Some(id) {
-            return Err(StoreError::Backend(
+            return Err(StoreError::Other(
                 "cannot move namespaces to the team being deleted".to_owned(),
             ));
         }
@@ -164,18 +220,6 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         tx.commit().await
-    }
-
-    /// (members, namespaces) of a team.
-    pub async fn team_counts(&self, team_id: Id) -> StoreResult<(i64, i64)> {
-        let mut c = self.db.reader().await?;
-        Ok(fetch_one!(
-            c.conn(),
-            "SELECT (SELECT count(*) FROM team_users WHERE team_id = $1) AS members, \
-             (SELECT count(*) FROM namespaces WHERE team_id = $1) AS namespaces",
-            [team_id],
-            |r| Ok::<_, StoreError>((r.col::<i64>("members")?, r.col::<i64>("namespaces")?))
-        ))
     }
 
     /// A second membership of the same user is `Conflict("member")`.
@@ -218,34 +262,47 @@ impl Store {
         ))
     }
 
+    /// Changes a member's role; demoting the team's only owner is `Refused(LastOwner)`,
+    /// checked under [`Guard::TeamOwners`] in the same transaction. `NotFound` unless
+    /// the membership belongs to `team_id`.
     pub async fn set_member_role(
         &self,
+        team_id: Id,
         member_id: Id,
         role: Role,
         now: Timestamp,
     ) -> StoreResult<TeamMember> {
-        let mut c = self.db.writer().await?;
-        fetch_optional!(
-            c.conn(),
-            "UPDATE team_users SET role = $2, updated_at = $3 WHERE id = $1 \
+        let mut tx = self.db.begin().await?;
+        if role != Role::Owner {
+            tx.guard(Guard::TeamOwners).await?;
+            ensure_another_owner(&mut tx, team_id, member_id).await?;
+        }
+        let member = fetch_optional!(
+            tx.conn(),
+            "UPDATE team_users SET role = $3, updated_at = $4 WHERE id = $1 AND team_id = $2 \
              RETURNING id, team_id, user_id, role, created_at, updated_at",
-            [member_id, role.as_i64(), now.0],
+            [member_id, team_id, role.as_i64(), now.0],
             |r| member_row(r)
         )
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(member)
     }
 
-    pub async fn remove_member(&self, member_id: Id) -> StoreResult<()> {
-        let mut c = self.db.writer().await?;
+    /// Removes a member; removing the team's only owner is `Refused(LastOwner)`.
+    pub async fn remove_member(&self, team_id: Id, member_id: Id) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        tx.guard(Guard::TeamOwners).await?;
+        ensure_another_owner(&mut tx, team_id, member_id).await?;
         let deleted = execute!(
-            c.conn(),
-            "DELETE FROM team_users WHERE id = $1",
-            [member_id]
+            tx.conn(),
+            "DELETE FROM team_users WHERE id = $1 AND team_id = $2",
+            [member_id, team_id]
         );
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        tx.commit().await
     }
 
     /// Members with their users, oldest membership first.
@@ -261,16 +318,6 @@ impl Store {
             sqlx::AssertSqlSafe(sql),
             [team_id],
             |r| Ok::<_, StoreError>((member_row(r)?, user_row(r, "u_")?))
-        ))
-    }
-
-    pub async fn count_owners(&self, team_id: Id) -> StoreResult<i64> {
-        let mut c = self.db.reader().await?;
-        Ok(fetch_one!(
-            c.conn(),
-            "SELECT count(*) AS n FROM team_users WHERE team_id = $1 AND role = $2",
-            [team_id, Role::Owner.as_i64()],
-            |r| r.col::<i64>("n")
         ))
     }
 }

@@ -1,14 +1,25 @@
 //! Users, their personal teams and namespaces, admin status and login throttling.
 
-use crate::db::{RowGet, Tx, execute, fetch_all, fetch_one, fetch_optional};
-use crate::{NewUser, Page, PageRequest, Sort, Store, StoreError, StoreResult};
-use portcullis_domain::model::{Id, NamespaceKind, Role, User, Visibility};
+use crate::db::{Guard, RowGet, Tx, execute, fetch_all, fetch_one, fetch_optional};
+use crate::tokens::{NewApplicationToken, insert_application_token};
+use crate::{NewUser, Page, PageRequest, Refusal, Sort, Store, StoreError, StoreResult};
+use portcullis_domain::model::{
+    ApplicationToken, Id, NamespaceKind, Role, User, UserListing, Visibility,
+};
 use portcullis_domain::names::personal_namespace_candidates;
 use portcullis_domain::time::Timestamp;
 use std::collections::HashSet;
 
-pub(crate) const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, admin, \
-     enabled, bot, failed_attempts, locked_at, credential_version, created_at, updated_at";
+/// `SELECT <every user column> FROM users <rest>`, as one static string.
+macro_rules! select_users {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, username, email, display_name, password_hash, admin, enabled, bot, ",
+            "failed_attempts, locked_at, credential_version, created_at, updated_at FROM users ",
+            $rest
+        )
+    };
+}
 
 /// The user columns of `u` with a `u_` prefix, for joins whose other side has an `id` too.
 pub(crate) const USER_COLUMNS_PREFIXED: &str = "u.id AS u_id, u.username AS u_username, \
@@ -34,7 +45,7 @@ const SORTABLE: &[(&str, Sort)] = &[
     ("updated_at", Sort::Plain),
 ];
 
-/// Maps a row selected with [`USER_COLUMNS`] (`prefix` "") or [`USER_COLUMNS_PREFIXED`]
+/// Maps a row selected with [`select_users!`] (`prefix` "") or [`USER_COLUMNS_PREFIXED`]
 /// (`prefix` "u_").
 pub(crate) fn user_row<R: RowGet>(r: &R, prefix: &str) -> StoreResult<User> {
     let c = |name: &str| format!("{prefix}{name}");
@@ -86,7 +97,7 @@ pub(crate) async fn create_personal_namespace(
     .collect();
     let name = personal_namespace_candidates(base)
         .find(|candidate| !taken.contains(candidate))
-        .ok_or_else(|| StoreError::Backend("no free personal namespace name".to_owned()))?;
+        .ok_or_else(|| StoreError::Other("no free personal namespace name".to_owned()))?;
     execute!(
         tx.conn(),
         "INSERT INTO namespaces (registry_id, team_id, name, description, kind, visibility, \
@@ -118,11 +129,123 @@ async fn join_global_teams(tx: &mut Tx, user_id: Id, now: Timestamp) -> StoreRes
     Ok(())
 }
 
+/// Inserts the user and, unless `personal_namespace_base` is `None` (bots), the hidden
+/// personal team with the user as owner and a personal namespace in every registry. An
+/// admin also becomes owner of every global team, as [`Store::set_admin`] would make them.
+async fn insert_user(
+    tx: &mut Tx,
+    u: &NewUser,
+    personal_namespace_base: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<User> {
+    let user = fetch_one!(
+        tx.conn(),
+        "INSERT INTO users (username, email, display_name, password_hash, admin, enabled, \
+         bot, failed_attempts, locked_at, credential_version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, true, $6, 0, NULL, 0, $7, $7) \
+         RETURNING id, username, email, display_name, password_hash, admin, enabled, bot, \
+         failed_attempts, locked_at, credential_version, created_at, updated_at",
+        [
+            u.username.as_str(),
+            u.email.as_str(),
+            u.display_name.as_deref(),
+            u.password_hash.as_deref(),
+            u.admin,
+            u.bot,
+            now.0,
+        ],
+        |r| user_row(r, "")
+    );
+    if user.admin {
+        join_global_teams(tx, user.id, now).await?;
+    }
+    if let Some(base) = personal_namespace_base {
+        let team_id: Id = fetch_one!(
+            tx.conn(),
+            "INSERT INTO teams (name, description, hidden, created_at, updated_at) \
+             VALUES ($1, '', true, $2, $2) RETURNING id",
+            [personal_team_name(user.id), now.0],
+            |r| r.col::<Id>("id")
+        );
+        execute!(
+            tx.conn(),
+            "INSERT INTO team_users (team_id, user_id, role, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+            [team_id, user.id, Role::Owner.as_i64(), now.0]
+        );
+        let registries: Vec<Id> = fetch_all!(
+            tx.conn(),
+            "SELECT id FROM registries ORDER BY id",
+            [],
+            |r| r.col::<Id>("id")
+        );
+        for registry_id in registries {
+            create_personal_namespace(tx, registry_id, team_id, user.id, base, now).await?;
+        }
+    }
+    Ok(user)
+}
+
+/// Which user fields an update changes; `None` leaves a field as it is in the database,
+/// so concurrent changes of other fields (a disable, a lockout) are never written over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// `Some(None)` clears it.
+    pub display_name: Option<Option<String>>,
+    pub password_hash: Option<String>,
+    pub enabled: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+/// Refuses a change that would leave no enabled admin. Runs under [`Guard::Admins`].
+async fn ensure_another_admin(tx: &mut Tx, user_id: Id) -> StoreResult<()> {
+    let (target, others): (i64, i64) = fetch_one!(
+        tx.conn(),
+        "SELECT (SELECT count(*) FROM users WHERE id = $1 AND admin AND enabled) AS target, \
+         (SELECT count(*) FROM users WHERE admin AND enabled AND id <> $1) AS others",
+        [user_id],
+        |r| Ok::<_, StoreError>((r.col::<i64>("target")?, r.col::<i64>("others")?))
+    );
+    if target > 0 && others == 0 {
+        return Err(StoreError::Refused(Refusal::LastAdmin));
+    }
+    Ok(())
+}
+
+/// Sets the admin flag and keeps memberships in step (admins own every team they are in
+/// and every global team), inside the caller's transaction.
+async fn write_admin_flag(tx: &mut Tx, user_id: Id, admin: bool, now: Timestamp) -> StoreResult<User> {
+    let user = fetch_optional!(
+        tx.conn(),
+        "UPDATE users SET admin = $2, updated_at = $3 WHERE id = $1 \
+         RETURNING id, username, email, display_name, password_hash, admin, enabled, bot, \
+         failed_attempts, locked_at, credential_version, created_at, updated_at",
+        [user_id, admin, now.0],
+        |r| user_row(r, "")
+    )
+    .ok_or(StoreError::NotFound)?;
+    if admin {
+        execute!(
+            tx.conn(),
+            "UPDATE team_users SET role = $2, updated_at = $3 WHERE user_id = $1 AND role <> $2",
+            [user_id, Role::Owner.as_i64(), now.0]
+        );
+        join_global_teams(tx, user_id, now).await?;
+    } else {
+        execute!(
+            tx.conn(),
+            "DELETE FROM team_users WHERE user_id = $1 AND team_id IN \
+             (SELECT team_id FROM namespaces WHERE kind = 'global')",
+            [user_id]
+        );
+    }
+    Ok(user)
+}
+
 impl Store {
-    /// Creates the user and, unless `personal_namespace_base` is `None` (bots), the
-    /// hidden personal team with the user as owner and a personal namespace in every
-    /// registry — all or nothing. An admin also becomes owner of every global team, as
-    /// [`Store::set_admin`] would make them.
+    /// Creates the user with their personal team and namespaces, all or nothing.
     pub async fn create_user(
         &self,
         u: &NewUser,
@@ -130,63 +253,44 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<User> {
         let mut tx = self.db.begin().await?;
-        let user = fetch_one!(
-            tx.conn(),
-            "INSERT INTO users (username, email, display_name, password_hash, admin, enabled, \
-             bot, failed_attempts, locked_at, credential_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, true, $6, 0, NULL, 0, $7, $7) \
-             RETURNING id, username, email, display_name, password_hash, admin, enabled, bot, \
-             failed_attempts, locked_at, credential_version, created_at, updated_at",
-            [
-                u.username.as_str(),
-                u.email.as_str(),
-                u.display_name.as_deref(),
-                u.password_hash.as_deref(),
-                u.admin,
-                u.bot,
-                now.0,
-            ],
-            |r| user_row(r, "")
-        );
-        if user.admin {
-            join_global_teams(&mut tx, user.id, now).await?;
-        }
-        if let Some(base) = personal_namespace_base {
-            let team_id: Id = fetch_one!(
-                tx.conn(),
-                "INSERT INTO teams (name, description, hidden, created_at, updated_at) \
-                 VALUES ($1, '', true, $2, $2) RETURNING id",
-                [personal_team_name(user.id), now.0],
-                |r| r.col::<Id>("id")
-            );
-            execute!(
-                tx.conn(),
-                "INSERT INTO team_users (team_id, user_id, role, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
-                [team_id, user.id, Role::Owner.as_i64(), now.0]
-            );
-            let registries: Vec<Id> = fetch_all!(
-                tx.conn(),
-                "SELECT id FROM registries ORDER BY id",
-                [],
-                |r| r.col::<Id>("id")
-            );
-            for registry_id in registries {
-                create_personal_namespace(&mut tx, registry_id, team_id, user.id, base, now)
-                    .await?;
-            }
-        }
+        let user = insert_user(&mut tx, u, personal_namespace_base, now).await?;
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// The first-admin bootstrap: creates `u` as an admin with the application token
+    /// `token`, only while there is no user at all — checked and written in one guarded
+    /// transaction, so concurrent bootstraps create exactly one admin
+    /// (`Refused(AlreadyBootstrapped)` for the others).
+    pub async fn bootstrap_admin(
+        &self,
+        u: &NewUser,
+        personal_namespace_base: Option<&str>,
+        token: &NewApplicationToken<'_>,
+        now: Timestamp,
+    ) -> StoreResult<(User, ApplicationToken)> {
+        let mut tx = self.db.begin().await?;
+        tx.guard(Guard::Users).await?;
+        let users: i64 = fetch_one!(tx.conn(), "SELECT count(*) AS n FROM users", [], |r| r
+            .col::<i64>("n"));
+        if users > 0 {
+            return Err(StoreError::Refused(Refusal::AlreadyBootstrapped));
+        }
+        let admin = NewUser {
+            admin: true,
+            ..u.clone()
+        };
+        let user = insert_user(&mut tx, &admin, personal_namespace_base, now).await?;
+        let token = insert_application_token(&mut tx, user.id, token, now).await?;
+        tx.commit().await?;
+        Ok((user, token))
     }
 
     pub async fn user_by_id(&self, id: Id) -> StoreResult<Option<User>> {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT id, username, email, display_name, password_hash, admin, enabled, bot, \
-             failed_attempts, locked_at, credential_version, created_at, updated_at \
-             FROM users WHERE id = $1",
+            select_users!("WHERE id = $1"),
             [id],
             |r| user_row(r, "")
         ))
@@ -197,9 +301,7 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT id, username, email, display_name, password_hash, admin, enabled, bot, \
-             failed_attempts, locked_at, credential_version, created_at, updated_at \
-             FROM users WHERE lower(username) = lower($1)",
+            select_users!("WHERE lower(username) = lower($1)"),
             [name],
             |r| user_row(r, "")
         ))
@@ -210,106 +312,140 @@ impl Store {
         let mut c = self.db.reader().await?;
         Ok(fetch_optional!(
             c.conn(),
-            "SELECT id, username, email, display_name, password_hash, admin, enabled, bot, \
-             failed_attempts, locked_at, credential_version, created_at, updated_at \
-             FROM users WHERE lower(email) = lower($1) AND email <> ''",
+            select_users!("WHERE lower(email) = lower($1) AND email <> ''"),
             [email],
             |r| user_row(r, "")
         ))
     }
 
-    pub async fn list_users(&self, p: &PageRequest) -> StoreResult<Page<User>> {
+    /// Users with their personal namespace in the first registry, in one query.
+    pub async fn list_users(&self, p: &PageRequest) -> StoreResult<Page<UserListing>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u{}",
+            "SELECT {USER_COLUMNS_PREFIXED}, n.id AS namespace_id FROM users u \
+             LEFT JOIN namespaces n ON n.user_id = u.id \
+             AND n.registry_id = (SELECT min(id) FROM registries){}",
             p.clause("u", SORTABLE)
         );
         let mut c = self.db.reader().await?;
-        let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(sql), [], |r| user_row(r, ""));
+        let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(sql), [], |r| user_listing_row(
+            r
+        ));
         let total = fetch_one!(c.conn(), "SELECT count(*) AS n FROM users", [], |r| r
             .col::<i64>("n"));
         Ok(Page { items, total })
     }
 
-    pub async fn count_users(&self) -> StoreResult<i64> {
+    /// One user as [`Store::list_users`] shows them.
+    pub async fn user_listing(&self, id: Id) -> StoreResult<Option<UserListing>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS_PREFIXED}, n.id AS namespace_id FROM users u \
+             LEFT JOIN namespaces n ON n.user_id = u.id \
+             AND n.registry_id = (SELECT min(id) FROM registries) WHERE u.id = $1"
+        );
         let mut c = self.db.reader().await?;
-        Ok(fetch_one!(
+        Ok(fetch_optional!(
             c.conn(),
-            "SELECT count(*) AS n FROM users",
-            [],
-            |r| r.col::<i64>("n")
+            sqlx::AssertSqlSafe(sql),
+            [id],
+            |r| user_listing_row(r)
         ))
     }
 
-    /// Admins who can act: disabled admins don't count (e.g. "last admin" checks).
-    pub async fn count_admins(&self) -> StoreResult<i64> {
-        let mut c = self.db.reader().await?;
-        Ok(fetch_one!(
-            c.conn(),
-            "SELECT count(*) AS n FROM users WHERE admin AND enabled",
-            [],
-            |r| r.col::<i64>("n")
-        ))
-    }
-
-    /// Writes every mutable field except `admin`, which has team memberships attached
-    /// and changes only through [`Store::set_admin`].
-    pub async fn update_user(&self, u: &User, now: Timestamp) -> StoreResult<User> {
-        let mut c = self.db.writer().await?;
-        fetch_optional!(
-            c.conn(),
-            "UPDATE users SET username = $2, email = $3, display_name = $4, password_hash = $5, \
-             enabled = $6, bot = $7, failed_attempts = $8, locked_at = $9, \
-             credential_version = $10, updated_at = $11 WHERE id = $1 \
+    /// Changes only the fields `changes` names, in one transaction: a new password or a
+    /// change of `enabled` bumps the credential version in SQL (never from a value read
+    /// earlier) and ends every refresh token; disabling or demoting the last enabled
+    /// admin is refused under [`Guard::Admins`]. Returns the user and whether their
+    /// credentials changed.
+    pub async fn update_user(
+        &self,
+        id: Id,
+        changes: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<(User, bool)> {
+        let mut tx = self.db.begin().await?;
+        if changes.enabled == Some(false) || changes.admin == Some(false) {
+            tx.guard(Guard::Admins).await?;
+            ensure_another_admin(&mut tx, id).await?;
+        }
+        let (set_display_name, display_name) = match &changes.display_name {
+            Some(d) => (true, d.as_deref()),
+            None => (false, None),
+        };
+        let before: Option<i64> = fetch_optional!(
+            tx.conn(),
+            "SELECT credential_version FROM users WHERE id = $1",
+            [id],
+            |r| r.col::<i64>("credential_version")
+        );
+        let before = before.ok_or(StoreError::NotFound)?;
+        let mut user = fetch_optional!(
+            tx.conn(),
+            "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email), \
+             display_name = CASE WHEN $4 THEN $5 ELSE display_name END, \
+             password_hash = COALESCE($6, password_hash), \
+             credential_version = credential_version + \
+                 CASE WHEN $6 IS NOT NULL OR ($7 IS NOT NULL AND $7 <> enabled) THEN 1 ELSE 0 END, \
+             enabled = COALESCE($7, enabled), updated_at = $8 WHERE id = $1 \
              RETURNING id, username, email, display_name, password_hash, admin, enabled, bot, \
              failed_attempts, locked_at, credential_version, created_at, updated_at",
             [
-                u.id,
-                u.username.as_str(),
-                u.email.as_str(),
-                u.display_name.as_deref(),
-                u.password_hash.as_deref(),
-                u.enabled,
-                u.bot,
-                u.failed_attempts,
-                u.locked_at.map(|t| t.0),
-                u.credential_version,
+                id,
+                changes.username.as_deref(),
+                changes.email.as_deref(),
+                set_display_name,
+                display_name,
+                changes.password_hash.as_deref(),
+                changes.enabled,
                 now.0,
             ],
             |r| user_row(r, "")
         )
-        .ok_or(StoreError::NotFound)
-    }
-
-    /// Portus keeps admins as owners of every team they belong to and of every global
-    /// team; this keeps the memberships in step with the flag in one transaction.
-    pub async fn set_admin(&self, user_id: Id, admin: bool, now: Timestamp) -> StoreResult<User> {
-        let mut tx = self.db.begin().await?;
-        let user = fetch_optional!(
-            tx.conn(),
-            "UPDATE users SET admin = $2, updated_at = $3 WHERE id = $1 \
-             RETURNING id, username, email, display_name, password_hash, admin, enabled, bot, \
-             failed_attempts, locked_at, credential_version, created_at, updated_at",
-            [user_id, admin, now.0],
-            |r| user_row(r, "")
-        )
         .ok_or(StoreError::NotFound)?;
-        if admin {
+        let credentials_changed = user.credential_version != before;
+        if credentials_changed {
+            // A new password or a disabled account ends every device session.
             execute!(
                 tx.conn(),
-                "UPDATE team_users SET role = $2, updated_at = $3 WHERE user_id = $1 AND role <> $2",
-                [user_id, Role::Owner.as_i64(), now.0]
-            );
-            join_global_teams(&mut tx, user_id, now).await?;
-        } else {
-            execute!(
-                tx.conn(),
-                "DELETE FROM team_users WHERE user_id = $1 AND team_id IN \
-                 (SELECT team_id FROM namespaces WHERE kind = 'global')",
-                [user_id]
+                "DELETE FROM refresh_tokens WHERE user_id = $1",
+                [id]
             );
         }
+        if let Some(admin) = changes.admin
+            && admin != user.admin
+        {
+            user = write_admin_flag(&mut tx, id, admin, now).await?;
+        }
         tx.commit().await?;
-        Ok(user)
+        Ok((user, credentials_changed))
+    }
+
+    /// Promotes or demotes (see [`Store::update_user`] for the last-admin rule).
+    pub async fn set_admin(&self, user_id: Id, admin: bool, now: Timestamp) -> StoreResult<User> {
+        let changes = UserUpdate {
+            admin: Some(admin),
+            ..UserUpdate::default()
+        };
+        Ok(self.update_user(user_id, &changes, now).await?.0)
+    }
+
+    /// Replaces a password hash with a stronger one for the same password (the bcrypt
+    /// upgrade), only if neither the hash nor the credential version changed since they
+    /// were read. `false` when something changed in between (nothing is written then).
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: Id,
+        read_hash: &str,
+        read_credential_version: i64,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        let mut c = self.db.writer().await?;
+        let updated = execute!(
+            c.conn(),
+            "UPDATE users SET password_hash = $4 WHERE id = $1 AND password_hash = $2 \
+             AND credential_version = $3",
+            [user_id, read_hash, read_credential_version, new_hash]
+        );
+        Ok(updated > 0)
     }
 
     /// Counts a failed login in one statement (concurrent failures all count). Reaching
@@ -340,13 +476,14 @@ impl Store {
 
     /// Called after every successful login, so it must not write in the common case of
     /// nothing to clear: on SQLite a reader checks first, because even an UPDATE that
-    /// matches nothing queues for the single writer.
+    /// matches nothing queues for the single writer. A lock set meanwhile by concurrent
+    /// failures stays (only [`Store::clear_expired_lock`] lifts one).
     pub async fn clear_failed_logins(&self, user_id: Id) -> StoreResult<()> {
         if self.db.is_sqlite() {
             let mut c = self.db.reader().await?;
             let dirty = fetch_optional!(
                 c.conn(),
-                "SELECT id FROM users WHERE id = $1 AND (failed_attempts <> 0 OR locked_at IS NOT NULL)",
+                "SELECT id FROM users WHERE id = $1 AND failed_attempts <> 0 AND locked_at IS NULL",
                 [user_id],
                 |r| r.col::<Id>("id")
             );
@@ -357,18 +494,50 @@ impl Store {
         let mut c = self.db.writer().await?;
         execute!(
             c.conn(),
-            "UPDATE users SET failed_attempts = 0, locked_at = NULL \
-             WHERE id = $1 AND (failed_attempts <> 0 OR locked_at IS NOT NULL)",
+            "UPDATE users SET failed_attempts = 0 \
+             WHERE id = $1 AND failed_attempts <> 0 AND locked_at IS NULL",
             [user_id]
         );
         Ok(())
     }
 
+    /// Lifts the lock set at `locked_at` once it has run out and starts a fresh count;
+    /// a lock set later (a new one) is left alone.
+    pub async fn clear_expired_lock(&self, user_id: Id, locked_at: Timestamp) -> StoreResult<()> {
+        let mut c = self.db.writer().await?;
+        execute!(
+            c.conn(),
+            "UPDATE users SET failed_attempts = 0, locked_at = NULL \
+             WHERE id = $1 AND locked_at = $2",
+            [user_id, locked_at.0]
+        );
+        Ok(())
+    }
+
     /// Deletes the user with their personal team and namespaces (memberships and tokens
-    /// go by cascade). `false` when there was no such user.
+    /// go by cascade), refusing — under [`Guard::Admins`] and [`Guard::TeamOwners`], so a
+    /// concurrent demotion or member removal cannot slip in between — to remove the last
+    /// enabled admin or the only owner of a team. `false` when there was no such user.
     pub async fn delete_user(&self, id: Id) -> StoreResult<bool> {
         let personal_team = personal_team_name(id);
         let mut tx = self.db.begin().await?;
+        tx.guard(Guard::Admins).await?;
+        tx.guard(Guard::TeamOwners).await?;
+        ensure_another_admin(&mut tx, id).await?;
+        // Visible teams only: hidden ones are the user's personal team (deleted below)
+        // and global teams, whose owners are the admins (covered by the check above).
+        let sole_owner_of: Vec<String> = fetch_all!(
+            tx.conn(),
+            "SELECT t.name FROM teams t JOIN team_users tu ON tu.team_id = t.id \
+             WHERE tu.user_id = $1 AND tu.role = $2 AND NOT t.hidden \
+             AND NOT EXISTS (SELECT 1 FROM team_users o WHERE o.team_id = t.id \
+             AND o.role = $2 AND o.user_id <> $1) ORDER BY t.name",
+            [id, Role::Owner.as_i64()],
+            |r| r.col::<String>("name")
+        );
+        if !sole_owner_of.is_empty() {
+            return Err(StoreError::Refused(Refusal::OnlyOwnerOf(sole_owner_of)));
+        }
         execute!(
             tx.conn(),
             "DELETE FROM namespaces WHERE user_id = $1 OR team_id IN \
@@ -384,4 +553,11 @@ impl Store {
         tx.commit().await?;
         Ok(deleted > 0)
     }
+}
+
+fn user_listing_row<R: RowGet>(r: &R) -> StoreResult<UserListing> {
+    Ok(UserListing {
+        user: user_row(r, "u_")?,
+        personal_namespace_id: r.col("namespace_id")?,
+    })
 }

@@ -146,7 +146,8 @@ admin  global    public    owner       admin-only on  push               push
 # owners still delete when they may not push (delete does not follow the push policy)
 user   team      private   owner       admin-only on  delete             delete
 # --- '*' (skopeo delete), unknown actions, ordering ---
-user   team      private   owner       allow-teams on  *                 pull,push,delete,*
+user   team      private   owner       allow-teams on  *                 *
+user   team      private   owner       allow-teams on  pull,*            *
 user   team      private   contributor allow-teams on  *                 pull,push
 user   team      private   viewer      allow-teams on  *                 pull
 anon   team      public    -           allow-teams on  *                 pull
@@ -203,6 +204,15 @@ fn catalog_is_for_admins_only() {
     }
 }
 
+/// The actions a grant stands for: `*` is pull, push and delete.
+fn expand(granted: &[Action]) -> Vec<Action> {
+    if granted.contains(&All) {
+        vec![Pull, Push, Delete]
+    } else {
+        granted.to_vec()
+    }
+}
+
 /// Every combination of the matrix's dimensions, checked against invariants that the
 /// reference states for all cells.
 #[test]
@@ -237,16 +247,16 @@ fn exhaustive_invariants() {
                             if delete == "off" {
                                 assert!(!g.contains(&Delete) && !g.contains(&All), "{ctx}");
                             }
-                            // `*` is granted only together with all three actions.
+                            // `*` is granted alone, and only when all three actions are.
                             if g.contains(&All) {
-                                assert!(
-                                    g.contains(&Pull) && g.contains(&Push) && g.contains(&Delete),
-                                    "{ctx}"
-                                );
+                                assert_eq!(g, vec![All], "{ctx}");
+                                let each =
+                                    repository_grant(s.as_ref(), ns.as_ref(), &[Pull, Push, Delete], &o);
+                                assert_eq!(each, vec![Pull, Push, Delete], "{ctx}");
                             }
                             // Public namespaces are pullable by everyone.
                             if kind != "missing" && vis == "public" {
-                                assert!(g.contains(&Pull), "{ctx}");
+                                assert!(expand(&g).contains(&Pull), "{ctx}");
                             }
                             // A missing namespace yields nothing for non-admins.
                             if kind == "missing" && w != Who::Admin {
@@ -262,22 +272,22 @@ fn exhaustive_invariants() {
                                         &o,
                                     );
                                     assert!(
-                                        og.iter().all(|a| g.contains(a)),
+                                        expand(&og).iter().all(|a| expand(&g).contains(a)),
                                         "{ctx} vs {other:?} {og:?}"
                                     );
                                 }
                             }
                             // Non-admins never push to the global namespace.
                             if kind == "global" && w != Who::Admin {
-                                assert!(!g.contains(&Push), "{ctx}");
+                                assert!(!expand(&g).contains(&Push), "{ctx}");
                             }
                             // Viewers and strangers never push.
                             if w != Who::Admin && matches!(role, "-" | "viewer") {
-                                assert!(!g.contains(&Push), "{ctx}");
+                                assert!(!expand(&g).contains(&Push), "{ctx}");
                             }
                             // Only admins push under admin-only.
                             if policy == "admin-only" && w != Who::Admin {
-                                assert!(!g.contains(&Push), "{ctx}");
+                                assert!(!expand(&g).contains(&Push), "{ctx}");
                             }
                             // The grant never depends on the request order beyond ordering.
                             let reversed: Vec<Action> = everything.iter().rev().cloned().collect();
@@ -464,8 +474,66 @@ fn management_permissions() {
     assert!(!can_view_team(&user, None));
 
     // Application tokens: the owner, or an admin for a bot (Portus checked nothing).
+    assert!(can_view_tokens_of(&user, 1, false));
+    assert!(!can_view_tokens_of(&user, 2, true));
+    assert!(can_view_tokens_of(&admin, 2, true));
     assert!(can_manage_tokens_of(&user, 1, false));
     assert!(!can_manage_tokens_of(&user, 2, true));
     assert!(can_manage_tokens_of(&admin, 2, true));
     assert!(!can_manage_tokens_of(&admin, 2, false));
+}
+
+/// A pull-only application token is read-only everywhere: for every management rule,
+/// the same caller with the same role is refused as soon as the token is pull-only,
+/// while what only reads stays allowed.
+#[test]
+fn pull_only_tokens_change_nothing() {
+    let generous = PolicyOptions {
+        delete_contributors: true,
+        ..PolicyOptions::default()
+    };
+    for admin in [false, true] {
+        let full = Subject {
+            user_id: 1,
+            admin,
+            bot: false,
+            pull_only: false,
+        };
+        let ro = Subject {
+            pull_only: true,
+            ..full
+        };
+        let own = NamespaceFacts {
+            kind: NamespaceKind::Team,
+            visibility: Visibility::Private,
+            role: Some(Role::Owner),
+        };
+        let o = &generous;
+        // (rule, allowed with a full credential, allowed with the pull-only one)
+        let rows: Vec<(&str, bool, bool)> = vec![
+            ("create namespace", can_create_namespace(&full, Some(Role::Owner), o), can_create_namespace(&ro, Some(Role::Owner), o)),
+            ("update namespace", can_update_namespace(&full, &own, o), can_update_namespace(&ro, &own, o)),
+            ("change namespace team", can_change_namespace_team(&full, &own, o), can_change_namespace_team(&ro, &own, o)),
+            ("change visibility", can_change_visibility(&full, &own, o), can_change_visibility(&ro, &own, o)),
+            ("delete namespace", can_delete_namespace(&full, &own, o), can_delete_namespace(&ro, &own, o)),
+            ("create team", can_create_team(&full, o), can_create_team(&ro, o)),
+            ("update team", can_update_team(&full, false, Some(Role::Owner), o), can_update_team(&ro, false, Some(Role::Owner), o)),
+            ("delete team", can_delete_team(&full, false, Some(Role::Owner), o), can_delete_team(&ro, false, Some(Role::Owner), o)),
+            ("manage members", can_manage_members(&full, false, Some(Role::Owner)), can_manage_members(&ro, false, Some(Role::Owner))),
+            ("mint or revoke own tokens", can_manage_tokens_of(&full, 1, false), can_manage_tokens_of(&ro, 1, false)),
+            ("administer", can_administer(&full), can_administer(&ro)),
+            ("push", can_push(Some(&full), &own, o), can_push(Some(&ro), &own, o)),
+            ("delete images", can_delete(Some(&full), &own, o), can_delete(Some(&ro), &own, o)),
+        ];
+        for (rule, with_full, with_ro) in rows {
+            let allowed_for_full = rule != "administer" || admin;
+            assert_eq!(with_full, allowed_for_full, "{rule} (admin: {admin}) with a full credential");
+            assert!(!with_ro, "{rule} (admin: {admin}) with a pull-only token");
+        }
+        // Reading stays allowed.
+        assert!(can_view_tokens_of(&ro, 1, false));
+        assert!(can_view_team(&ro, Some(Role::Viewer)));
+        assert!(can_view_namespace(Some(&ro), &own));
+        assert!(can_pull(Some(&ro), &own));
+    }
 }

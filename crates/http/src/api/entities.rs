@@ -2,7 +2,8 @@
 //! with additions marked. Timestamps are RFC 3339 in UTC.
 
 use portcullis_domain::model::{
-    ApplicationToken, Namespace, NamespaceKind, RefreshToken, Registry, Team, TeamMember, User,
+    ApplicationToken, Namespace, NamespaceKind, RefreshToken, Registry, TeamListing, TeamMember,
+    User, UserListing,
 };
 use portcullis_service::namespaces::NamespaceDetails;
 use serde::Serialize;
@@ -33,7 +34,8 @@ pub struct UserEntity {
 }
 
 impl UserEntity {
-    pub fn new(u: &User, namespace_id: Option<i64>) -> Self {
+    pub fn new(listing: &UserListing) -> Self {
+        let u = &listing.user;
         Self {
             id: u.id,
             username: u.username.clone(),
@@ -45,7 +47,7 @@ impl UserEntity {
             admin: u.admin,
             enabled: u.enabled,
             locked_at: u.locked_at.map(time),
-            namespace_id,
+            namespace_id: listing.personal_namespace_id,
             display_name: u.display_name.clone(),
             bot: u.bot,
             plain_token: None,
@@ -229,7 +231,8 @@ pub struct TeamEntity {
 }
 
 impl TeamEntity {
-    pub fn new(t: &Team, role: Option<String>, users_count: i64, namespaces_count: i64) -> Self {
+    pub fn new(listing: &TeamListing) -> Self {
+        let t = &listing.team;
         Self {
             id: t.id,
             name: t.name.clone(),
@@ -237,9 +240,9 @@ impl TeamEntity {
             updated_at: time(t.updated_at),
             description: t.description.clone(),
             hidden: t.hidden,
-            role,
-            users_count,
-            namespaces_count,
+            role: listing.role.map(|r| r.as_str().to_owned()),
+            users_count: listing.members,
+            namespaces_count: listing.namespaces,
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Liveness, health, version and the OpenAPI document.
 
-use crate::extract::Caller;
+use crate::extract::{Caller, OptionalCaller};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_service::Services;
-use portcullis_storage::MigrationState;
+use portcullis_service::health::DatabaseHealth;
 use serde_json::{Value, json};
 
 /// Liveness: 200 with an empty body.
@@ -15,61 +15,48 @@ pub async fn ping() -> StatusCode {
     StatusCode::OK
 }
 
-/// Health of the database and of every registry; 503 when anything is down.
-#[utoipa::path(get, path = "/api/v1/health", tag = "meta", security(()),
+/// Health of the database and of the registries; 503 when anything is down. Anonymous
+/// callers get the summary (Portus's `database` and `registry` entries); admins also get
+/// each registry by hostname with its error. Probes are cached for a few seconds.
+#[utoipa::path(get, path = "/api/v1/health", tag = "meta", security((), ("portus_auth" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, description = "all components healthy"), (status = 503, description = "a component is down")))]
-pub async fn health(State(services): State<Services>) -> Response {
-    let mut ok = true;
-    let database = match services.store.migration_state().await {
-        Ok(MigrationState::UpToDate) => json!({"msg": "database is up-to-date", "success": true}),
-        Ok(MigrationState::Pending) => {
-            ok = false;
-            json!({"msg": "database is initializing", "success": false})
-        }
-        Ok(MigrationState::Uninitialized) => {
-            ok = false;
+pub async fn health(State(services): State<Services>, OptionalCaller(caller): OptionalCaller) -> Response {
+    let report = services.health.report().await;
+    let database = match report.database {
+        DatabaseHealth::UpToDate => json!({"msg": "database is up-to-date", "success": true}),
+        DatabaseHealth::Pending => json!({"msg": "database is initializing", "success": false}),
+        DatabaseHealth::Uninitialized => {
             json!({"msg": "database has not been created", "success": false})
         }
-        Err(_) => {
-            ok = false;
+        DatabaseHealth::Unreachable => {
             json!({"msg": "cannot connect to database", "success": false})
         }
     };
-    let mut body = json!({ "database": database });
-    match services.registry_health().await {
-        Ok(registries) if registries.is_empty() => {
-            ok = false;
-            body["registry"] = json!({"msg": "no registry configured", "success": false});
+    let registry = match &report.registries {
+        None => json!({"msg": "cannot list registries", "success": false}),
+        Some(list) if list.is_empty() => json!({"msg": "no registry configured", "success": false}),
+        Some(_) if report.registries_reachable() => {
+            json!({"msg": "registry is reachable", "success": true})
         }
-        Ok(registries) => {
-            // Portus reported one registry under "registry"; with several, each is listed
-            // under "registries" and "registry" sums them up.
-            let mut each = serde_json::Map::new();
-            let mut all_ok = true;
-            for (r, status) in &registries {
-                let entry = match status {
+        Some(_) => json!({"msg": "registry is not reachable", "success": false}),
+    };
+    let mut body = json!({ "database": database, "registry": registry });
+    let admin = caller.as_ref().is_some_and(|c| c.require_admin().is_ok());
+    if admin && let Some(list) = &report.registries {
+        // Portus reported one registry under "registry"; with several, admins see each.
+        let each: serde_json::Map<String, Value> = list
+            .iter()
+            .map(|h| {
+                let entry = match &h.status {
                     Ok(()) => json!({"msg": "registry is reachable", "success": true}),
-                    Err(e) => {
-                        all_ok = false;
-                        json!({"msg": e, "success": false})
-                    }
+                    Err(e) => json!({"msg": e, "success": false}),
                 };
-                each.insert(r.hostname.clone(), entry);
-            }
-            ok &= all_ok;
-            body["registry"] = if all_ok {
-                json!({"msg": "registry is reachable", "success": true})
-            } else {
-                json!({"msg": "registry is not reachable", "success": false})
-            };
-            body["registries"] = Value::Object(each);
-        }
-        Err(_) => {
-            ok = false;
-            body["registry"] = json!({"msg": "cannot list registries", "success": false});
-        }
+                (h.registry.hostname.clone(), entry)
+            })
+            .collect();
+        body["registries"] = Value::Object(each);
     }
-    let status = if ok {
+    let status = if report.healthy() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -20,7 +20,7 @@ pub async fn list(
     Caller(me): Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
-    let page = s.list_namespaces(&me, &q.params()).await?;
+    let page = s.namespaces.list_namespaces(&me, &q.params()).await?;
     let items: Vec<NamespaceEntity> = page.items.iter().map(NamespaceEntity::from).collect();
     Ok(paginated("/api/v1/namespaces", &page, items))
 }
@@ -41,7 +41,7 @@ pub async fn validate(
     Caller(_caller): Caller,
     ApiQuery(q): ApiQuery<ValidateQuery>,
 ) -> ApiResult<Json<ValidationEntity>> {
-    let v = s.validate_namespace(&q.name, q.registry_id).await?;
+    let v = s.namespaces.validate_namespace(&q.name, q.registry_id).await?;
     Ok(Json(ValidationEntity {
         valid: v.valid,
         messages: v.messages,
@@ -68,6 +68,7 @@ pub async fn create(
     ApiJson(b): ApiJson<CreateNamespace>,
 ) -> ApiResult<Response> {
     let d = s
+        .namespaces
         .create_namespace(&me, &b.name, &b.team, &b.description, b.registry_id)
         .await?;
     Ok((StatusCode::CREATED, Json(NamespaceEntity::from(&d))).into_response())
@@ -82,7 +83,7 @@ pub async fn show(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<NamespaceEntity>> {
     Ok(Json(NamespaceEntity::from(
-        &s.show_namespace(&me, id).await?,
+        &s.namespaces.show_namespace(&me, id).await?,
     )))
 }
 
@@ -118,7 +119,7 @@ pub async fn update(
         visibility: f.visibility,
     };
     Ok(Json(NamespaceEntity::from(
-        &s.update_namespace(&me, id, changes).await?,
+        &s.namespaces.update_namespace(&me, id, changes).await?,
     )))
 }
 
@@ -130,6 +131,6 @@ pub async fn destroy(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    s.delete_namespace(&me, id).await?;
+    s.namespaces.delete_namespace(&me, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,7 +49,7 @@ pub async fn list(
     Caller(me): Caller,
 ) -> ApiResult<Json<Vec<RegistryEntity>>> {
     Ok(Json(
-        s.list_registries(&me)
+        s.registries.list_registries(&me)
             .await?
             .iter()
             .map(RegistryEntity::from)
@@ -65,7 +65,7 @@ pub async fn create(
     Caller(me): Caller,
     ApiJson(b): ApiJson<RegistryBody>,
 ) -> ApiResult<Response> {
-    let r = s.create_registry(&me, b.registry.into(), b.force).await?;
+    let r = s.registries.create_registry(&me, b.registry.into(), b.force).await?;
     Ok((StatusCode::CREATED, Json(RegistryEntity::from(&r))).into_response())
 }
 
@@ -79,7 +79,7 @@ pub async fn update(
     ApiJson(b): ApiJson<RegistryBody>,
 ) -> ApiResult<Json<RegistryEntity>> {
     Ok(Json(RegistryEntity::from(
-        &s.update_registry(&me, id, b.registry.into(), b.force)
+        &s.registries.update_registry(&me, id, b.registry.into(), b.force)
             .await?,
     )))
 }
@@ -106,7 +106,7 @@ pub async fn validate(
                     "false" => false,
                     other => {
                         return Err(
-                            Error::BadRequest(format!("use_ssl is invalid: {other:?}")).into()
+                            Error::Malformed(format!("use_ssl is invalid: {other:?}")).into()
                         );
                     }
                 }
@@ -116,7 +116,7 @@ pub async fn validate(
             _ => {}
         }
     }
-    let v = s.validate_registry(&me, &input, &only).await?;
+    let v = s.registries.validate_registry(&me, &input, &only).await?;
     Ok(Json(ValidationEntity {
         valid: v.valid,
         messages: v.messages,

@@ -9,25 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_domain::Error;
-use portcullis_domain::model::{Role, Team};
-use portcullis_service::{Authenticated, Services};
+use portcullis_domain::model::Role;
+use portcullis_service::Services;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-async fn entity(s: &Services, me: &Authenticated, team: &Team) -> ApiResult<TeamEntity> {
-    let role = s
-        .store
-        .membership(team.id, me.user.id)
-        .await
-        .map_err(Error::from)?
-        .map(|m| m.role.as_str().to_owned());
-    let (users, namespaces) = s.team_counts(team.id).await?;
-    Ok(TeamEntity::new(team, role, users, namespaces))
-}
-
 fn parse_role(role: &str) -> Result<Role, Error> {
     Role::parse(role).ok_or_else(|| {
-        Error::BadRequest("role does not have a valid value (viewer, contributor, owner)".into())
+        Error::Malformed("role does not have a valid value (viewer, contributor, owner)".into())
     })
 }
 
@@ -38,11 +27,8 @@ pub async fn list(
     Caller(me): Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
-    let page = s.list_teams(&me, &q.params()).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for t in &page.items {
-        items.push(entity(&s, &me, t).await?);
-    }
+    let page = s.teams.list_teams(&me, &q.params()).await?;
+    let items = page.items.iter().map(TeamEntity::new).collect();
     Ok(paginated("/api/v1/teams", &page, items))
 }
 
@@ -64,9 +50,10 @@ pub async fn create(
     ApiJson(b): ApiJson<CreateTeam>,
 ) -> ApiResult<Response> {
     let team = s
+        .teams
         .create_team(&me, &b.name, &b.description, b.owner_id)
         .await?;
-    Ok((StatusCode::CREATED, Json(entity(&s, &me, &team).await?)).into_response())
+    Ok((StatusCode::CREATED, Json(TeamEntity::new(&team))).into_response())
 }
 
 /// A team (members and admins).
@@ -77,8 +64,7 @@ pub async fn show(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TeamEntity>> {
-    let (team, _) = s.visible_team(&me, id).await?;
-    Ok(Json(entity(&s, &me, &team).await?))
+    Ok(Json(TeamEntity::new(&s.teams.visible_team(&me, id).await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,6 +88,7 @@ pub async fn update(
     ApiJson(b): ApiJson<UpdateTeam>,
 ) -> ApiResult<Json<TeamEntity>> {
     let team = s
+        .teams
         .update_team(
             &me,
             id,
@@ -109,7 +96,7 @@ pub async fn update(
             b.team.description.as_deref(),
         )
         .await?;
-    Ok(Json(entity(&s, &me, &team).await?))
+    Ok(Json(TeamEntity::new(&team)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -128,7 +115,7 @@ pub async fn destroy(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<DeleteTeam>,
 ) -> ApiResult<StatusCode> {
-    s.delete_team(&me, id, q.new_team.as_deref()).await?;
+    s.teams.delete_team(&me, id, q.new_team.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,13 +127,8 @@ pub async fn namespaces(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<NamespaceEntity>>> {
-    let mut out = Vec::new();
-    for ns in s.team_namespaces(&me, id).await? {
-        out.push(NamespaceEntity::from(
-            &s.namespace_details(Some(&me), ns).await?,
-        ));
-    }
-    Ok(Json(out))
+    let namespaces = s.teams.team_namespaces(&me, id).await?;
+    Ok(Json(namespaces.iter().map(NamespaceEntity::from).collect()))
 }
 
 /// The team's members.
@@ -157,7 +139,7 @@ pub async fn members(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<TeamMemberEntity>>> {
-    let members = s.team_members(&me, id).await?;
+    let members = s.teams.team_members(&me, id).await?;
     Ok(Json(
         members
             .iter()
@@ -184,7 +166,7 @@ pub async fn add_member(
     ApiJson(b): ApiJson<AddMember>,
 ) -> ApiResult<Response> {
     let role = parse_role(&b.role)?;
-    let (m, u) = s.add_member(&me, id, &b.user, role).await?;
+    let (m, u) = s.teams.add_member(&me, id, &b.user, role).await?;
     Ok((StatusCode::CREATED, Json(TeamMemberEntity::new(&m, &u))).into_response())
 }
 
@@ -203,7 +185,7 @@ pub async fn update_member(
     ApiJson(b): ApiJson<UpdateMember>,
 ) -> ApiResult<Json<TeamMemberEntity>> {
     let role = parse_role(&b.role)?;
-    let (m, u) = s.update_member(&me, id, member_id, role).await?;
+    let (m, u) = s.teams.update_member(&me, id, member_id, role).await?;
     Ok(Json(TeamMemberEntity::new(&m, &u)))
 }
 
@@ -215,6 +197,6 @@ pub async fn remove_member(
     Caller(me): Caller,
     ApiPath((id, member_id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    s.remove_member(&me, id, member_id).await?;
+    s.teams.remove_member(&me, id, member_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

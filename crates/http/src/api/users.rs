@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_domain::Error;
-use portcullis_domain::model::User;
 use portcullis_domain::time::Timestamp;
 use portcullis_service::Services;
 use portcullis_service::users::{TokenInput, UserChanges, UserInput};
@@ -62,37 +61,6 @@ pub struct TokenBody {
     expires_at: Option<i64>,
 }
 
-/// The personal namespace in the first registry, as Portus's single `namespace_id`.
-async fn entities(services: &Services, users: &[User]) -> ApiResult<Vec<UserEntity>> {
-    let first_registry = services
-        .store
-        .list_registries()
-        .await
-        .map_err(Error::from)?
-        .into_iter()
-        .next();
-    let mut out = Vec::with_capacity(users.len());
-    for u in users {
-        let ns = match &first_registry {
-            Some(r) => services
-                .store
-                .personal_namespace(r.id, u.id)
-                .await
-                .map_err(Error::from)?
-                .map(|n| n.id),
-            None => None,
-        };
-        out.push(UserEntity::new(u, ns));
-    }
-    Ok(out)
-}
-
-async fn entity(services: &Services, user: &User) -> ApiResult<UserEntity> {
-    Ok(entities(services, std::slice::from_ref(user))
-        .await?
-        .remove(0))
-}
-
 /// List users (admins).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageQuery),
     responses((status = 200, body = [UserEntity]), (status = 401, body = ErrorEntity), (status = 403, body = ErrorEntity)))]
@@ -101,8 +69,8 @@ pub async fn list(
     Caller(me): Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
-    let page = s.list_users(&me, &q.params()).await?;
-    let items = entities(&s, &page.items).await?;
+    let page = s.users.list_users(&me, &q.params()).await?;
+    let items = page.items.iter().map(UserEntity::new).collect();
     Ok(paginated("/api/v1/users", &page, items))
 }
 
@@ -123,8 +91,8 @@ pub async fn create(
         bot: f.bot,
         admin: false,
     };
-    let (user, token) = s.create_user(&me, input).await?;
-    let mut e = entity(&s, &user).await?;
+    let (user, token) = s.users.create_user(&me, input).await?;
+    let mut e = UserEntity::new(&s.users.listing(user.id).await?);
     e.plain_token = token.map(|t| t.plain);
     Ok((StatusCode::CREATED, Json(e)).into_response())
 }
@@ -152,7 +120,7 @@ pub async fn bootstrap(
         display_name: f.display_name,
         ..Default::default()
     };
-    let (_, token) = s.bootstrap(input).await?;
+    let (_, token) = s.users.bootstrap(input).await?;
     let e = BootstrapEntity {
         id: token.token.id,
         application: token.token.application,
@@ -169,8 +137,7 @@ pub async fn show(
     Caller(me): Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<UserEntity>> {
-    let user = s.find_user(&me, &id).await?;
-    Ok(Json(entity(&s, &user).await?))
+    Ok(Json(UserEntity::new(&s.users.find_user(&me, &id).await?)))
 }
 
 /// Change a user (admins).
@@ -191,8 +158,9 @@ pub async fn update(
         admin: f.admin,
         enabled: f.enabled,
     };
-    let user = s.update_user(&me, id, changes).await?;
-    Ok(Json(entity(&s, &user).await?))
+    Ok(Json(UserEntity::new(
+        &s.users.update_user(&me, id, changes).await?,
+    )))
 }
 
 /// Delete a user (admins; never the last admin).
@@ -203,7 +171,7 @@ pub async fn destroy(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    s.delete_user(&me, id).await?;
+    s.users.delete_user(&me, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,7 +183,7 @@ pub async fn list_tokens(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ApplicationTokenEntity>>> {
-    let tokens = s.list_application_tokens(&me, id).await?;
+    let tokens = s.users.list_application_tokens(&me, id).await?;
     Ok(Json(
         tokens
             .iter()
@@ -233,12 +201,18 @@ pub async fn create_token(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<TokenBody>,
 ) -> ApiResult<Response> {
+    let expires_at = match body.expires_at {
+        Some(secs) => Some(Timestamp::checked_from_secs(secs).ok_or_else(|| {
+            Error::Malformed(format!("expires_at {secs} is out of range"))
+        })?),
+        None => None,
+    };
     let input = TokenInput {
         application: body.application,
         pull_only: body.pull_only,
-        expires_at: body.expires_at.map(Timestamp::from_secs),
+        expires_at,
     };
-    let created = s.create_application_token(&me, id, &input).await?;
+    let created = s.users.create_application_token(&me, id, &input).await?;
     Ok((
         StatusCode::CREATED,
         Json(ApplicationTokenEntity::new(
@@ -257,7 +231,7 @@ pub async fn destroy_token(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    s.delete_application_token(&me, id).await?;
+    s.users.delete_application_token(&me, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -269,7 +243,7 @@ pub async fn list_refresh_tokens(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<RefreshTokenEntity>>> {
-    let tokens = s.list_refresh_tokens(&me, id).await?;
+    let tokens = s.users.list_refresh_tokens(&me, id).await?;
     Ok(Json(tokens.iter().map(RefreshTokenEntity::from).collect()))
 }
 
@@ -281,6 +255,6 @@ pub async fn destroy_refresh_token(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    s.delete_refresh_token(&me, id).await?;
+    s.users.delete_refresh_token(&me, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,118 @@
+//! Health of the database and of every registry (`/api/v1/health`).
+//!
+//! Probing a registry is an outbound HTTP request, and the endpoint is public, so
+//! probes are cached for a few seconds and run one at a time: a flood of health checks
+//! costs the registries one request per registry every [`PROBE_CACHE_SECS`].
+
+use crate::Context;
+use portcullis_domain::model::Registry;
+use portcullis_domain::time::Timestamp;
+use portcullis_storage::MigrationState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long one probe answers every health request.
+pub const PROBE_CACHE_SECS: i64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseHealth {
+    UpToDate,
+    /// Some migrations of this binary have not been applied yet.
+    Pending,
+    Uninitialized,
+    Unreachable,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryHealth {
+    pub registry: Registry,
+    /// The reachability error, for admins only.
+    pub status: Result<(), String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    pub database: DatabaseHealth,
+    /// `None` when the registries could not be listed.
+    pub registries: Option<Vec<RegistryHealth>>,
+}
+
+impl HealthReport {
+    pub fn registries_reachable(&self) -> bool {
+        self.registries
+            .as_ref()
+            .is_some_and(|r| !r.is_empty() && r.iter().all(|h| h.status.is_ok()))
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.database == DatabaseHealth::UpToDate && self.registries_reachable()
+    }
+}
+
+#[derive(Clone)]
+pub struct HealthService {
+    ctx: Arc<Context>,
+    last: Arc<Mutex<Option<(Timestamp, Arc<HealthReport>)>>>,
+}
+
+impl HealthService {
+    pub(crate) fn new(ctx: Arc<Context>) -> Self {
+        Self {
+            ctx,
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The latest report, probed anew when the cached one is older than
+    /// [`PROBE_CACHE_SECS`]. Concurrent callers wait for one probe.
+    pub async fn report(&self) -> Arc<HealthReport> {
+        let mut last = self.last.lock().await;
+        let now = self.ctx.clock.now();
+        if let Some((at, report)) = last.as_ref()
+            && now < at.plus_secs(PROBE_CACHE_SECS)
+        {
+            return report.clone();
+        }
+        let report = Arc::new(self.probe().await);
+        *last = Some((now, report.clone()));
+        report
+    }
+
+    async fn probe(&self) -> HealthReport {
+        let database = match self.ctx.store.migration_state().await {
+            Ok(MigrationState::UpToDate) => DatabaseHealth::UpToDate,
+            Ok(MigrationState::Pending) => DatabaseHealth::Pending,
+            Ok(MigrationState::Uninitialized) => DatabaseHealth::Uninitialized,
+            Err(e) => {
+                tracing::warn!(error = %e, "health: database unreachable");
+                DatabaseHealth::Unreachable
+            }
+        };
+        let timeout = Duration::from_secs(self.ctx.config.registry.timeout.value.unsigned_abs());
+        let registries = match self.ctx.store.list_registries().await {
+            Ok(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for registry in list {
+                    let status = portcullis_registry::client::check_reachable(
+                        &registry.hostname,
+                        registry.use_ssl,
+                        timeout,
+                    )
+                    .await
+                    .map_err(|e| e.to_string());
+                    out.push(RegistryHealth { registry, status });
+                }
+                Some(out)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "health: cannot list registries");
+                None
+            }
+        };
+        HealthReport {
+            database,
+            registries,
+        }
+    }
+}
