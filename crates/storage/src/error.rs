@@ -49,7 +49,8 @@ pub enum Refusal {
 /// Unique constraints and the field each protects: (PostgreSQL constraint or index name,
 /// the detail SQLite puts after "UNIQUE constraint failed: ", field). SQLite names the
 /// columns for column constraints and the index only for expression indexes.
-const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
+/// `tests/schema.rs` checks every entry against both migrated schemas.
+pub const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
     (
         "users_username_key",
         "index 'users_username_key'",

@@ -14,7 +14,8 @@
 //!
 //! **Migrations** live in `migrations/sqlite` and `migrations/postgres` in lock-step: the
 //! same file names, tables, columns, nullability and constraint names. The contract test
-//! suite runs every operation on both databases and compares the migrated schemas.
+//! suite runs every operation on both databases; `tests/schema.rs` compares the two
+//! migrated schemas (columns, keys, indexes, constraints).
 //!
 //! **Timestamps** are `BIGINT` unix milliseconds passed in from Rust (the callers' clock),
 //! never `now()` in SQL: sorting and range queries then behave the same on both
@@ -34,6 +35,9 @@ mod teams;
 mod tokens;
 mod users;
 
+/// Not API: public only so the schema drift test can check it against both schemas.
+#[doc(hidden)]
+pub use error::UNIQUE_FIELDS;
 pub use error::{Refusal, StoreError, StoreResult};
 pub use namespaces::NamespaceUpdate;
 pub use tokens::{NewApplicationToken, RefreshCredential};

@@ -1,7 +1,7 @@
 //! The storage contract: every `contract_*` function below is written once and run on
 //! a fresh SQLite file and on a fresh PostgreSQL database (`<name>::sqlite` and
 //! `<name>::postgres`). Not getting a PostgreSQL database is a failure, never a skip.
-//! A schema test compares the two migrated schemas column by column.
+//! That the two migrated schemas agree is checked by `tests/schema.rs`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +13,6 @@ use portcullis_storage::{
     PageRequest, Store, StoreError, TeamScope,
 };
 use portcullis_testkit::postgres::{TestDatabase, sqlite_url, test_database};
-use std::collections::BTreeSet;
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -1738,75 +1737,4 @@ async fn raw_sqlite(dir: &std::path::Path) -> sqlx::SqliteConnection {
     sqlx::SqliteConnection::connect(&sqlite_url(dir))
         .await
         .unwrap()
-}
-
-/// Both migrated schemas have the same tables, columns and nullability, and the two
-/// migration folders the same files.
-#[tokio::test]
-async fn schemas_are_identical() {
-    use sqlx::{Connection, Row};
-
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::connect(&sqlite_url(dir.path())).await.unwrap();
-    sqlite.migrate().await.unwrap();
-    let db = postgres_database().await;
-    let pg = Store::connect(&db.url).await.unwrap();
-    pg.migrate().await.unwrap();
-
-    let mut conn = raw_sqlite(dir.path()).await;
-    let sqlite_columns: BTreeSet<(String, String, bool)> = sqlx::query(
-        "SELECT m.name AS t, p.name AS c, p.\"notnull\" AS nn, p.pk AS pk \
-         FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| {
-        let not_null = r.get::<i64, _>("nn") != 0 || r.get::<i64, _>("pk") != 0;
-        (r.get("t"), r.get("c"), !not_null)
-    })
-    .collect();
-
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let pg_columns: BTreeSet<(String, String, bool)> = sqlx::query(
-        "SELECT table_name::text AS t, column_name::text AS c, is_nullable::text AS nullable \
-         FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| {
-        (
-            r.get("t"),
-            r.get("c"),
-            r.get::<String, _>("nullable") == "YES",
-        )
-    })
-    .collect();
-    let _ = conn.close().await;
-
-    assert!(sqlite_columns.len() > 40, "{sqlite_columns:?}");
-    let only_sqlite: Vec<_> = sqlite_columns.difference(&pg_columns).collect();
-    let only_pg: Vec<_> = pg_columns.difference(&sqlite_columns).collect();
-    assert!(
-        only_sqlite.is_empty() && only_pg.is_empty(),
-        "schemas differ\nonly in SQLite: {only_sqlite:?}\nonly in PostgreSQL: {only_pg:?}"
-    );
-
-    let files = |backend: &str| -> BTreeSet<String> {
-        std::fs::read_dir(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations")
-                .join(backend),
-        )
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-    };
-    assert_eq!(files("sqlite"), files("postgres"));
-    assert!(!files("sqlite").is_empty());
 }
