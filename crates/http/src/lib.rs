@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod registry_endpoints;
