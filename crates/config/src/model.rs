@@ -1,6 +1,8 @@
 //! The typed configuration tree. Field names are the YAML keys; several are a contract
 //! with tools outside this repository (see docs/CONFIGURATION.md).
 
+use portcullis_domain::policy::PushPolicy;
+use portcullis_domain::signing::{Algorithm, KidFormat};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -64,10 +66,12 @@ pub struct Token {
     pub key_path: String,
     /// PEM certificate (chain) for the key. Empty: `<data_dir>/token.crt`.
     pub cert_path: String,
-    /// `ES256` or `RS256`. Empty: follow the key (ES256 for a generated one).
-    pub algorithm: String,
+    /// `ES256` or `RS256`. `None` (written as an empty value): follow the key (ES256
+    /// for a generated one).
+    #[serde(with = "empty_is_none")]
+    pub algorithm: Option<Algorithm>,
     /// `libtrust` (registry 2.x) or `rfc7638` (registry 3.x kid-only setups).
-    pub kid: String,
+    pub kid: KidFormat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +122,7 @@ pub struct UserPermission {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushImages {
     /// `allow-teams`, `allow-personal` or `admin-only`.
-    pub policy: String,
+    pub policy: PushPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,8 +167,8 @@ impl Default for Config {
             token: Token {
                 key_path: String::new(),
                 cert_path: String::new(),
-                algorithm: String::new(),
-                kid: "libtrust".into(),
+                algorithm: None,
+                kid: KidFormat::Libtrust,
             },
             registry: RegistrySettings {
                 jwt_expiration_time: Value { value: 15 },
@@ -194,7 +198,7 @@ impl Default for Config {
                 create_webhook: on(),
                 manage_webhook: on(),
                 push_images: PushImages {
-                    policy: "allow-teams".into(),
+                    policy: PushPolicy::AllowTeams,
                 },
             },
             first_user_admin: on(),
@@ -250,9 +254,7 @@ impl Config {
     pub fn policy_options(&self) -> portcullis_domain::policy::PolicyOptions {
         let up = &self.user_permission;
         portcullis_domain::policy::PolicyOptions {
-            // Validated at load time, so the fallback is never used.
-            push_policy: portcullis_domain::policy::PushPolicy::parse(&up.push_images.policy)
-                .unwrap_or(portcullis_domain::policy::PushPolicy::AllowTeams),
+            push_policy: up.push_images.policy,
             delete_enabled: self.delete.enabled,
             delete_contributors: self.delete.contributors,
             create_namespace: up.create_namespace.enabled,
@@ -261,5 +263,32 @@ impl Config {
             create_team: up.create_team.enabled,
             manage_team: up.manage_team.enabled,
         }
+    }
+}
+
+/// `Option<T>` written as an empty string when `None`, so the key keeps a string leaf in
+/// the default tree (and its environment variable works like any other).
+mod empty_is_none {
+    use serde::de::IntoDeserializer;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        T::deserialize(IntoDeserializer::<D::Error>::into_deserializer(text)).map(Some)
     }
 }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, anyhow};
 use portcullis_config::{Config, Loaded};
 use portcullis_domain::time::Clock;
 use portcullis_registry::jwt::TokenSigner;
-use portcullis_registry::keys::{Algorithm, KidFormat, SigningKey};
+use portcullis_registry::keys::SigningKey;
 use portcullis_service::Services;
 use portcullis_service::clock::SystemClock;
 use portcullis_service::passwords::PasswordHasher;
@@ -60,13 +60,10 @@ pub async fn connect(config: &Config) -> Result<Store> {
 
 /// Loads the signing key, generating key and certificate on first start.
 pub fn load_signing_key(config: &Config) -> Result<(SigningKey, bool)> {
-    let requested = Some(config.token.algorithm.as_str())
-        .filter(|a| !a.is_empty())
-        .and_then(Algorithm::parse);
     let (key, generated) = SigningKey::load_or_generate(
         &config.key_path(),
         &config.cert_path(),
-        requested,
+        config.token.algorithm,
         &config.machine_fqdn.value,
         now_unix(),
     )?;
@@ -93,8 +90,7 @@ impl App {
         if generated {
             tracing::info!(key = %config.key_path().display(), cert = %config.cert_path().display(), "generated a token signing key");
         }
-        let kid = KidFormat::parse(&config.token.kid).unwrap_or(KidFormat::Libtrust);
-        let signer = TokenSigner::new(&key, kid)?;
+        let signer = TokenSigner::new(&key, config.token.kid)?;
         if config.notifications.secret.is_empty() {
             tracing::warn!("notifications.secret is empty: anyone can post registry notifications");
         }

@@ -148,13 +148,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys {
             command: KeysCommand::Generate { algorithm, force },
         } => {
-            let alg = match algorithm
-                .as_deref()
-                .or(Some(config.token.algorithm.as_str()).filter(|a| !a.is_empty()))
-            {
-                None => Algorithm::Es256,
+            let alg = match algorithm.as_deref() {
                 Some(a) => Algorithm::parse(a)
-                    .with_context(|| format!("--algorithm {a:?}: expected ES256 or RS256"))?,
+                    .with_context(|| format!("--algorithm {a:?}: {}", Algorithm::EXPECTED))?,
+                None => config.token.algorithm.unwrap_or(Algorithm::Es256),
             };
             let (key_path, cert_path) = (config.key_path(), config.cert_path());
             if !force && (key_path.exists() || cert_path.exists()) {
@@ -181,7 +178,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 key.algorithm().as_str(),
                 key_path.display(),
                 cert_path.display(),
-                key.kid(portcullis_registry::keys::KidFormat::Libtrust)
+                key.kid(config.token.kid)
             ))
         }
         Command::RegistryConfig {

@@ -1,4 +1,6 @@
 use super::*;
+use portcullis_domain::policy::PushPolicy;
+use portcullis_domain::signing::{Algorithm, KidFormat};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -18,9 +20,10 @@ fn defaults_are_portus_defaults() {
     assert_eq!(c.registry.jwt_expiration_time.value, 15);
     assert!(c.delete.enabled);
     assert!(!c.delete.contributors);
-    assert_eq!(c.user_permission.push_images.policy, "allow-teams");
+    assert_eq!(c.user_permission.push_images.policy, PushPolicy::AllowTeams);
     assert!(c.first_user_admin.enabled);
-    assert_eq!(c.token.kid, "libtrust");
+    assert_eq!(c.token.algorithm, None, "follow the key");
+    assert_eq!(c.token.kid, KidFormat::Libtrust);
     assert_eq!(c.database_url(), "sqlite:data/portcullis.db");
     assert_eq!(c.key_path(), std::path::PathBuf::from("data/token.key"));
     assert!(l.warnings.is_empty());
@@ -48,7 +51,8 @@ data_dir: /var/lib/portcullis
     assert_eq!(c.database_url(), "postgres://u:p@db/portcullis");
     assert_eq!(c.machine_fqdn.value, "portcullis.example.com");
     assert_eq!(c.key_path(), std::path::PathBuf::from("/k.pem"));
-    assert_eq!(c.token.kid, "rfc7638");
+    assert_eq!(c.token.algorithm, Some(Algorithm::Rs256));
+    assert_eq!(c.token.kid, KidFormat::Rfc7638);
     assert_eq!(c.registry.jwt_expiration_time.value, 30);
     // A number given for a string key is taken as text: secrets may be all digits.
     assert_eq!(c.notifications.secret, "12345");
@@ -57,10 +61,7 @@ data_dir: /var/lib/portcullis
     assert!(!c.first_user_admin.enabled && !c.signup.enabled && !c.anonymous_browsing.enabled);
     assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/portcullis"));
     let p = c.policy_options();
-    assert_eq!(
-        p.push_policy,
-        portcullis_domain::policy::PushPolicy::AdminOnly
-    );
+    assert_eq!(p.push_policy, PushPolicy::AdminOnly);
     assert!(!p.create_team);
 }
 
@@ -172,19 +173,27 @@ fn bad_values_name_key_value_and_source() {
             "config key token.kid = \"random\" (from file test.yml): expected libtrust or rfc7638",
         ),
         (
-            "server: { listen: nowhere }",
-            &[],
-            "config key server.listen = \"nowhere\" (from file test.yml): expected host:port",
+            "",
+            &[("PORTUS_TOKEN_ALGORITHM", "PS256")],
+            "config key token.algorithm = \"PS256\" (from environment PORTUS_TOKEN_ALGORITHM): expected ES256 or RS256",
         ),
         (
-            "database: { url: \"mysql://root:pw@db/x\" }",
-            &[],
-            "config key database.url = \"mysql:…\" (from file test.yml): expected sqlite:PATH or postgres://…",
+            "",
+            &[("PORTCULLIS_TOKEN_KID", "jwk")],
+            "config key token.kid = \"jwk\" (from environment PORTCULLIS_TOKEN_KID): expected libtrust or rfc7638",
         ),
         (
-            "delete: true",
+            "token: { kid: \"\" }",
             &[],
-            "config key delete = \"true\" (from file test.yml): expected a mapping of sub-keys",
+            "config key token.kid = \"\" (from file test.yml): expected libtrust or rfc7638",
+        ),
+        (
+            "",
+            &[(
+                "PORTCULLIS_USER_PERMISSION_PUSH_IMAGES_POLICY",
+                "allow-everyone",
+            )],
+            "config key user_permission.push_images.policy = \"allow-everyone\" (from environment PORTCULLIS_USER_PERMISSION_PUSH_IMAGES_POLICY): expected one of allow-teams, allow-personal, admin-only",
         ),
     ];
     for (yaml, e, expected) in table {
@@ -225,4 +234,72 @@ fn show_masks_secrets() {
     );
     assert!(shown.contains("postgres://app:********@db:5432/x"));
     assert_eq!(mask_url_password("sqlite:data/x.db"), "sqlite:data/x.db");
+}
+
+#[test]
+fn typed_values_parse_once_from_file_and_environment() {
+    let c = load_yaml(
+        "token: { algorithm: Es256, kid: RFC7638 }\nuser_permission: { push_images: { policy: allow-personal } }",
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.token.algorithm, Some(Algorithm::Es256));
+    assert_eq!(c.token.kid, KidFormat::Rfc7638);
+    assert_eq!(
+        c.user_permission.push_images.policy,
+        PushPolicy::AllowPersonal
+    );
+    let l = load_yaml(
+        "token: { algorithm: ES256 }",
+        &[
+            ("PORTCULLIS_TOKEN_ALGORITHM", "rs256"),
+            ("PORTUS_TOKEN_KID", "rfc7638"),
+            ("PORTUS_USER_PERMISSION_PUSH_IMAGES_POLICY", "admin-only"),
+        ],
+    )
+    .unwrap();
+    let c = &l.config;
+    assert_eq!(c.token.algorithm, Some(Algorithm::Rs256));
+    assert_eq!(c.token.kid, KidFormat::Rfc7638);
+    assert_eq!(c.user_permission.push_images.policy, PushPolicy::AdminOnly);
+    assert_eq!(
+        l.sources["token.algorithm"],
+        "environment PORTCULLIS_TOKEN_ALGORITHM"
+    );
+    // An empty value means "follow the key", wherever it comes from.
+    for (yaml, e) in [
+        ("token: { algorithm: \"\" }", &[][..]),
+        ("token: { algorithm: ~ }", &[][..]),
+        (
+            "token: { algorithm: RS256 }",
+            &[("PORTCULLIS_TOKEN_ALGORITHM", "")][..],
+        ),
+    ] {
+        assert_eq!(
+            load_yaml(yaml, e).unwrap().config.token.algorithm,
+            None,
+            "{yaml}"
+        );
+    }
+}
+
+#[test]
+fn show_prints_values_as_written_and_loads_back() {
+    let yaml = "token: { algorithm: rs256, kid: rfc7638 }\n\
+                user_permission: { push_images: { policy: admin-only } }";
+    let c = load_yaml(yaml, &[]).unwrap().config;
+    let shown = c.to_masked_yaml();
+    for line in ["algorithm: RS256", "kid: rfc7638", "policy: admin-only"] {
+        assert!(shown.contains(line), "{line:?} in {shown}");
+    }
+    let again = load_yaml(&shown, &[]).unwrap();
+    assert_eq!(again.config, c);
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    let default_shown = Config::default().to_masked_yaml();
+    assert!(default_shown.contains("algorithm: ''"), "{default_shown}");
+    assert_eq!(
+        load_yaml(&default_shown, &[]).unwrap().config,
+        Config::default()
+    );
 }
