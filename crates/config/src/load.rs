@@ -199,6 +199,27 @@ fn coerce(default: &Value, given: &Value) -> Result<Value, String> {
             Err("expected a single value".into())
         }
         (Value::String(_), v) => Ok(Value::String(scalar_text(v))),
+        // Lists: a YAML list of single values, or one comma-separated string (which is
+        // how the environment gives them).
+        (Value::Sequence(_), Value::Sequence(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::Mapping(_) | Value::Sequence(_) => {
+                    Err("expected a list of single values".to_owned())
+                }
+                v => Ok(Value::String(scalar_text(v))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Sequence),
+        (Value::Sequence(_), Value::Mapping(_)) => Err("expected a list".into()),
+        (Value::Sequence(_), v) => Ok(Value::Sequence(
+            scalar_text(v)
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        )),
         _ => Err("unsupported value".into()),
     }
 }
@@ -499,6 +520,14 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             "security_policy.max_application_tokens",
             c.security_policy.max_application_tokens,
         ),
+        (
+            "security_policy.refresh_token_lifetime_days",
+            c.security_policy.refresh_token_lifetime_days,
+        ),
+        (
+            "security_policy.refresh_token_idle_days",
+            c.security_policy.refresh_token_idle_days,
+        ),
     ];
     for (key, v) in positive {
         if v <= 0 {
@@ -528,6 +557,17 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         if v < 0 {
             return Err(bad(key, &v.to_string(), "expected 0 or more"));
         }
+    }
+    let sp = &c.security_policy;
+    if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
+        return Err(bad(
+            "security_policy.refresh_token_idle_days",
+            &sp.refresh_token_idle_days.to_string(),
+            &format!(
+                "expected at most security_policy.refresh_token_lifetime_days ({})",
+                sp.refresh_token_lifetime_days
+            ),
+        ));
     }
     Ok(())
 }

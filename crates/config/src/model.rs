@@ -1,9 +1,11 @@
 //! The typed configuration tree. Field names are the YAML keys; several are a contract
 //! with tools outside this repository (see docs/CONFIGURATION.md).
 
+use ipnet::IpNet;
 use portcullis_domain::policy::PushPolicy;
 use portcullis_domain::signing::{Algorithm, KidFormat};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Portus wraps some scalars as `key: {value: …}`; we keep that shape for compatibility.
@@ -52,6 +54,11 @@ pub struct Server {
     /// The URL clients and the registry use to reach Portcullis (realm, notification
     /// URL). Empty: derived from `listen`.
     pub external_url: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: IP networks; a bare address
+    /// in the configuration is a /32 or /128. Written as a YAML list or, in the
+    /// environment, comma-separated.
+    #[serde(with = "ip_networks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +156,10 @@ pub struct SecurityPolicy {
     /// Seconds the token endpoint may reuse registry and namespace facts read from the
     /// database (writes on this node clear them at once). 0 disables.
     pub authorization_cache_seconds: i64,
+    /// Days a refresh (identity) token handed to `docker login` works at most.
+    pub refresh_token_lifetime_days: i64,
+    /// Days without use after which a refresh token stops working (at most the lifetime).
+    pub refresh_token_idle_days: i64,
 }
 
 impl Default for Config {
@@ -158,6 +169,7 @@ impl Default for Config {
             server: Server {
                 listen: "127.0.0.1:3000".into(),
                 external_url: String::new(),
+                trusted_proxies: Vec::new(),
             },
             database: Database { url: String::new() },
             data_dir: PathBuf::from("data"),
@@ -217,6 +229,8 @@ impl Default for Config {
                 password_checks_per_minute: 120,
                 max_application_tokens: 5,
                 authorization_cache_seconds: 2,
+                refresh_token_lifetime_days: 30,
+                refresh_token_idle_days: 7,
             },
         }
     }
@@ -266,6 +280,26 @@ impl Config {
     }
 }
 
+impl Server {
+    /// Whether a connection from `peer` comes from one of `trusted_proxies`. An
+    /// IPv4-mapped IPv6 peer (`::ffff:10.0.0.1`, as seen by a socket bound to `[::]`)
+    /// counts as its IPv4 address.
+    pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// Parses one `server.trusted_proxies` entry: a CIDR network (`10.0.0.0/8`,
+/// `fd00::/8`) or a bare address (`::1`, meaning `::1/128`).
+pub fn parse_ip_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
 /// `Option<T>` written as an empty string when `None`, so the key keeps a string leaf in
 /// the default tree (and its environment variable works like any other).
 mod empty_is_none {
@@ -290,5 +324,34 @@ mod empty_is_none {
             return Ok(None);
         }
         T::deserialize(IntoDeserializer::<D::Error>::into_deserializer(text)).map(Some)
+    }
+}
+
+/// A list of IP networks, each entry parsed by [`parse_ip_network`].
+mod ip_networks {
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// What a bad entry is told it should have been.
+    pub const EXPECTED: &str = "expected an IP address or CIDR network (e.g. 10.0.0.0/8, ::1)";
+
+    pub fn serialize<S: Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        nets.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        let entries = Vec::<Entry>::deserialize(d)?;
+        Ok(entries.into_iter().map(|e| e.0).collect())
+    }
+
+    struct Entry(IpNet);
+
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            super::parse_ip_network(&text)
+                .map(Entry)
+                .ok_or_else(|| serde::de::Error::custom(EXPECTED))
+        }
     }
 }
