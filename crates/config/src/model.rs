@@ -94,7 +94,9 @@ pub struct RegistrySettings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notifications {
-    /// Shared secret the registry sends as `Authorization: Bearer <secret>`.
+    /// Shared secret the registry sends as `Authorization: Bearer <secret>`. Empty in
+    /// the loaded configuration: the binary generates one into
+    /// [`Config::notification_secret_path`] on first start and puts it here.
     pub secret: String,
 }
 
@@ -249,6 +251,11 @@ impl Config {
     }
     pub fn cert_path(&self) -> PathBuf {
         self.path_or_default(&self.token.cert_path, "token.crt")
+    }
+    /// Where the binary keeps the notification secret it generated because
+    /// `notifications.secret` was not configured.
+    pub fn notification_secret_path(&self) -> PathBuf {
+        self.data_dir.join("notifications.secret")
     }
     fn path_or_default(&self, configured: &str, file: &str) -> PathBuf {
         if configured.is_empty() {

@@ -27,6 +27,10 @@ fn defaults_are_portus_defaults() {
     assert!(c.server.trusted_proxies.is_empty());
     assert_eq!(c.security_policy.refresh_token_lifetime_days, 30);
     assert_eq!(c.security_policy.refresh_token_idle_days, 7);
+    assert_eq!(
+        c.notification_secret_path(),
+        std::path::PathBuf::from("data/notifications.secret")
+    );
     assert_eq!(c.database_url(), "sqlite:data/portcullis.db");
     assert_eq!(c.key_path(), std::path::PathBuf::from("data/token.key"));
     assert!(l.warnings.is_empty());
