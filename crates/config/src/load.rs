@@ -126,10 +126,10 @@ pub fn load_from_str(
 
     apply_env(&mut tree, &leaves, env, &mut sources, &mut warnings)?;
 
-    let config: Config = serde_norway::from_value(tree).map_err(|e| ConfigError::Parse {
-        path: origin.to_owned(),
-        reason: e.to_string(),
-    })?;
+    // Typed values (enums, IP networks) are parsed here, once; a bad one is reported
+    // like any other bad value, naming the key, the value and its source.
+    let config: Config = serde_path_to_error::deserialize(&tree)
+        .map_err(|e| typed_value_error(&tree, &sources, origin, &e))?;
     validate(&config, &sources)?;
     Ok(Loaded {
         config,
@@ -199,7 +199,86 @@ fn coerce(default: &Value, given: &Value) -> Result<Value, String> {
             Err("expected a single value".into())
         }
         (Value::String(_), v) => Ok(Value::String(scalar_text(v))),
+        // Lists: a YAML list of single values, or one comma-separated string (which is
+        // how the environment gives them).
+        (Value::Sequence(_), Value::Sequence(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::Mapping(_) | Value::Sequence(_) => {
+                    Err("expected a list of single values".to_owned())
+                }
+                v => Ok(Value::String(scalar_text(v))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Sequence),
+        (Value::Sequence(_), Value::Mapping(_)) => Err("expected a list".into()),
+        (Value::Sequence(_), v) => Ok(Value::Sequence(
+            scalar_text(v)
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        )),
         _ => Err("unsupported value".into()),
+    }
+}
+
+/// A value that has the right shape but not a valid one for its type (an enum outside
+/// its set, a malformed IP network), found while deserializing the merged tree.
+fn typed_value_error(
+    tree: &Value,
+    sources: &BTreeMap<String, String>,
+    origin: &str,
+    err: &serde_path_to_error::Error<serde_norway::Error>,
+) -> ConfigError {
+    use serde_path_to_error::Segment;
+    let mut key = Vec::new();
+    let mut node = Some(tree);
+    for segment in err.path() {
+        node = match segment {
+            Segment::Map { key: k } => {
+                key.push(k.as_str());
+                node.and_then(|n| n.as_mapping()?.get(k.as_str()))
+            }
+            Segment::Seq { index } => node.and_then(|n| n.as_sequence()?.get(*index)),
+            Segment::Enum { .. } | Segment::Unknown => node,
+        };
+    }
+    let reason = err.inner().to_string();
+    if key.is_empty() {
+        return ConfigError::Parse {
+            path: origin.to_owned(),
+            reason,
+        };
+    }
+    let key = key.join(".");
+    let source = sources
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| "default".into());
+    // Never echo what may be a secret read from a file.
+    let value = if source.starts_with("environment ") && source.ends_with("_FILE") {
+        "<file content>".to_owned()
+    } else {
+        node.map(scalar_text).unwrap_or_default()
+    };
+    ConfigError::BadValue {
+        key,
+        value,
+        source_: source,
+        expected: expectation(&reason),
+    }
+}
+
+/// serde's "unknown variant `x`, expected one of `a`, `b`" → "expected one of a, b";
+/// other messages (ours already read "expected …") unchanged.
+fn expectation(reason: &str) -> String {
+    match reason.split_once(", expected ") {
+        Some((head, tail)) if head.starts_with("unknown variant") => {
+            format!("expected {}", tail.replace('`', ""))
+        }
+        _ => reason.to_owned(),
     }
 }
 
@@ -420,29 +499,6 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             "must not be empty (it is the JWT issuer)",
         ));
     }
-    let alg = c.token.algorithm.to_ascii_uppercase();
-    if !["", "ES256", "RS256"].contains(&alg.as_str()) {
-        return Err(bad(
-            "token.algorithm",
-            &c.token.algorithm,
-            "expected ES256 or RS256",
-        ));
-    }
-    if !["libtrust", "rfc7638"].contains(&c.token.kid.as_str()) {
-        return Err(bad(
-            "token.kid",
-            &c.token.kid,
-            "expected libtrust or rfc7638",
-        ));
-    }
-    if portcullis_domain::policy::PushPolicy::parse(&c.user_permission.push_images.policy).is_none()
-    {
-        return Err(bad(
-            "user_permission.push_images.policy",
-            &c.user_permission.push_images.policy,
-            "expected one of allow-teams, allow-personal, admin-only",
-        ));
-    }
     let positive = [
         (
             "registry.jwt_expiration_time.value",
@@ -463,6 +519,14 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         (
             "security_policy.max_application_tokens",
             c.security_policy.max_application_tokens,
+        ),
+        (
+            "security_policy.refresh_token_lifetime_days",
+            c.security_policy.refresh_token_lifetime_days,
+        ),
+        (
+            "security_policy.refresh_token_idle_days",
+            c.security_policy.refresh_token_idle_days,
         ),
     ];
     for (key, v) in positive {
@@ -493,6 +557,17 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         if v < 0 {
             return Err(bad(key, &v.to_string(), "expected 0 or more"));
         }
+    }
+    let sp = &c.security_policy;
+    if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
+        return Err(bad(
+            "security_policy.refresh_token_idle_days",
+            &sp.refresh_token_idle_days.to_string(),
+            &format!(
+                "expected at most security_policy.refresh_token_lifetime_days ({})",
+                sp.refresh_token_lifetime_days
+            ),
+        ));
     }
     Ok(())
 }

@@ -1,7 +1,11 @@
 //! The typed configuration tree. Field names are the YAML keys; several are a contract
 //! with tools outside this repository (see docs/CONFIGURATION.md).
 
+use ipnet::IpNet;
+use portcullis_domain::policy::PushPolicy;
+use portcullis_domain::signing::{Algorithm, KidFormat};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Portus wraps some scalars as `key: {value: …}`; we keep that shape for compatibility.
@@ -50,6 +54,11 @@ pub struct Server {
     /// The URL clients and the registry use to reach Portcullis (realm, notification
     /// URL). Empty: derived from `listen`.
     pub external_url: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: IP networks; a bare address
+    /// in the configuration is a /32 or /128. Written as a YAML list or, in the
+    /// environment, comma-separated.
+    #[serde(with = "ip_networks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,10 +73,12 @@ pub struct Token {
     pub key_path: String,
     /// PEM certificate (chain) for the key. Empty: `<data_dir>/token.crt`.
     pub cert_path: String,
-    /// `ES256` or `RS256`. Empty: follow the key (ES256 for a generated one).
-    pub algorithm: String,
+    /// `ES256` or `RS256`. `None` (written as an empty value): follow the key (ES256
+    /// for a generated one).
+    #[serde(with = "empty_is_none")]
+    pub algorithm: Option<Algorithm>,
     /// `libtrust` (registry 2.x) or `rfc7638` (registry 3.x kid-only setups).
-    pub kid: String,
+    pub kid: KidFormat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +94,9 @@ pub struct RegistrySettings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notifications {
-    /// Shared secret the registry sends as `Authorization: Bearer <secret>`.
+    /// Shared secret the registry sends as `Authorization: Bearer <secret>`. Empty in
+    /// the loaded configuration: the binary generates one into
+    /// [`Config::notification_secret_path`] on first start and puts it here.
     pub secret: String,
 }
 
@@ -118,7 +131,7 @@ pub struct UserPermission {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushImages {
     /// `allow-teams`, `allow-personal` or `admin-only`.
-    pub policy: String,
+    pub policy: PushPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,9 +158,9 @@ pub struct SecurityPolicy {
     /// Seconds the token endpoint may reuse registry and namespace facts read from the
     /// database (writes on this node clear them at once). 0 disables.
     pub authorization_cache_seconds: i64,
-    /// Days a refresh (identity) token from `docker login` works at most.
+    /// Days a refresh (identity) token handed to `docker login` works at most.
     pub refresh_token_lifetime_days: i64,
-    /// Days after which an unused refresh token stops working.
+    /// Days without use after which a refresh token stops working (at most the lifetime).
     pub refresh_token_idle_days: i64,
 }
 
@@ -158,6 +171,7 @@ impl Default for Config {
             server: Server {
                 listen: "127.0.0.1:3000".into(),
                 external_url: String::new(),
+                trusted_proxies: Vec::new(),
             },
             database: Database { url: String::new() },
             data_dir: PathBuf::from("data"),
@@ -167,8 +181,8 @@ impl Default for Config {
             token: Token {
                 key_path: String::new(),
                 cert_path: String::new(),
-                algorithm: String::new(),
-                kid: "libtrust".into(),
+                algorithm: None,
+                kid: KidFormat::Libtrust,
             },
             registry: RegistrySettings {
                 jwt_expiration_time: Value { value: 15 },
@@ -198,7 +212,7 @@ impl Default for Config {
                 create_webhook: on(),
                 manage_webhook: on(),
                 push_images: PushImages {
-                    policy: "allow-teams".into(),
+                    policy: PushPolicy::AllowTeams,
                 },
             },
             first_user_admin: on(),
@@ -238,6 +252,11 @@ impl Config {
     pub fn cert_path(&self) -> PathBuf {
         self.path_or_default(&self.token.cert_path, "token.crt")
     }
+    /// Where the binary keeps the notification secret it generated because
+    /// `notifications.secret` was not configured.
+    pub fn notification_secret_path(&self) -> PathBuf {
+        self.data_dir.join("notifications.secret")
+    }
     fn path_or_default(&self, configured: &str, file: &str) -> PathBuf {
         if configured.is_empty() {
             self.data_dir.join(file)
@@ -256,9 +275,7 @@ impl Config {
     pub fn policy_options(&self) -> portcullis_domain::policy::PolicyOptions {
         let up = &self.user_permission;
         portcullis_domain::policy::PolicyOptions {
-            // Validated at load time, so the fallback is never used.
-            push_policy: portcullis_domain::policy::PushPolicy::parse(&up.push_images.policy)
-                .unwrap_or(portcullis_domain::policy::PushPolicy::AllowTeams),
+            push_policy: up.push_images.policy,
             delete_enabled: self.delete.enabled,
             delete_contributors: self.delete.contributors,
             create_namespace: up.create_namespace.enabled,
@@ -266,6 +283,82 @@ impl Config {
             change_visibility: up.change_visibility.enabled,
             create_team: up.create_team.enabled,
             manage_team: up.manage_team.enabled,
+        }
+    }
+}
+
+impl Server {
+    /// Whether a connection from `peer` comes from one of `trusted_proxies`. An
+    /// IPv4-mapped IPv6 peer (`::ffff:10.0.0.1`, as seen by a socket bound to `[::]`)
+    /// counts as its IPv4 address.
+    pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// Parses one `server.trusted_proxies` entry: a CIDR network (`10.0.0.0/8`,
+/// `fd00::/8`) or a bare address (`::1`, meaning `::1/128`).
+pub fn parse_ip_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// `Option<T>` written as an empty string when `None`, so the key keeps a string leaf in
+/// the default tree (and its environment variable works like any other).
+mod empty_is_none {
+    use serde::de::IntoDeserializer;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        T::deserialize(IntoDeserializer::<D::Error>::into_deserializer(text)).map(Some)
+    }
+}
+
+/// A list of IP networks, each entry parsed by [`parse_ip_network`].
+mod ip_networks {
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// What a bad entry is told it should have been.
+    pub const EXPECTED: &str = "expected an IP address or CIDR network (e.g. 10.0.0.0/8, ::1)";
+
+    pub fn serialize<S: Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        nets.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        let entries = Vec::<Entry>::deserialize(d)?;
+        Ok(entries.into_iter().map(|e| e.0).collect())
+    }
+
+    struct Entry(IpNet);
+
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let text = String::deserialize(d)?;
+            super::parse_ip_network(&text)
+                .map(Entry)
+                .ok_or_else(|| serde::de::Error::custom(EXPECTED))
         }
     }
 }

@@ -238,17 +238,16 @@ async fn notification_sink(
     body: Bytes,
 ) -> Response {
     let secret = &services.config().notifications.secret;
-    if !secret.is_empty() {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().as_bytes().to_vec())
-            .unwrap_or_default();
-        if !constant_time_eq(&presented, secret.as_bytes()) {
-            return ApiError(Error::Unauthenticated).into_response();
-        }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().as_bytes().to_vec())
+        .unwrap_or_default();
+    // An empty secret (never the case after start-up) refuses everything.
+    if secret.is_empty() || !constant_time_eq(&presented, secret.as_bytes()) {
+        return ApiError(Error::Unauthenticated).into_response();
     }
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

@@ -4,11 +4,11 @@ use anyhow::{Context, Result, anyhow};
 use portcullis_config::{Config, Loaded};
 use portcullis_domain::time::Clock;
 use portcullis_registry::jwt::TokenSigner;
-use portcullis_registry::keys::{Algorithm, KidFormat, SigningKey};
+use portcullis_registry::keys::SigningKey;
 use portcullis_service::Services;
 use portcullis_service::clock::SystemClock;
 use portcullis_service::passwords::PasswordHasher;
-use portcullis_service::secrets::OsRandom;
+use portcullis_service::secrets::{OsRandom, RandomSource};
 use portcullis_storage::Store;
 use std::collections::HashMap;
 use std::io::Write;
@@ -60,13 +60,10 @@ pub async fn connect(config: &Config) -> Result<Store> {
 
 /// Loads the signing key, generating key and certificate on first start.
 pub fn load_signing_key(config: &Config) -> Result<(SigningKey, bool)> {
-    let requested = Some(config.token.algorithm.as_str())
-        .filter(|a| !a.is_empty())
-        .and_then(Algorithm::parse);
     let (key, generated) = SigningKey::load_or_generate(
         &config.key_path(),
         &config.cert_path(),
-        requested,
+        config.token.algorithm,
         &config.machine_fqdn.value,
         now_unix(),
     )?;
@@ -80,35 +77,98 @@ pub fn load_signing_key(config: &Config) -> Result<(SigningKey, bool)> {
     Ok((key, generated))
 }
 
+/// Makes `config.notifications.secret` the effective secret: the configured one when
+/// set (config file, environment or `_FILE`; nothing is written then), else the one in
+/// [`Config::notification_secret_path`], which is generated from `random` (256 bits,
+/// base64url) when that file does not exist yet. [`App::start`] (`serve`, `admin …`)
+/// and `registry-config` call this, so the printed registry configuration carries the
+/// secret the server checks. Returns whether the file was generated now. The secret is
+/// never logged.
+pub fn resolve_notification_secret(config: &mut Config, random: &dyn RandomSource) -> Result<bool> {
+    if !config.notifications.secret.is_empty() {
+        return Ok(false);
+    }
+    let path = config.notification_secret_path();
+    let (secret, generated) = load_or_generate_secret(&path, random)?;
+    if generated {
+        tracing::info!(path = %path.display(), "generated a notification secret (`portcullis registry-config` prints it for the registry)");
+    }
+    config.notifications.secret = secret;
+    Ok(generated)
+}
+
+/// Reads the secret in `path`, or creates that file (mode 0600, never overwriting)
+/// with a new one.
+fn load_or_generate_secret(path: &Path, random: &dyn RandomSource) -> Result<(String, bool)> {
+    let context = || format!("notification secret file {}", path.display());
+    if let Some(secret) = read_secret(path)? {
+        return Ok((secret, false));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(context)?;
+    }
+    let secret = portcullis_service::secrets::new_token(random, "");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        // Another process created it first: use its secret.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let secret = read_secret(path)?.with_context(context)?;
+            return Ok((secret, false));
+        }
+        Err(e) => return Err(e).with_context(context),
+    };
+    file.write_all(format!("{secret}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(context)?;
+    Ok((secret, true))
+}
+
+/// The secret in `path`, `None` when the file does not exist.
+fn read_secret(path: &Path) -> Result<Option<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("notification secret file {}", path.display()));
+        }
+    };
+    let secret = text.trim();
+    if secret.is_empty() {
+        anyhow::bail!(
+            "notification secret file {} is empty; delete it to have a new one generated, or set notifications.secret",
+            path.display()
+        );
+    }
+    Ok(Some(secret.to_owned()))
+}
+
 pub struct App {
     pub services: Services,
 }
 
 impl App {
-    /// Connects and migrates the database, loads keys and builds the services.
-    pub async fn start(config: Config) -> Result<Self> {
+    /// Connects and migrates the database, loads keys and the notification secret
+    /// (generating them on first start) and builds the services.
+    pub async fn start(mut config: Config) -> Result<Self> {
         let store = connect(&config).await?;
         store.migrate().await.context("migrating the database")?;
         let (key, generated) = load_signing_key(&config)?;
         if generated {
             tracing::info!(key = %config.key_path().display(), cert = %config.cert_path().display(), "generated a token signing key");
         }
-        let kid = KidFormat::parse(&config.token.kid).unwrap_or(KidFormat::Libtrust);
-        let signer = TokenSigner::new(&key, kid)?;
-        if config.notifications.secret.is_empty() {
-            tracing::warn!("notifications.secret is empty: anyone can post registry notifications");
-        }
+        let signer = TokenSigner::new(&key, config.token.kid)?;
+        let random = Arc::new(OsRandom);
+        resolve_notification_secret(&mut config, random.as_ref())?;
         let hasher = PasswordHasher::new(
             usize::try_from(config.security_policy.max_concurrent_password_checks).unwrap_or(1),
         );
-        let services = Services::new(
-            store,
-            config,
-            Arc::new(SystemClock),
-            Arc::new(OsRandom),
-            signer,
-            hasher,
-        );
+        let services = Services::new(store, config, Arc::new(SystemClock), random, signer, hasher);
         Ok(Self { services })
     }
 }
@@ -152,4 +212,71 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use portcullis_service::secrets::SeededRandom;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn config_in(dir: &Path) -> Config {
+        Config {
+            data_dir: dir.join("data"),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn notification_secret_is_generated_once_into_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let random = SeededRandom::default();
+        let mut config = config_in(dir.path());
+        assert!(resolve_notification_secret(&mut config, &random).unwrap());
+        let secret = config.notifications.secret.clone();
+        // The first 32 bytes of the seeded source, base64url.
+        assert_eq!(
+            secret,
+            portcullis_service::secrets::new_token(&SeededRandom::default(), "")
+        );
+        assert_eq!(secret.len(), 43);
+        let path = config.notification_secret_path();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{secret}\n")
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Later starts read it; the random source is not asked again.
+        let mut again = config_in(dir.path());
+        assert!(!resolve_notification_secret(&mut again, &random).unwrap());
+        assert_eq!(again.notifications.secret, secret);
+    }
+
+    #[test]
+    fn a_configured_notification_secret_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.notifications.secret = "configured".into();
+        assert!(!resolve_notification_secret(&mut config, &SeededRandom::default()).unwrap());
+        assert_eq!(config.notifications.secret, "configured");
+        assert!(!config.notification_secret_path().exists());
+        assert!(!dir.path().join("data").exists());
+    }
+
+    #[test]
+    fn an_empty_notification_secret_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        std::fs::write(config.notification_secret_path(), "\n").unwrap();
+        let err = resolve_notification_secret(&mut config, &SeededRandom::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is empty; delete it"), "{err}");
+        assert!(config.notifications.secret.is_empty());
+    }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use portcullis_registry::keys::{Algorithm, SigningKey};
 use portcullis_registry::registry_config::{RegistryConfigParams, render};
 use portcullis_service::registries::RegistryInput;
+use portcullis_service::secrets::{OsRandom, RandomSource};
 use portcullis_service::users::UserInput;
 use std::io::Write;
 use std::path::PathBuf;
@@ -148,13 +149,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys {
             command: KeysCommand::Generate { algorithm, force },
         } => {
-            let alg = match algorithm
-                .as_deref()
-                .or(Some(config.token.algorithm.as_str()).filter(|a| !a.is_empty()))
-            {
-                None => Algorithm::Es256,
+            let alg = match algorithm.as_deref() {
                 Some(a) => Algorithm::parse(a)
-                    .with_context(|| format!("--algorithm {a:?}: expected ES256 or RS256"))?,
+                    .with_context(|| format!("--algorithm {a:?}: {}", Algorithm::EXPECTED))?,
+                None => config.token.algorithm.unwrap_or(Algorithm::Es256),
             };
             let (key_path, cert_path) = (config.key_path(), config.cert_path());
             if !force && (key_path.exists() || cert_path.exists()) {
@@ -181,7 +179,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 key.algorithm().as_str(),
                 key_path.display(),
                 cert_path.display(),
-                key.kid(portcullis_registry::keys::KidFormat::Libtrust)
+                key.kid(config.token.kid)
             ))
         }
         Command::RegistryConfig {
@@ -197,7 +195,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let Some(port) = port else {
                 bail!("--registry {registry:?}: expected host:port");
             };
-            // The registry needs the certificate file to exist, so make the keys now.
+            // The registry needs the certificate file to exist, so make the keys now;
+            // likewise the notification secret, which the server then reads.
             let (_, generated) = app::load_signing_key(&config)?;
             if generated {
                 tracing::info!(
@@ -207,13 +206,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let cert =
                 std::fs::canonicalize(config.cert_path()).context("locating token.cert_path")?;
+            let mut config = config;
+            app::resolve_notification_secret(&mut config, &OsRandom)?;
             let base = portcullis_url.unwrap_or_else(|| config.external_url());
             let base = base.trim_end_matches('/');
             let mut http_secret = [0u8; 24];
-            portcullis_service::secrets::RandomSource::fill(
-                &portcullis_service::secrets::OsRandom,
-                &mut http_secret,
-            );
+            OsRandom.fill(&mut http_secret);
             out(&render(&RegistryConfigParams {
                 listen: listen.unwrap_or_else(|| format!("0.0.0.0:{port}")),
                 storage_dir,
@@ -222,8 +220,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 issuer: config.machine_fqdn.value.clone(),
                 rootcertbundle: cert.display().to_string(),
                 notification_url: format!("{base}/v2/webhooks/events"),
-                notification_secret: Some(config.notifications.secret.clone())
-                    .filter(|s| !s.is_empty()),
+                notification_secret: Some(config.notifications.secret.clone()),
                 http_secret: http_secret.iter().map(|b| format!("{b:02x}")).collect(),
             }))
         }

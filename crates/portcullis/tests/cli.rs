@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+use portcullis_testkit::server::Server;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -166,6 +169,10 @@ fn migrate_keys_users_and_registry_config() {
         "https://auth.example.com/v2/webhooks/events"
     );
     assert_eq!(endpoint["headers"]["Authorization"][0], "Bearer s3cret");
+    assert!(
+        !d.join("data/notifications.secret").exists(),
+        "a configured notification secret wins; nothing is generated"
+    );
     assert_eq!(yaml["http"]["addr"], "0.0.0.0:5000");
     let o = portcullis(d, &["registry-config", "--registry", "nohost"], &env);
     assert!(!o.status.success());
@@ -266,4 +273,171 @@ fn migrate_keys_users_and_registry_config() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The `Authorization` header of the notification endpoint `registry-config` prints.
+fn printed_notification_header(dir: &Path, env: &[(&str, &str)]) -> String {
+    let o = portcullis(
+        dir,
+        &["registry-config", "--registry", "registry.example.com:5000"],
+        env,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let yaml: serde_json::Value = serde_norway::from_str(&stdout(&o)).unwrap();
+    yaml["notifications"]["endpoints"][0]["headers"]["Authorization"][0]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The generated secret file's content (without its newline), checking it is private.
+fn generated_secret(dir: &Path) -> String {
+    let path = dir.join("data/notifications.secret");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is private", path.display());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let secret = text.trim_end().to_owned();
+    assert_eq!(secret.len(), 43, "256 bits, base64url: {secret:?}");
+    assert!(
+        secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{secret:?}"
+    );
+    secret
+}
+
+/// Starts `serve` in `dir` and returns the statuses of notification posts without a
+/// secret, with a wrong one, and with `secret`; stops it again.
+async fn notification_statuses(dir: &Path, env: &[(&str, &str)], secret: &str) -> [u16; 3] {
+    let mut vars: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vars.insert("PORTCULLIS_SERVER_LISTEN".into(), "127.0.0.1:0".into());
+    let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, dir)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/v2/webhooks/events", server.url);
+    let mut statuses = [0; 3];
+    for (i, auth) in [
+        None,
+        Some("Bearer wrong"),
+        Some(&*format!("Bearer {secret}")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut request = client
+            .post(&url)
+            .header(
+                "content-type",
+                "application/vnd.docker.distribution.events.v1+json",
+            )
+            .body(r#"{"events":[]}"#);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        statuses[i] = request.send().await.unwrap().status().as_u16();
+    }
+    let log = server.log();
+    assert!(!log.contains(secret), "the secret is never logged: {log}");
+    assert!(
+        !log.contains("anyone can post"),
+        "there is no open notification endpoint any more: {log}"
+    );
+    server.stop().await;
+    statuses
+}
+
+#[tokio::test]
+async fn notification_secret_is_generated_on_first_serve_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(!d.join("data").exists());
+    // The first serve generates the secret (before any other command ran) ...
+    let first = {
+        let vars = BTreeMap::from([
+            (
+                "PORTCULLIS_SERVER_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            ("PORTCULLIS_LOG".to_owned(), "info".to_owned()),
+        ]);
+        let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
+            .await
+            .unwrap();
+        let secret = generated_secret(d);
+        let log = server.log();
+        assert!(log.contains("notifications.secret"), "{log}");
+        assert!(!log.contains(&secret), "the secret is never logged: {log}");
+        server.stop().await;
+        secret
+    };
+    // ... registry-config prints that one, and the next serve checks it.
+    assert_eq!(
+        printed_notification_header(d, &[]),
+        format!("Bearer {first}")
+    );
+    assert_eq!(generated_secret(d), first, "the file is kept");
+    assert_eq!(notification_statuses(d, &[], &first).await, [401, 401, 202]);
+    assert_eq!(generated_secret(d), first);
+}
+
+#[tokio::test]
+async fn notification_secret_is_generated_by_registry_config_and_used_by_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let header = printed_notification_header(d, &[]);
+    let secret = generated_secret(d);
+    assert_eq!(header, format!("Bearer {secret}"));
+    assert_eq!(
+        printed_notification_header(d, &[]),
+        header,
+        "a second run reuses the file"
+    );
+    assert_eq!(
+        notification_statuses(d, &[], &secret).await,
+        [401, 401, 202]
+    );
+    // `config show` does not reveal it either.
+    let o = portcullis(d, &["config", "show"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(&secret), "{}", stdout(&o));
+}
+
+#[tokio::test]
+async fn configured_notification_secret_wins_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret_file = d.join("notify-secret");
+    std::fs::write(&secret_file, "from-a-file\n").unwrap();
+    let from_file = [(
+        "PORTCULLIS_NOTIFICATIONS_SECRET_FILE",
+        secret_file.to_str().unwrap(),
+    )];
+    assert_eq!(
+        printed_notification_header(d, &from_file),
+        "Bearer from-a-file"
+    );
+    assert_eq!(
+        notification_statuses(d, &from_file, "from-a-file").await,
+        [401, 401, 202]
+    );
+    std::fs::write(
+        d.join("config.yml"),
+        "notifications:\n  secret: from-the-config\n",
+    )
+    .unwrap();
+    assert_eq!(
+        printed_notification_header(d, &[]),
+        "Bearer from-the-config"
+    );
+    assert_eq!(
+        notification_statuses(d, &[], "from-the-config").await,
+        [401, 401, 202]
+    );
+    assert!(d.join("data").exists(), "serve ran in this folder");
+    assert!(!d.join("data/notifications.secret").exists());
 }

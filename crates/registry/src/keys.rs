@@ -20,6 +20,10 @@ use x509_cert::der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef, UintRef};
 use x509_cert::der::{Decode, Encode, Reader, SliceReader, Tag};
 use x509_cert::spki::AlgorithmIdentifierRef;
 
+// Defined in the pure domain crate so that the config crate parses them without
+// depending on this one; re-exported here, where they are used.
+pub use portcullis_domain::signing::{Algorithm, KidFormat};
+
 /// The config setting names used to point at the files (for error messages).
 const KEY_SETTING: &str = "token.key_path";
 const CERT_SETTING: &str = "token.cert_path";
@@ -32,81 +36,10 @@ const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.
 /// Validity of generated certificates, like `openssl req -x509 -days 3650`.
 const GENERATED_CERT_DAYS: i64 = 3650;
 
-/// JWS signing algorithm. Only what distribution 2.8 and 3.x both verify and what Portus used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    /// ECDSA P-256 with SHA-256 (the default for generated keys).
-    Es256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (imported Portus keys).
-    Rs256,
-}
-
-impl Algorithm {
-    /// Parses `ES256` / `RS256`, case-insensitively.
-    pub fn parse(s: &str) -> Option<Self> {
-        if s.eq_ignore_ascii_case("ES256") {
-            Some(Self::Es256)
-        } else if s.eq_ignore_ascii_case("RS256") {
-            Some(Self::Rs256)
-        } else {
-            None
-        }
-    }
-
-    /// The JOSE `alg` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-        }
-    }
-
-    fn key_description(self) -> &'static str {
-        match self {
-            Self::Es256 => "an EC P-256 key (ES256)",
-            Self::Rs256 => "an RSA key (RS256)",
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How the JOSE `kid` header is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KidFormat {
-    /// libtrust key ID: what distribution 2.8 matches against its rootcertbundle (and Portus sent).
-    Libtrust,
-    /// RFC 7638 JWK thumbprint: what distribution 3.x indexes its keys by.
-    Rfc7638,
-}
-
-impl KidFormat {
-    /// Parses `libtrust` / `rfc7638`, case-insensitively.
-    pub fn parse(s: &str) -> Option<Self> {
-        if s.eq_ignore_ascii_case("libtrust") {
-            Some(Self::Libtrust)
-        } else if s.eq_ignore_ascii_case("rfc7638") {
-            Some(Self::Rfc7638)
-        } else {
-            None
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Libtrust => "libtrust",
-            Self::Rfc7638 => "rfc7638",
-        }
-    }
-}
-
-impl fmt::Display for KidFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+fn key_description(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::Es256 => "an EC P-256 key (ES256)",
+        Algorithm::Rs256 => "an RSA key (RS256)",
     }
 }
 
@@ -125,7 +58,7 @@ pub enum KeyError {
     InvalidCert(String),
     #[error("the certificate's public key does not match the private key")]
     CertKeyMismatch,
-    #[error("algorithm {requested} was requested but the private key is {}", .key.key_description())]
+    #[error("algorithm {requested} was requested but the private key is {}", key_description(*.key))]
     AlgorithmMismatch {
         requested: Algorithm,
         key: Algorithm,

@@ -1,4 +1,6 @@
 use super::*;
+use portcullis_domain::policy::PushPolicy;
+use portcullis_domain::signing::{Algorithm, KidFormat};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -18,9 +20,17 @@ fn defaults_are_portus_defaults() {
     assert_eq!(c.registry.jwt_expiration_time.value, 15);
     assert!(c.delete.enabled);
     assert!(!c.delete.contributors);
-    assert_eq!(c.user_permission.push_images.policy, "allow-teams");
+    assert_eq!(c.user_permission.push_images.policy, PushPolicy::AllowTeams);
     assert!(c.first_user_admin.enabled);
-    assert_eq!(c.token.kid, "libtrust");
+    assert_eq!(c.token.algorithm, None, "follow the key");
+    assert_eq!(c.token.kid, KidFormat::Libtrust);
+    assert!(c.server.trusted_proxies.is_empty());
+    assert_eq!(c.security_policy.refresh_token_lifetime_days, 30);
+    assert_eq!(c.security_policy.refresh_token_idle_days, 7);
+    assert_eq!(
+        c.notification_secret_path(),
+        std::path::PathBuf::from("data/notifications.secret")
+    );
     assert_eq!(c.database_url(), "sqlite:data/portcullis.db");
     assert_eq!(c.key_path(), std::path::PathBuf::from("data/token.key"));
     assert!(l.warnings.is_empty());
@@ -48,7 +58,8 @@ data_dir: /var/lib/portcullis
     assert_eq!(c.database_url(), "postgres://u:p@db/portcullis");
     assert_eq!(c.machine_fqdn.value, "portcullis.example.com");
     assert_eq!(c.key_path(), std::path::PathBuf::from("/k.pem"));
-    assert_eq!(c.token.kid, "rfc7638");
+    assert_eq!(c.token.algorithm, Some(Algorithm::Rs256));
+    assert_eq!(c.token.kid, KidFormat::Rfc7638);
     assert_eq!(c.registry.jwt_expiration_time.value, 30);
     // A number given for a string key is taken as text: secrets may be all digits.
     assert_eq!(c.notifications.secret, "12345");
@@ -57,10 +68,7 @@ data_dir: /var/lib/portcullis
     assert!(!c.first_user_admin.enabled && !c.signup.enabled && !c.anonymous_browsing.enabled);
     assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/portcullis"));
     let p = c.policy_options();
-    assert_eq!(
-        p.push_policy,
-        portcullis_domain::policy::PushPolicy::AdminOnly
-    );
+    assert_eq!(p.push_policy, PushPolicy::AdminOnly);
     assert!(!p.create_team);
 }
 
@@ -172,6 +180,59 @@ fn bad_values_name_key_value_and_source() {
             "config key token.kid = \"random\" (from file test.yml): expected libtrust or rfc7638",
         ),
         (
+            "",
+            &[("PORTUS_TOKEN_ALGORITHM", "PS256")],
+            "config key token.algorithm = \"PS256\" (from environment PORTUS_TOKEN_ALGORITHM): expected ES256 or RS256",
+        ),
+        (
+            "",
+            &[("PORTCULLIS_TOKEN_KID", "jwk")],
+            "config key token.kid = \"jwk\" (from environment PORTCULLIS_TOKEN_KID): expected libtrust or rfc7638",
+        ),
+        (
+            "token: { kid: \"\" }",
+            &[],
+            "config key token.kid = \"\" (from file test.yml): expected libtrust or rfc7638",
+        ),
+        (
+            "",
+            &[(
+                "PORTCULLIS_USER_PERMISSION_PUSH_IMAGES_POLICY",
+                "allow-everyone",
+            )],
+            "config key user_permission.push_images.policy = \"allow-everyone\" (from environment PORTCULLIS_USER_PERMISSION_PUSH_IMAGES_POLICY): expected one of allow-teams, allow-personal, admin-only",
+        ),
+        (
+            "server: { trusted_proxies: [\"10.0.0.0/8\", \"10.0.0.300\"] }",
+            &[],
+            "config key server.trusted_proxies = \"10.0.0.300\" (from file test.yml): expected an IP address or CIDR network (e.g. 10.0.0.0/8, ::1)",
+        ),
+        (
+            "",
+            &[("PORTCULLIS_SERVER_TRUSTED_PROXIES", "::1, fd00::/129")],
+            "config key server.trusted_proxies = \"fd00::/129\" (from environment PORTCULLIS_SERVER_TRUSTED_PROXIES): expected an IP address or CIDR network (e.g. 10.0.0.0/8, ::1)",
+        ),
+        (
+            "server: { trusted_proxies: [ { ip: 10.0.0.1 } ] }",
+            &[],
+            "config key server.trusted_proxies = \"- ip: 10.0.0.1\" (from file test.yml): expected a list of single values",
+        ),
+        (
+            "security_policy: { refresh_token_lifetime_days: 0 }",
+            &[],
+            "config key security_policy.refresh_token_lifetime_days = \"0\" (from file test.yml): expected a number greater than 0",
+        ),
+        (
+            "",
+            &[("PORTCULLIS_SECURITY_POLICY_REFRESH_TOKEN_IDLE_DAYS", "-1")],
+            "config key security_policy.refresh_token_idle_days = \"-1\" (from environment PORTCULLIS_SECURITY_POLICY_REFRESH_TOKEN_IDLE_DAYS): expected a number greater than 0",
+        ),
+        (
+            "security_policy: { refresh_token_idle_days: 31 }",
+            &[],
+            "config key security_policy.refresh_token_idle_days = \"31\" (from file test.yml): expected at most security_policy.refresh_token_lifetime_days (30)",
+        ),
+        (
             "server: { listen: nowhere }",
             &[],
             "config key server.listen = \"nowhere\" (from file test.yml): expected host:port",
@@ -225,4 +286,156 @@ fn show_masks_secrets() {
     );
     assert!(shown.contains("postgres://app:********@db:5432/x"));
     assert_eq!(mask_url_password("sqlite:data/x.db"), "sqlite:data/x.db");
+}
+
+#[test]
+fn typed_values_parse_once_from_file_and_environment() {
+    let c = load_yaml(
+        "token: { algorithm: Es256, kid: RFC7638 }\nuser_permission: { push_images: { policy: allow-personal } }",
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.token.algorithm, Some(Algorithm::Es256));
+    assert_eq!(c.token.kid, KidFormat::Rfc7638);
+    assert_eq!(
+        c.user_permission.push_images.policy,
+        PushPolicy::AllowPersonal
+    );
+    let l = load_yaml(
+        "token: { algorithm: ES256 }",
+        &[
+            ("PORTCULLIS_TOKEN_ALGORITHM", "rs256"),
+            ("PORTUS_TOKEN_KID", "rfc7638"),
+            ("PORTUS_USER_PERMISSION_PUSH_IMAGES_POLICY", "admin-only"),
+        ],
+    )
+    .unwrap();
+    let c = &l.config;
+    assert_eq!(c.token.algorithm, Some(Algorithm::Rs256));
+    assert_eq!(c.token.kid, KidFormat::Rfc7638);
+    assert_eq!(c.user_permission.push_images.policy, PushPolicy::AdminOnly);
+    assert_eq!(
+        l.sources["token.algorithm"],
+        "environment PORTCULLIS_TOKEN_ALGORITHM"
+    );
+    // An empty value means "follow the key", wherever it comes from.
+    for (yaml, e) in [
+        ("token: { algorithm: \"\" }", &[][..]),
+        ("token: { algorithm: ~ }", &[][..]),
+        (
+            "token: { algorithm: RS256 }",
+            &[("PORTCULLIS_TOKEN_ALGORITHM", "")][..],
+        ),
+    ] {
+        assert_eq!(
+            load_yaml(yaml, e).unwrap().config.token.algorithm,
+            None,
+            "{yaml}"
+        );
+    }
+}
+
+#[test]
+fn trusted_proxies_are_networks() {
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let c = load_yaml(
+        "server: { trusted_proxies: [\"10.0.0.0/8\", \"192.168.1.7\", \"::1\", \"fd00::/8\"] }",
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.server.trusted_proxies,
+        [
+            net("10.0.0.0/8"),
+            net("192.168.1.7/32"),
+            net("::1/128"),
+            net("fd00::/8")
+        ]
+    );
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert!(c.server.trusts_proxy(ip("10.200.3.4")));
+    assert!(c.server.trusts_proxy(ip("192.168.1.7")));
+    assert!(!c.server.trusts_proxy(ip("192.168.1.8")));
+    assert!(c.server.trusts_proxy(ip("::1")));
+    assert!(c.server.trusts_proxy(ip("fd12::5")));
+    assert!(!c.server.trusts_proxy(ip("127.0.0.1")));
+    assert!(
+        c.server.trusts_proxy(ip("::ffff:10.1.2.3")),
+        "IPv4-mapped IPv6 peers count as IPv4"
+    );
+
+    // The environment gives a comma-separated list; it replaces the file's.
+    let l = load_yaml(
+        "server: { trusted_proxies: [\"10.0.0.0/8\"] }",
+        &[(
+            "PORTCULLIS_SERVER_TRUSTED_PROXIES",
+            " 127.0.0.1 ,::1,, 172.16.0.0/12 ",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        l.config.server.trusted_proxies,
+        [net("127.0.0.1/32"), net("::1/128"), net("172.16.0.0/12")]
+    );
+    assert_eq!(
+        l.sources["server.trusted_proxies"],
+        "environment PORTCULLIS_SERVER_TRUSTED_PROXIES"
+    );
+    for (yaml, e) in [
+        ("", &[("PORTCULLIS_SERVER_TRUSTED_PROXIES", "")][..]),
+        ("server: { trusted_proxies: [] }", &[][..]),
+        ("server: { trusted_proxies: ~ }", &[][..]),
+    ] {
+        let c = load_yaml(yaml, e).unwrap().config;
+        assert!(c.server.trusted_proxies.is_empty(), "{yaml}");
+    }
+    let one = load_yaml("server: { trusted_proxies: 10.1.0.0/16 }", &[]).unwrap();
+    assert_eq!(one.config.server.trusted_proxies, [net("10.1.0.0/16")]);
+}
+
+#[test]
+fn refresh_token_days() {
+    let c = load_yaml(
+        "security_policy: { refresh_token_lifetime_days: 90, refresh_token_idle_days: 90 }",
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.security_policy.refresh_token_lifetime_days, 90);
+    assert_eq!(c.security_policy.refresh_token_idle_days, 90);
+    let err = load_yaml("security_policy: { refresh_token_lifetime_days: 5 }", &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config key security_policy.refresh_token_idle_days = \"7\" (from default): expected at most security_policy.refresh_token_lifetime_days (5)"
+    );
+}
+
+#[test]
+fn show_prints_values_as_written_and_loads_back() {
+    let yaml = "token: { algorithm: rs256, kid: rfc7638 }\n\
+                user_permission: { push_images: { policy: admin-only } }\n\
+                server: { trusted_proxies: [\"10.0.0.0/8\", \"::1\"] }";
+    let c = load_yaml(yaml, &[]).unwrap().config;
+    let shown = c.to_masked_yaml();
+    for line in [
+        "algorithm: RS256",
+        "kid: rfc7638",
+        "policy: admin-only",
+        "- 10.0.0.0/8",
+        "- ::1/128",
+        "refresh_token_lifetime_days: 30",
+    ] {
+        assert!(shown.contains(line), "{line:?} in {shown}");
+    }
+    let again = load_yaml(&shown, &[]).unwrap();
+    assert_eq!(again.config, c);
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    let default_shown = Config::default().to_masked_yaml();
+    assert!(default_shown.contains("algorithm: ''"), "{default_shown}");
+    assert_eq!(
+        load_yaml(&default_shown, &[]).unwrap().config,
+        Config::default()
+    );
 }
