@@ -18,7 +18,9 @@ pub enum Error {
     Forbidden,
     /// The credential only reads (a pull-only application token) and the operation
     /// writes (HTTP 403 with this message).
-    #[error("This credential is read-only (a pull-only application token): it cannot change anything")]
+    #[error(
+        "This credential is read-only (a pull-only application token): it cannot change anything"
+    )]
     ReadOnlyCredential,
     /// The named thing does not exist (HTTP 404).
     #[error("{0} not found")]

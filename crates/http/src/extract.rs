@@ -1,6 +1,7 @@
 //! Request extractors: who is calling, from where, and bodies/paths/queries whose
 //! rejections render as API errors instead of axum's plain-text ones.
 
+use crate::client_addr::client_key;
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -11,19 +12,34 @@ use portcullis_service::{Authenticated, Services};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 
-/// The client's address, used to key rate limits. Missing (in-process tests) → "local".
+/// The client's rate-limit key: its address (an IPv6 client's /64), taken from
+/// `X-Forwarded-For` only when the peer is one of `server.trusted_proxies` (see
+/// [`crate::client_addr`]). No peer address (in-process tests) → "local".
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<Services> for ClientAddr {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "local".to_owned());
-        Ok(ClientAddr(ip))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        services: &Services,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(ClientAddr("local".to_owned()));
+        };
+        // Several header lines are one list, in the order received.
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        Ok(ClientAddr(client_key(
+            peer.ip(),
+            forwarded.as_deref(),
+            &services.config().server.trusted_proxies,
+        )))
     }
 }
 

@@ -208,7 +208,11 @@ async fn token_post(
         // Rate limits (429) and outages (503) keep their own status codes.
         Err(other) => return ApiError(other.into()).into_response(),
     };
-    match services.tokens.issue_token(Some(&who), &req, existing).await {
+    match services
+        .tokens
+        .issue_token(Some(&who), &req, existing)
+        .await
+    {
         Ok(t) => Json(token_body(&t, true)).into_response(),
         Err(e) => ApiError(e).into_response(),
     }

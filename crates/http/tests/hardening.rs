@@ -2,6 +2,8 @@
 //! foundation, each proven impossible here. Concurrency tests fire real concurrent
 //! requests at the in-process router on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use axum::http::{Method, StatusCode};
@@ -71,18 +73,32 @@ async fn pull_only_tokens_cannot_write_anything() {
         json!({"application": "ro", "pull_only": true}),
     )
     .await;
-    let ns = app.get("/api/v1/namespaces", Auth::Basic("alice", &alice_pw)).await;
-    let ns = ns.body.as_array().unwrap().iter().find(|n| n["name"] == "devs").unwrap()["id"]
+    let ns = app
+        .get("/api/v1/namespaces", Auth::Basic("alice", &alice_pw))
+        .await;
+    let ns = ns
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "devs")
+        .unwrap()["id"]
         .as_i64()
         .unwrap();
 
     // The three reported exploits, with both ways of presenting the token.
     for auth in [Auth::Bearer(&alice_ro), Auth::Portus("alice", &alice_ro)] {
         let r = app
-            .post("/api/v1/users/2/application_tokens", auth, json!({"application": "full"}))
+            .post(
+                "/api/v1/users/2/application_tokens",
+                auth,
+                json!({"application": "full"}),
+            )
             .await;
         assert_read_only_refusal(&r, "mint a full token");
-        let r = app.post("/api/v1/teams", auth, json!({"name": "mine"})).await;
+        let r = app
+            .post("/api/v1/teams", auth, json!({"name": "mine"}))
+            .await;
         assert_read_only_refusal(&r, "create a team");
         let r = app
             .put(
@@ -109,7 +125,12 @@ async fn pull_only_tokens_cannot_write_anything() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             for (who, token) in [("alice", alice_ro.as_str()), ("admin", admin_ro.as_str())] {
                 let r = app
-                    .call(method.clone(), &uri, Auth::Portus(who, token), Some(json!({})))
+                    .call(
+                        method.clone(),
+                        &uri,
+                        Auth::Portus(who, token),
+                        Some(json!({})),
+                    )
                     .await;
                 assert_read_only_refusal(&r, &format!("{who}: {method} {uri}"));
             }
@@ -119,16 +140,25 @@ async fn pull_only_tokens_cannot_write_anything() {
     assert!(writes >= 15, "found only {writes} write routes");
 
     // Nothing was written: alice still has exactly her one token, the namespace is private.
-    let r = app.get("/api/v1/users/2/application_tokens", Auth::Bearer(&alice_ro)).await;
+    let r = app
+        .get(
+            "/api/v1/users/2/application_tokens",
+            Auth::Bearer(&alice_ro),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "reads stay allowed");
     assert_eq!(r.body.as_array().unwrap().len(), 1);
-    let r = app.get(&format!("/api/v1/namespaces/{ns}"), Auth::Bearer(&alice_ro)).await;
+    let r = app
+        .get(&format!("/api/v1/namespaces/{ns}"), Auth::Bearer(&alice_ro))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["visibility"], "private");
     let r = app.get("/api/v1/teams", Auth::Bearer(&alice_ro)).await;
     assert_eq!(r.body.as_array().unwrap().len(), 1);
     // An admin's pull-only token still reads admin lists.
-    let r = app.get("/api/v1/users", Auth::Portus("admin", &admin_ro)).await;
+    let r = app
+        .get("/api/v1/users", Auth::Portus("admin", &admin_ro))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -163,7 +193,10 @@ async fn refresh_tokens_die_with_their_application_token() {
     let refresh = refresh_with(&app, "alice", &token).await;
     assert_eq!(use_refresh(&app, &refresh).await, StatusCode::OK);
     let r = app
-        .delete(&format!("/api/v1/users/application_tokens/{token_id}"), alice)
+        .delete(
+            &format!("/api/v1/users/application_tokens/{token_id}"),
+            alice,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(
@@ -176,7 +209,13 @@ async fn refresh_tokens_die_with_their_application_token() {
 
     // An expiring application token bounds its refresh tokens' lifetime.
     let expires = T0 + 3600;
-    let (_, token) = mint(&app, alice, 2, json!({"application": "short", "expires_at": expires})).await;
+    let (_, token) = mint(
+        &app,
+        alice,
+        2,
+        json!({"application": "short", "expires_at": expires}),
+    )
+    .await;
     let refresh = refresh_with(&app, "alice", &token).await;
     app.clock.advance_secs(3599);
     assert_eq!(use_refresh(&app, &refresh).await, StatusCode::OK);
@@ -207,14 +246,26 @@ async fn refresh_tokens_have_a_lifetime_and_an_idle_timeout() {
     app.clock.advance_secs(6 * DAY - 1); // day 30 minus a second
     assert_eq!(use_refresh(&app, &busy).await, StatusCode::OK);
     app.clock.advance_secs(1);
-    assert_eq!(use_refresh(&app, &busy).await, StatusCode::BAD_REQUEST, "lifetime");
+    assert_eq!(
+        use_refresh(&app, &busy).await,
+        StatusCode::BAD_REQUEST,
+        "lifetime"
+    );
     // The other one was never used after its creation: idle for more than 7 days.
-    assert_eq!(use_refresh(&app, &idle).await, StatusCode::BAD_REQUEST, "idle");
+    assert_eq!(
+        use_refresh(&app, &idle).await,
+        StatusCode::BAD_REQUEST,
+        "idle"
+    );
     let fresh = refresh_with(&app, "alice", &alice_pw).await;
     app.clock.advance_secs(7 * DAY - 1);
     assert_eq!(use_refresh(&app, &fresh).await, StatusCode::OK);
     app.clock.advance_secs(7 * DAY - 1);
-    assert_eq!(use_refresh(&app, &fresh).await, StatusCode::OK, "use restarts the idle clock");
+    assert_eq!(
+        use_refresh(&app, &fresh).await,
+        StatusCode::OK,
+        "use restarts the idle clock"
+    );
     app.clock.advance_secs(7 * DAY);
     assert_eq!(use_refresh(&app, &fresh).await, StatusCode::BAD_REQUEST);
 }
@@ -246,7 +297,12 @@ async fn concurrent_bootstraps_create_one_admin(backend: Backend) {
             [201, 400, 400, 400, 400, 400, 400, 400],
             "round {round}"
         );
-        let users = app.other_node().await.list_users(&PageRequest::default()).await.unwrap();
+        let users = app
+            .other_node()
+            .await
+            .list_users(&PageRequest::default())
+            .await
+            .unwrap();
         assert_eq!(users.total, 1, "round {round}");
         assert!(users.items[0].user.admin);
     }
@@ -255,7 +311,10 @@ async fn concurrent_bootstraps_create_one_admin(backend: Backend) {
 /// Owners of the team: (member id, username) pairs from the API, as the admin.
 async fn owners(app: &TestApp, admin_token: &str, team: i64) -> usize {
     let r = app
-        .get(&format!("/api/v1/teams/{team}/members"), Auth::Portus("admin", admin_token))
+        .get(
+            &format!("/api/v1/teams/{team}/members"),
+            Auth::Portus("admin", admin_token),
+        )
         .await;
     r.body
         .as_array()
@@ -267,13 +326,16 @@ async fn owners(app: &TestApp, admin_token: &str, team: i64) -> usize {
 
 async fn member_id(app: &TestApp, admin_token: &str, team: i64, username: &str) -> i64 {
     let r = app
-        .get(&format!("/api/v1/teams/{team}/members"), Auth::Portus("admin", admin_token))
+        .get(
+            &format!("/api/v1/teams/{team}/members"),
+            Auth::Portus("admin", admin_token),
+        )
         .await;
     r.body
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["user"]["username"] == username || m["username"] == username)
+        .find(|m| m["display_name"] == username)
         .unwrap_or_else(|| panic!("{username} in {:?}", r.body))["id"]
         .as_i64()
         .unwrap()
@@ -316,7 +378,12 @@ async fn a_team_always_keeps_an_owner(backend: Backend) {
                 ),
             ])
             .await;
-        assert_eq!(owners(&app, &t, team).await, 1, "round {round}: {:?}", statuses(&responses));
+        assert_eq!(
+            owners(&app, &t, team).await,
+            1,
+            "round {round}: {:?}",
+            statuses(&responses)
+        );
         // Whoever lost ownership (or membership) rejoins for the next round.
         for (user, responses) in [("bob", &responses[0]), ("alice", &responses[1])] {
             let succeeded = responses.status.is_success();
@@ -345,7 +412,12 @@ async fn a_team_always_keeps_an_owner(backend: Backend) {
 }
 
 async fn enabled_admins(app: &TestApp) -> usize {
-    let users = app.other_node().await.list_users(&PageRequest::default()).await.unwrap();
+    let users = app
+        .other_node()
+        .await
+        .list_users(&PageRequest::default())
+        .await
+        .unwrap();
     users
         .items
         .iter()
@@ -362,11 +434,19 @@ async fn there_is_always_an_enabled_admin(backend: Backend) {
         // Both admins again, then each removes the other at once.
         for change in [json!({"admin": true}), json!({"enabled": true})] {
             let r = app
-                .put("/api/v1/users/2", Auth::Portus("admin", &t), json!({"user": change}))
+                .put(
+                    "/api/v1/users/2",
+                    Auth::Portus("admin", &t),
+                    json!({"user": change}),
+                )
                 .await;
             assert!(r.status.is_success(), "{:?}", r.body);
             let r = app
-                .put("/api/v1/users/1", Auth::Basic("alice", &alice_pw), json!({"user": change}))
+                .put(
+                    "/api/v1/users/1",
+                    Auth::Basic("alice", &alice_pw),
+                    json!({"user": change}),
+                )
                 .await;
             assert!(r.status.is_success(), "{:?}", r.body);
         }
@@ -377,16 +457,35 @@ async fn there_is_always_an_enabled_admin(backend: Backend) {
         };
         let responses = app
             .concurrently(vec![
-                request(Method::PUT, "/api/v1/users/2", Auth::Portus("admin", &t), Some(change.clone())),
-                request(Method::PUT, "/api/v1/users/1", Auth::Basic("alice", &alice_pw), Some(change)),
+                request(
+                    Method::PUT,
+                    "/api/v1/users/2",
+                    Auth::Portus("admin", &t),
+                    Some(change.clone()),
+                ),
+                request(
+                    Method::PUT,
+                    "/api/v1/users/1",
+                    Auth::Basic("alice", &alice_pw),
+                    Some(change),
+                ),
             ])
             .await;
-        assert_eq!(enabled_admins(&app).await, 1, "round {round}: {:?}", statuses(&responses));
+        assert_eq!(
+            enabled_admins(&app).await,
+            1,
+            "round {round}: {:?}",
+            statuses(&responses)
+        );
         // Whoever is left restores the other.
         let (survivor, other) = {
             let store = app.other_node().await;
             let admin = store.user_by_id(1).await.unwrap().unwrap();
-            if admin.admin && admin.enabled { (1, 2) } else { (2, 1) }
+            if admin.admin && admin.enabled {
+                (1, 2)
+            } else {
+                (2, 1)
+            }
         };
         let store = app.other_node().await;
         let restore = UserUpdate {
@@ -394,14 +493,27 @@ async fn there_is_always_an_enabled_admin(backend: Backend) {
             enabled: Some(true),
             ..UserUpdate::default()
         };
-        store.update_user(other, &restore, portcullis_domain::time::Timestamp(0)).await.unwrap();
+        store
+            .update_user(other, &restore, portcullis_domain::time::Timestamp(0))
+            .await
+            .unwrap();
         let _ = survivor;
     }
     // Deleting each other at once leaves one admin too.
     let responses = app
         .concurrently(vec![
-            request(Method::DELETE, "/api/v1/users/2", Auth::Portus("admin", &t), None),
-            request(Method::DELETE, "/api/v1/users/1", Auth::Basic("alice", &alice_pw), None),
+            request(
+                Method::DELETE,
+                "/api/v1/users/2",
+                Auth::Portus("admin", &t),
+                None,
+            ),
+            request(
+                Method::DELETE,
+                "/api/v1/users/1",
+                Auth::Basic("alice", &alice_pw),
+                None,
+            ),
         ])
         .await;
     assert_eq!(enabled_admins(&app).await, 1, "{:?}", statuses(&responses));
@@ -423,13 +535,24 @@ async fn the_token_quota_holds(backend: Backend) {
         })
         .collect();
     let responses = app.concurrently(requests).await;
-    let created = responses.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    assert_eq!(created, 5, "{:?}", statuses(&responses));
-    assert!(responses
+    let created = responses
         .iter()
-        .filter(|r| r.status != StatusCode::CREATED)
-        .all(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY && message(r).contains("more than 5")));
-    let r = app.get("/api/v1/users/2/application_tokens", Auth::Basic("alice", &alice_pw)).await;
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 5, "{:?}", statuses(&responses));
+    assert!(
+        responses
+            .iter()
+            .filter(|r| r.status != StatusCode::CREATED)
+            .all(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY
+                && message(r).contains("more than 5"))
+    );
+    let r = app
+        .get(
+            "/api/v1/users/2/application_tokens",
+            Auth::Basic("alice", &alice_pw),
+        )
+        .await;
     assert_eq!(r.body.as_array().unwrap().len(), 5);
 }
 
@@ -438,7 +561,9 @@ async fn deleting_a_user_never_orphans_a_team(backend: Backend) {
     let (t, team) = team_fixture(&app).await;
     let alice_pw = pw("alice");
     // The only owner cannot be deleted.
-    let r = app.delete("/api/v1/users/2", Auth::Portus("admin", &t)).await;
+    let r = app
+        .delete("/api/v1/users/2", Auth::Portus("admin", &t))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert!(message(&r).contains("devs"), "{:?}", r.body);
     // Two owners: deleting alice races alice demoting bob; the team keeps an owner.
@@ -453,7 +578,12 @@ async fn deleting_a_user_never_orphans_a_team(backend: Backend) {
     assert_eq!(r.status, StatusCode::OK);
     let responses = app
         .concurrently(vec![
-            request(Method::DELETE, "/api/v1/users/2", Auth::Portus("admin", &t), None),
+            request(
+                Method::DELETE,
+                "/api/v1/users/2",
+                Auth::Portus("admin", &t),
+                None,
+            ),
             request(
                 Method::PUT,
                 &format!("/api/v1/teams/{team}/members/{bob_id}"),
@@ -462,7 +592,12 @@ async fn deleting_a_user_never_orphans_a_team(backend: Backend) {
             ),
         ])
         .await;
-    assert_eq!(owners(&app, &t, team).await, 1, "{:?}", statuses(&responses));
+    assert_eq!(
+        owners(&app, &t, team).await,
+        1,
+        "{:?}",
+        statuses(&responses)
+    );
 }
 
 on_both_databases!(
@@ -513,7 +648,12 @@ async fn a_login_never_re_enables_a_disabled_user(backend: Backend) {
         assert_eq!(responses[2].status, StatusCode::OK);
         let alice = store.user_by_id(2).await.unwrap().unwrap();
         assert!(!alice.enabled, "round {round}: a login undid the disable");
-        let r = app.token("service=registry.test:5000", Auth::Basic("alice", "portus-password")).await;
+        let r = app
+            .token(
+                "service=registry.test:5000",
+                Auth::Basic("alice", "portus-password"),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "round {round}");
     }
 }
@@ -527,7 +667,13 @@ async fn a_locked_account_keeps_its_tokens() {
     let app = TestApp::new().await;
     team_fixture(&app).await;
     let alice_pw = pw("alice");
-    let (_, ci) = mint(&app, Auth::Basic("alice", &alice_pw), 2, json!({"application": "ci"})).await;
+    let (_, ci) = mint(
+        &app,
+        Auth::Basic("alice", &alice_pw),
+        2,
+        json!({"application": "ci"}),
+    )
+    .await;
     let refresh = refresh_with(&app, "alice", &alice_pw).await;
     let q = "service=registry.test:5000&scope=repository:devs/app:pull";
     for _ in 0..10 {
@@ -542,7 +688,11 @@ async fn a_locked_account_keeps_its_tokens() {
     assert_eq!(access(&r)[0]["actions"], json!(["pull"]));
     let r = app.get("/api/v1/teams", Auth::Bearer(&ci)).await;
     assert_eq!(r.status, StatusCode::OK, "the API with the CI token");
-    assert_eq!(use_refresh(&app, &refresh).await, StatusCode::OK, "docker's refresh token");
+    assert_eq!(
+        use_refresh(&app, &refresh).await,
+        StatusCode::OK,
+        "docker's refresh token"
+    );
 }
 
 // ---- 6. Every refused password costs the same ----
@@ -555,7 +705,11 @@ async fn every_refused_password_costs_the_same() {
         app.create_user(&t, u).await;
     }
     let r = app
-        .post("/api/v1/users", Auth::Portus("admin", &t), json!({"user": {"username": "robot", "email": "r@example.com", "bot": true}}))
+        .post(
+            "/api/v1/users",
+            Auth::Portus("admin", &t),
+            json!({"user": {"username": "robot", "email": "r@example.com", "bot": true}}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let store = app.other_node().await;
@@ -576,7 +730,13 @@ async fn every_refused_password_costs_the_same() {
         )
         .await
         .unwrap();
-    let r = app.put("/api/v1/users/3", Auth::Portus("admin", &t), json!({"user": {"enabled": false}})).await;
+    let r = app
+        .put(
+            "/api/v1/users/3",
+            Auth::Portus("admin", &t),
+            json!({"user": {"enabled": false}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     for _ in 0..10 {
         store.record_failed_login(2, now, 10).await.unwrap();
@@ -585,12 +745,23 @@ async fn every_refused_password_costs_the_same() {
     // From one client: unknown, locked, disabled, bot, password-less, wrong password.
     for name in ["nobody", "locked", "disabled", "robot", "ldapuser", "wrong"] {
         let before = hasher.verifications();
-        let r = app.token("service=registry.test:5000", Auth::Basic(name, "some-password")).await;
+        let r = app
+            .token(
+                "service=registry.test:5000",
+                Auth::Basic(name, "some-password"),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name}");
-        assert_eq!(hasher.verifications(), before + 1, "{name}: one hash verification");
+        assert_eq!(
+            hasher.verifications(),
+            before + 1,
+            "{name}: one hash verification"
+        );
     }
     // Each took one of the six rate-limit tokens of this client.
-    let r = app.token("service=registry.test:5000", Auth::Basic("nobody", "x")).await;
+    let r = app
+        .token("service=registry.test:5000", Auth::Basic("nobody", "x"))
+        .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -604,15 +775,52 @@ async fn a_database_outage_is_503_and_counts_no_failure() {
     app.services.close().await;
     let alice_pw = pw("alice");
     for (what, r) in [
-        ("token endpoint, password", app.token("service=registry.test:5000&scope=repository:devs/app:pull", Auth::Basic("alice", &alice_pw)).await),
-        ("token endpoint, anonymous", app.token("service=registry.test:5000&scope=repository:devs/app:pull", Auth::None).await),
-        ("OAuth2 POST", post_form(&app, "grant_type=password&username=alice&password=x&service=registry.test%3A5000").await),
-        ("API, application token", app.get("/api/v1/teams", Auth::Portus("admin", &t)).await),
-        ("API, password", app.get("/api/v1/teams", Auth::Basic("alice", "wrong")).await),
+        (
+            "token endpoint, password",
+            app.token(
+                "service=registry.test:5000&scope=repository:devs/app:pull",
+                Auth::Basic("alice", &alice_pw),
+            )
+            .await,
+        ),
+        (
+            "token endpoint, anonymous",
+            app.token(
+                "service=registry.test:5000&scope=repository:devs/app:pull",
+                Auth::None,
+            )
+            .await,
+        ),
+        (
+            "OAuth2 POST",
+            post_form(
+                &app,
+                "grant_type=password&username=alice&password=x&service=registry.test%3A5000",
+            )
+            .await,
+        ),
+        (
+            "API, application token",
+            app.get("/api/v1/teams", Auth::Portus("admin", &t)).await,
+        ),
+        (
+            "API, password",
+            app.get("/api/v1/teams", Auth::Basic("alice", "wrong"))
+                .await,
+        ),
     ] {
-        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what}: {:?}",
+            r.body
+        );
         assert_eq!(r.headers["retry-after"], "5", "{what}");
-        assert!(!message(&r).contains("sqlite") && !message(&r).contains("pool"), "{what}: {:?}", r.body);
+        assert!(
+            !message(&r).contains("sqlite") && !message(&r).contains("pool"),
+            "{what}: {:?}",
+            r.body
+        );
     }
     let alice = store.user_by_id(2).await.unwrap().unwrap();
     assert_eq!(alice.failed_attempts, 0, "an outage is not a failed login");
@@ -630,26 +838,50 @@ async fn health_tells_anonymous_callers_only_a_summary() {
     let id = app.create_registry(&t, &host).await;
     let r = app.get("/api/v1/health", Auth::None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.body["registry"], json!({"msg": "registry is not reachable", "success": false}));
+    assert_eq!(
+        r.body["registry"],
+        json!({"msg": "registry is not reachable", "success": false})
+    );
     assert_eq!(r.body["database"]["success"], true);
     let text = r.body.to_string();
-    assert!(!text.contains(&host) && r.body.get("registries").is_none(), "{text}");
+    assert!(
+        !text.contains(&host) && r.body.get("registries").is_none(),
+        "{text}"
+    );
     let r = app.get("/api/v1/health", Auth::Portus("admin", &t)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     let detail = &r.body["registries"][&host];
     assert_eq!(detail["success"], false, "{:?}", r.body);
-    assert!(detail["msg"].as_str().unwrap().len() > 3, "admins see the error");
+    assert!(
+        detail["msg"].as_str().unwrap().len() > 3,
+        "admins see the error"
+    );
     // Probes are cached: a moved registry shows only once the cache has expired.
-    let moved = format!("127.0.0.1:{}", portcullis_testkit::registry::free_port().unwrap());
+    let moved = format!(
+        "127.0.0.1:{}",
+        portcullis_testkit::registry::free_port().unwrap()
+    );
     let r = app
-        .put(&format!("/api/v1/registries/{id}"), Auth::Portus("admin", &t), json!({"registry": {"name": "r", "hostname": moved, "use_ssl": false}, "force": true}))
+        .put(
+            &format!("/api/v1/registries/{id}"),
+            Auth::Portus("admin", &t),
+            json!({"registry": {"name": "r", "hostname": moved, "use_ssl": false}, "force": true}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let r = app.get("/api/v1/health", Auth::Portus("admin", &t)).await;
-    assert!(r.body["registries"].get(&host).is_some(), "still the cached probe");
-    app.clock.advance_secs(portcullis_service::health::PROBE_CACHE_SECS);
+    assert!(
+        r.body["registries"].get(&host).is_some(),
+        "still the cached probe"
+    );
+    app.clock
+        .advance_secs(portcullis_service::health::PROBE_CACHE_SECS);
     let r = app.get("/api/v1/health", Auth::Portus("admin", &t)).await;
-    assert!(r.body["registries"].get(&moved).is_some(), "probed again: {:?}", r.body);
+    assert!(
+        r.body["registries"].get(&moved).is_some(),
+        "probed again: {:?}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -659,7 +891,7 @@ async fn numbers_from_users_never_overflow() {
     let admin = Auth::Portus("admin", &t);
     for uri in [
         format!("/api/v1/users?page={}&per_page=1000", i64::MAX),
-        format!("/api/v1/teams?page={}&per_page=2", i64::MAX / 2),
+        format!("/api/v1/teams?page={}&per_page=3", i64::MAX / 2),
         format!("/api/v1/namespaces?page={}", i64::MAX),
     ] {
         let r = app.get(&uri, admin).await;
@@ -668,9 +900,18 @@ async fn numbers_from_users_never_overflow() {
     }
     for expires_at in [i64::MAX, i64::MIN] {
         let r = app
-            .post("/api/v1/users/1/application_tokens", admin, json!({"application": "x", "expires_at": expires_at}))
+            .post(
+                "/api/v1/users/1/application_tokens",
+                admin,
+                json!({"application": "x", "expires_at": expires_at}),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{expires_at}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{expires_at}: {:?}",
+            r.body
+        );
         assert!(message(&r).contains("expires_at"), "{:?}", r.body);
     }
     // Paging still works at sane values, and negative ones are clamped.
@@ -685,8 +926,98 @@ async fn a_star_scope_answers_the_granted_set_once() {
     let q = |repo: &str| format!("service=registry.test:5000&scope=repository:{repo}:*");
     let alice_pw = pw("alice");
     let bob_pw = pw("bob");
-    let r = app.token(&q("devs/app"), Auth::Basic("alice", &alice_pw)).await;
-    assert_eq!(access(&r)[0]["actions"], json!(["*"]), "the owner may do everything");
+    let r = app
+        .token(&q("devs/app"), Auth::Basic("alice", &alice_pw))
+        .await;
+    assert_eq!(
+        access(&r)[0]["actions"],
+        json!(["*"]),
+        "the owner may do everything"
+    );
     let r = app.token(&q("devs/app"), Auth::Basic("bob", &bob_pw)).await;
-    assert_eq!(access(&r)[0]["actions"], json!(["pull", "push"]), "a contributor");
+    assert_eq!(
+        access(&r)[0]["actions"],
+        json!(["pull", "push"]),
+        "a contributor"
+    );
+}
+
+/// The password rate limit keys a client by its address (an IPv6 client by its /64) and
+/// believes `X-Forwarded-For` only from a configured proxy.
+#[tokio::test]
+async fn rate_limits_key_clients_by_address_and_trusted_proxies_only() {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    async fn attempt(app: &TestApp, peer: &str, forwarded: Option<&str>) -> StatusCode {
+        let mut req = request(
+            Method::GET,
+            "/v2/token?service=registry.test:5000",
+            Auth::Basic("nobody", "wrong-password"),
+            None,
+        );
+        let peer: SocketAddr = peer.parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(f) = forwarded {
+            req.headers_mut()
+                .insert("x-forwarded-for", f.parse().unwrap());
+        }
+        app.send(req).await.status
+    }
+    let proxy = "10.0.0.1:4000";
+    let app = TestApp::with(|c| {
+        c.security_policy.password_checks_per_minute = 2;
+        c.server.trusted_proxies = vec!["10.0.0.0/24".parse().unwrap()];
+    })
+    .await;
+    // One IPv6 client owns its /64: two addresses in it share one bucket.
+    assert_eq!(
+        attempt(&app, "[2001:db8:1:2::1]:1", None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        attempt(&app, "[2001:db8:1:2::ff]:1", None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        attempt(&app, "[2001:db8:1:2::7]:1", None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        attempt(&app, "[2001:db8:1:3::1]:1", None).await,
+        StatusCode::UNAUTHORIZED,
+        "another /64"
+    );
+    // An untrusted peer cannot pick a fresh bucket by forging the header.
+    for forged in ["1.1.1.1", "2.2.2.2"] {
+        assert_eq!(
+            attempt(&app, "192.0.2.9:1", Some(forged)).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt(&app, "192.0.2.9:1", Some("3.3.3.3")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Behind the trusted proxy, each forwarded client has its own bucket.
+    for client in [
+        "198.51.100.1",
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.2",
+    ] {
+        assert_eq!(
+            attempt(&app, proxy, Some(client)).await,
+            StatusCode::UNAUTHORIZED,
+            "{client}"
+        );
+    }
+    assert_eq!(
+        attempt(&app, proxy, Some("198.51.100.1")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A client cannot prepend a fake hop: the proxy appends the real one.
+    assert_eq!(
+        attempt(&app, proxy, Some("203.0.113.5, 198.51.100.2")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }

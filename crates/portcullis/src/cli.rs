@@ -294,7 +294,11 @@ async fn admin(app: &App, command: AdminCommand) -> Result<()> {
             }
         }
         AdminCommand::MakeAdmin { username } => {
-            let user = s.users.make_admin(&username).await.map_err(app::domain_error)?;
+            let user = s
+                .users
+                .make_admin(&username)
+                .await
+                .map_err(app::domain_error)?;
             out(&format!("{} is now an admin", user.username))
         }
         AdminCommand::CreateRegistry {

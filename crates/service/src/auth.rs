@@ -262,7 +262,9 @@ impl Authenticator {
         let last_seen = rt.last_used_at.unwrap_or(rt.created_at);
         let alive = now < rt.created_at.plus_secs(self.refresh_lifetime_secs)
             && now < last_seen.plus_secs(self.refresh_idle_secs)
-            && found.application_token_expires_at.is_none_or(|exp| now < exp);
+            && found
+                .application_token_expires_at
+                .is_none_or(|exp| now < exp);
         if rt.service != service || !user.enabled || !alive {
             return Err(AuthFailure::Invalid);
         }
@@ -313,10 +315,10 @@ impl Authenticator {
             Some(user) if verified => user,
             refused => {
                 if let Some(user) = refused {
-                let updated = self
-                    .store
-                    .record_failed_login(user.id, now, self.lockout_attempts)
-                    .await?;
+                    let updated = self
+                        .store
+                        .record_failed_login(user.id, now, self.lockout_attempts)
+                        .await?;
                     if updated.locked_at.is_some() {
                         self.forget_user(user.id);
                     }

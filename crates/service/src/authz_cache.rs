@@ -115,9 +115,24 @@ impl AuthzCache {
         if self.ttl_secs == 0 {
             return store.namespace_access(registry_id, name, user_id).await;
         }
+        let key = (registry_id, name.map(str::to_owned), user_id);
+        self.namespace_lookup(key, || store.namespace_access(registry_id, name, user_id))
+            .await
+    }
+
+    /// The cached entry for `key`, or what `load` reads — kept only if no invalidation
+    /// happened while it was reading.
+    async fn namespace_lookup<F, Fut>(
+        &self,
+        key: NamespaceKey,
+        load: F,
+    ) -> StoreResult<Option<NamespaceAccess>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = StoreResult<Option<NamespaceAccess>>>,
+    {
         let now = self.clock.now();
         let generation = self.generation.load(Ordering::SeqCst);
-        let key = (registry_id, name.map(str::to_owned), user_id);
         if let Some((until, access)) = self
             .namespaces
             .lock()
@@ -127,7 +142,7 @@ impl AuthzCache {
         {
             return Ok(*access);
         }
-        let access = store.namespace_access(registry_id, name, user_id).await?;
+        let access = load().await?;
         let mut map = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
         if self.generation.load(Ordering::SeqCst) != generation {
             // Written meanwhile: answer this request, but do not keep what may be stale.
@@ -138,5 +153,57 @@ impl AuthzCache {
         }
         map.insert(key, (now.plus_secs(self.ttl_secs), access));
         Ok(access)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_domain::model::{NamespaceKind, Visibility};
+    use portcullis_domain::time::FixedClock;
+
+    fn access(visibility: Visibility) -> Option<NamespaceAccess> {
+        Some(NamespaceAccess {
+            namespace_id: 1,
+            kind: NamespaceKind::Team,
+            visibility,
+            role: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_an_invalidation_is_not_kept() {
+        let cache = AuthzCache::new(60, Arc::new(FixedClock::default()));
+        let key = || (1, Some("ns".to_owned()), Some(7));
+        // The namespace is made private while the lookup is reading the old row.
+        let read = cache
+            .namespace_lookup(key(), || async {
+                cache.invalidate();
+                Ok(access(Visibility::Public))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            read,
+            access(Visibility::Public),
+            "this request gets what it read"
+        );
+        assert_eq!(
+            cache.namespace_entries(),
+            0,
+            "but the stale row is not cached"
+        );
+        // The next lookup reads again and keeps the fresh row.
+        let fresh = cache
+            .namespace_lookup(key(), || async { Ok(access(Visibility::Private)) })
+            .await
+            .unwrap();
+        assert_eq!(fresh, access(Visibility::Private));
+        assert_eq!(cache.namespace_entries(), 1);
+        let cached = cache
+            .namespace_lookup(key(), || async { panic!("served from the cache") })
+            .await
+            .unwrap();
+        assert_eq!(cached, access(Visibility::Private));
     }
 }

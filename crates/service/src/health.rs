@@ -50,10 +50,13 @@ impl HealthReport {
     }
 }
 
+/// The last report and when it was probed.
+type LastProbe = Option<(Timestamp, Arc<HealthReport>)>;
+
 #[derive(Clone)]
 pub struct HealthService {
     ctx: Arc<Context>,
-    last: Arc<Mutex<Option<(Timestamp, Arc<HealthReport>)>>>,
+    last: Arc<Mutex<LastProbe>>,
 }
 
 impl HealthService {

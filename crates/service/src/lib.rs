@@ -27,7 +27,6 @@ macro_rules! service {
 }
 pub(crate) use service;
 
-
 pub mod auth;
 pub mod authz_cache;
 pub mod clock;

@@ -139,7 +139,10 @@ mod tests {
                 per_page: 1000,
                 ..Default::default()
             };
-            assert!(matches!(p.to_page_request(&[]), Err(Error::Malformed(_))), "{page}");
+            assert!(
+                matches!(p.to_page_request(&[]), Err(Error::Malformed(_))),
+                "{page}"
+            );
         }
     }
 

@@ -7,11 +7,11 @@ use portcullis_domain::model::{
     Id, Namespace, NamespaceKind, NamespaceListing, Registry, Role, Team, Visibility,
 };
 use portcullis_domain::names::is_valid_namespace_name;
+use portcullis_domain::policy::PolicyOptions;
 use portcullis_domain::policy::{
     NamespaceFacts, can_change_namespace_team, can_change_visibility, can_create_namespace,
     can_delete, can_delete_namespace, can_pull, can_push, can_update_namespace, can_view_namespace,
 };
-use portcullis_domain::policy::PolicyOptions;
 use portcullis_domain::{Error, Result};
 use portcullis_storage::{NamespaceScope, NamespaceUpdate, NewNamespace};
 use std::collections::BTreeMap;

@@ -119,7 +119,12 @@ impl TeamService {
     ) -> Result<TeamListing> {
         let current = self.visible_team(actor, id).await?;
         let team = &current.team;
-        if !can_update_team(&actor.subject(), team.hidden, current.role, &self.ctx.policy) {
+        if !can_update_team(
+            &actor.subject(),
+            team.hidden,
+            current.role,
+            &self.ctx.policy,
+        ) {
             return Err(refuse(actor));
         }
         let name = name.map(str::trim);
@@ -145,7 +150,12 @@ impl TeamService {
     ) -> Result<()> {
         let current = self.visible_team(actor, id).await?;
         let team = &current.team;
-        if !can_delete_team(&actor.subject(), team.hidden, current.role, &self.ctx.policy) {
+        if !can_delete_team(
+            &actor.subject(),
+            team.hidden,
+            current.role,
+            &self.ctx.policy,
+        ) {
             return Err(refuse(actor));
         }
         let target = match new_team {

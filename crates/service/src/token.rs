@@ -112,7 +112,12 @@ impl TokenService {
         scopes: &[Scope],
     ) -> Result<Vec<AccessEntry>> {
         // An unknown service gets a token with empty access (Portus).
-        let Some(registry) = self.ctx.authz.registry_by_service(&self.ctx.store, service).await? else {
+        let Some(registry) = self
+            .ctx
+            .authz
+            .registry_by_service(&self.ctx.store, service)
+            .await?
+        else {
             return Ok(Vec::new());
         };
         let subject = who.map(Authenticated::subject);

@@ -172,7 +172,8 @@ impl Store {
     }
 
     /// `application_token_id`: the application token the caller authenticated with, if
-    /// any; the refresh token is deleted with it.
+    /// any; the refresh token is deleted with it. `NotFound` when that token is not the
+    /// user's.
     pub async fn create_refresh_token(
         &self,
         user_id: Id,
@@ -186,10 +187,19 @@ impl Store {
         Ok(fetch_one!(
             c.conn(),
             "INSERT INTO refresh_tokens (user_id, application_token_id, service, client_id, \
-             token_hash, last_used_at, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6) \
+             token_hash, last_used_at, created_at) SELECT $1, $2, $3, $4, $5, NULL, $6 \
+             WHERE $2 IS NULL OR EXISTS (SELECT 1 FROM application_tokens a \
+             WHERE a.id = $2 AND a.user_id = $1) \
              RETURNING id, user_id, application_token_id, service, client_id, last_used_at, \
              created_at",
-            [user_id, application_token_id, service, client_id, token_hash, now.0],
+            [
+                user_id,
+                application_token_id,
+                service,
+                client_id,
+                token_hash,
+                now.0
+            ],
             |r| refresh_token_row(r)
         ))
     }
@@ -214,9 +224,7 @@ impl Store {
             |r| Ok::<_, StoreError>(RefreshCredential {
                 token: refresh_token_row(r)?,
                 user: user_row(r, "u_")?,
-                application_token_expires_at: r
-                    .col::<Option<i64>>("a_expires_at")?
-                    .map(Timestamp),
+                application_token_expires_at: r.col::<Option<i64>>("a_expires_at")?.map(Timestamp),
             })
         ))
     }

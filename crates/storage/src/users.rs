@@ -216,7 +216,12 @@ async fn ensure_another_admin(tx: &mut Tx, user_id: Id) -> StoreResult<()> {
 
 /// Sets the admin flag and keeps memberships in step (admins own every team they are in
 /// and every global team), inside the caller's transaction.
-async fn write_admin_flag(tx: &mut Tx, user_id: Id, admin: bool, now: Timestamp) -> StoreResult<User> {
+async fn write_admin_flag(
+    tx: &mut Tx,
+    user_id: Id,
+    admin: bool,
+    now: Timestamp,
+) -> StoreResult<User> {
     let user = fetch_optional!(
         tx.conn(),
         "UPDATE users SET admin = $2, updated_at = $3 WHERE id = $1 \
@@ -253,6 +258,8 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<User> {
         let mut tx = self.db.begin().await?;
+        // Serialised with the bootstrap, which must see every user created before it.
+        tx.guard(Guard::Users).await?;
         let user = insert_user(&mut tx, u, personal_namespace_base, now).await?;
         tx.commit().await?;
         Ok(user)
@@ -327,9 +334,12 @@ impl Store {
             p.clause("u", SORTABLE)
         );
         let mut c = self.db.reader().await?;
-        let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(sql), [], |r| user_listing_row(
-            r
-        ));
+        let items = fetch_all!(
+            c.conn(),
+            sqlx::AssertSqlSafe(sql),
+            [],
+            |r| user_listing_row(r)
+        );
         let total = fetch_one!(c.conn(), "SELECT count(*) AS n FROM users", [], |r| r
             .col::<i64>("n"));
         Ok(Page { items, total })
@@ -353,9 +363,9 @@ impl Store {
 
     /// Changes only the fields `changes` names, in one transaction: a new password or a
     /// change of `enabled` bumps the credential version in SQL (never from a value read
-    /// earlier) and ends every refresh token; disabling or demoting the last enabled
-    /// admin is refused under [`Guard::Admins`]. Returns the user and whether their
-    /// credentials changed.
+    /// earlier); a new password or a disable ends every refresh token; disabling or
+    /// demoting the last enabled admin is refused under [`Guard::Admins`]. Returns the
+    /// user and whether their credentials changed (a new password or a disable).
     pub async fn update_user(
         &self,
         id: Id,
@@ -367,17 +377,14 @@ impl Store {
             tx.guard(Guard::Admins).await?;
             ensure_another_admin(&mut tx, id).await?;
         }
+        if changes.admin == Some(false) {
+            // A demoted admin leaves the global teams, whose owners are the admins.
+            tx.guard(Guard::TeamOwners).await?;
+        }
         let (set_display_name, display_name) = match &changes.display_name {
             Some(d) => (true, d.as_deref()),
             None => (false, None),
         };
-        let before: Option<i64> = fetch_optional!(
-            tx.conn(),
-            "SELECT credential_version FROM users WHERE id = $1",
-            [id],
-            |r| r.col::<i64>("credential_version")
-        );
-        let before = before.ok_or(StoreError::NotFound)?;
         let mut user = fetch_optional!(
             tx.conn(),
             "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email), \
@@ -401,7 +408,10 @@ impl Store {
             |r| user_row(r, "")
         )
         .ok_or(StoreError::NotFound)?;
-        let credentials_changed = user.credential_version != before;
+        // Decided by the request, not by values read earlier: a new password or a
+        // disable ends every device session (re-enabling finds none left).
+        let credentials_changed =
+            changes.password_hash.is_some() || changes.enabled == Some(false);
         if credentials_changed {
             // A new password or a disabled account ends every device session.
             execute!(

@@ -2,29 +2,85 @@
 //! a fresh SQLite file and on a fresh PostgreSQL database (`<name>::sqlite` and
 //! `<name>::postgres`). Not getting a PostgreSQL database is a failure, never a skip.
 //! That the two migrated schemas agree is checked by `tests/schema.rs`.
+//!
+//! The `race_*` functions fire the same store operations from several tasks at once on
+//! a multi-threaded runtime (a `Store` clone per task, released together by a barrier)
+//! and check the invariants the store guards: one bootstrap admin, an owner per team,
+//! an enabled admin, the per-user token quota. Each race is repeated for several rounds
+//! so that one lucky interleaving does not hide a missing guard.
 
 #![allow(clippy::unwrap_used)]
 
-use portcullis_domain::model::{Id, NamespaceKind, Registry, Role, Team, User, Visibility};
+use portcullis_domain::model::{
+    ApplicationToken, Id, Namespace, NamespaceKind, NamespaceListing, Registry, Role, Team,
+    TeamListing, User, UserListing, Visibility,
+};
 use portcullis_domain::names::{global_namespace_name, global_team_name};
 use portcullis_domain::time::Timestamp;
 use portcullis_storage::{
-    MigrationState, NamespaceAccess, NamespaceScope, NewNamespace, NewRegistry, NewUser,
-    PageRequest, Store, StoreError, TeamScope,
+    MigrationState, NamespaceAccess, NamespaceScope, NamespaceUpdate, NewApplicationToken,
+    NewNamespace, NewRegistry, NewUser, Page, PageRequest, RefreshCredential, Refusal, Store,
+    StoreError, TeamScope, UserUpdate,
 };
 use portcullis_testkit::postgres::{TestDatabase, sqlite_url, test_database};
+use std::sync::Arc;
+use tokio::sync::Barrier;
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+/// A token quota no contract test reaches (the quota has tests of its own).
+const QUOTA: i64 = 100;
+
+/// How often each race is repeated.
+const ROUNDS: usize = 5;
 
 fn at(secs: i64) -> Timestamp {
     T0.plus_secs(secs)
 }
 
 /// Keeps the database of one test alive.
-#[allow(dead_code)]
 enum Keep {
     Sqlite(tempfile::TempDir),
     Postgres(TestDatabase),
+}
+
+impl Keep {
+    /// Deletes every row, behind the store's back, for races that need an empty
+    /// database each round (cheaper than a new PostgreSQL database per round).
+    async fn wipe(&self) {
+        const TABLES: [&str; 7] = [
+            "refresh_tokens",
+            "application_tokens",
+            "team_users",
+            "namespaces",
+            "teams",
+            "users",
+            "registries",
+        ];
+        match self {
+            Keep::Sqlite(dir) => {
+                let mut conn = raw_sqlite(dir.path()).await;
+                for table in TABLES {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                }
+            }
+            Keep::Postgres(db) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "TRUNCATE {}",
+                    TABLES.join(", ")
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
 }
 
 async fn sqlite_store() -> (Keep, Store) {
@@ -45,6 +101,29 @@ async fn postgres_store() -> (Keep, Store) {
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     (Keep::Postgres(db), store)
+}
+
+/// Which database a race runs on; races that need an empty database per round make
+/// fresh stores with [`Backend::store`].
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    async fn store(self) -> (Keep, Store) {
+        let (keep, store) = match self {
+            Backend::Sqlite => sqlite_store().await,
+            Backend::Postgres => postgres_store().await,
+        };
+        let expected = match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        assert_eq!(store.backend(), expected);
+        (keep, store)
+    }
 }
 
 /// One `mod <name> { sqlite, postgres }` per contract function.
@@ -68,29 +147,70 @@ macro_rules! contract {
     )*};
 }
 
+/// Like [`contract!`], for the races: a multi-threaded runtime, so the tasks of a race
+/// really run at the same time, and the backend instead of a store.
+macro_rules! race {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
 contract! {
     contract_migrations_and_ping,
     contract_user_lookups,
     contract_user_conflicts,
     contract_update_user,
+    contract_targeted_user_updates,
+    contract_upgrade_password_hash,
     contract_list_users,
+    contract_user_listing,
     contract_personal_namespaces,
     contract_bots_get_no_personal_namespace,
     contract_registries,
     contract_registry_adds_personal_namespaces,
     contract_set_admin,
+    contract_last_admin,
+    contract_bootstrap_admin,
     contract_failed_logins,
     contract_delete_user,
+    contract_delete_user_refusals,
     contract_teams,
     contract_list_teams,
     contract_delete_team,
     contract_members,
+    contract_last_owner,
     contract_namespaces,
+    contract_update_namespace,
     contract_list_namespaces,
     contract_namespace_access,
     contract_application_tokens,
+    contract_token_quota,
     contract_refresh_tokens,
+    contract_refresh_tokens_die_with_application_token,
     contract_touch_writes_at_most_once_a_minute,
+    contract_close,
+}
+
+race! {
+    race_bootstrap_admin,
+    race_demote_both_owners,
+    race_remove_both_owners,
+    race_admins_disable_each_other,
+    race_admins_demote_each_other,
+    race_admins_disable_demote_delete,
+    race_token_quota,
+    race_delete_owner_vs_other_owner,
+    race_failed_logins_lock_once,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -166,9 +286,32 @@ async fn namespace(
     team: &Team,
     name: &str,
     visibility: Visibility,
-) -> portcullis_domain::model::Namespace {
+) -> Namespace {
     store
         .create_namespace(&new_namespace(registry, team, name, visibility), T0)
+        .await
+        .unwrap()
+}
+
+/// A push-and-pull token that never expires.
+fn new_token<'a>(application: &'a str, token_hash: &'a str) -> NewApplicationToken<'a> {
+    NewApplicationToken {
+        application,
+        token_hash,
+        pull_only: false,
+        expires_at: None,
+    }
+}
+
+async fn app_token(
+    store: &Store,
+    user: &User,
+    application: &str,
+    token_hash: &str,
+    now: Timestamp,
+) -> ApplicationToken {
+    store
+        .create_application_token(user.id, &new_token(application, token_hash), QUOTA, now)
         .await
         .unwrap()
 }
@@ -196,6 +339,21 @@ fn assert_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) {
     }
 }
 
+/// The refusal `r` must be.
+fn refusal<T: std::fmt::Debug>(r: Result<T, StoreError>) -> Refusal {
+    match r {
+        Err(StoreError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
+    match r {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("{what}: expected Unavailable, got {other:?}"),
+    }
+}
+
 async fn personal_team(store: &Store, user: &User) -> Team {
     store
         .team_by_name(&format!("portus_personal_{}", user.id))
@@ -212,7 +370,104 @@ async fn role_in(store: &Store, team_id: Id, user: &User) -> Option<Role> {
         .map(|m| m.role)
 }
 
-// ---------------------------------------------------------------- contract
+async fn user_count(store: &Store) -> i64 {
+    store
+        .list_users(&PageRequest::default())
+        .await
+        .unwrap()
+        .total
+}
+
+/// Ids of the enabled admins, ascending.
+async fn enabled_admins(store: &Store) -> Vec<Id> {
+    store
+        .list_users(&PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|l| l.user.admin && l.user.enabled)
+        .map(|l| l.user.id)
+        .collect()
+}
+
+/// User ids of the team's owners, oldest membership first.
+async fn owners(store: &Store, team_id: Id) -> Vec<Id> {
+    store
+        .list_members(team_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(m, _)| m.role == Role::Owner)
+        .map(|(m, _)| m.user_id)
+        .collect()
+}
+
+/// (members, namespaces) of a team, hidden or not.
+async fn team_counts(store: &Store, team_id: Id) -> (i64, i64) {
+    let l = store
+        .team_listing(team_id, 0)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no team {team_id}"));
+    (l.members, l.namespaces)
+}
+
+async fn fetch_user(store: &Store, id: Id) -> User {
+    store.user_by_id(id).await.unwrap().unwrap()
+}
+
+async fn global_team_id(store: &Store, registry: &Registry) -> Id {
+    store
+        .global_namespace(registry.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .team_id
+}
+
+/// Runs `op(i, store clone)` for `i` in `0..n` as `n` spawned tasks that all start at
+/// once (a barrier releases them together); the results in the order of `i`.
+async fn concurrently<T, F, Fut>(store: &Store, n: usize, op: F) -> Vec<Result<T, StoreError>>
+where
+    F: Fn(usize, Store) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            let task = op(i, store.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                task.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// Splits race results into what succeeded and what was refused; any other error
+/// fails the test.
+fn outcomes<T: std::fmt::Debug>(results: Vec<Result<T, StoreError>>) -> (Vec<T>, Vec<Refusal>) {
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(StoreError::Refused(x)) => refused.push(x),
+            Err(other) => panic!("expected success or a refusal, got {other:?}"),
+        }
+    }
+    (ok, refused)
+}
+
+// ---------------------------------------------------------------- contract: users
 
 async fn contract_migrations_and_ping(store: &Store) {
     assert_eq!(
@@ -230,7 +485,7 @@ async fn contract_migrations_and_ping(store: &Store) {
 }
 
 async fn contract_user_lookups(store: &Store) {
-    assert_eq!(store.count_users().await.unwrap(), 0);
+    assert_eq!(user_count(store).await, 0);
     let alice = user(store, "Alice").await;
     assert!(alice.id > 0);
     assert_eq!(alice.username, "Alice");
@@ -264,8 +519,8 @@ async fn contract_user_lookups(store: &Store) {
     store.create_user(&no_email, None, T0).await.unwrap();
     assert_eq!(store.user_by_email("").await.unwrap(), None);
 
-    assert_eq!(store.count_users().await.unwrap(), 2);
-    assert_eq!(store.count_admins().await.unwrap(), 0);
+    assert_eq!(user_count(store).await, 2);
+    assert!(enabled_admins(store).await.is_empty());
 }
 
 async fn contract_user_conflicts(store: &Store) {
@@ -301,28 +556,37 @@ async fn contract_user_conflicts(store: &Store) {
         u.email = String::new();
         store.create_user(&u, Some(name), T0).await.unwrap();
     }
-    assert_eq!(store.count_users().await.unwrap(), 3);
+    assert_eq!(user_count(store).await, 3);
 
-    // Updates hit the same constraints.
+    // Updates hit the same constraints, and write nothing when they do.
     let frank = store.user_by_username("frank").await.unwrap().unwrap();
-    let mut renamed = frank.clone();
-    renamed.username = "Carol".to_owned();
-    assert_eq!(
-        conflict(store.update_user(&renamed, T0).await.unwrap_err()),
-        "username"
-    );
-    let mut renamed = frank.clone();
-    renamed.email = "carol@EXAMPLE.com".to_owned();
-    assert_eq!(
-        conflict(store.update_user(&renamed, T0).await.unwrap_err()),
-        "email"
-    );
-    let mut renamed = frank;
-    renamed.display_name = carol.display_name.clone();
-    assert_eq!(
-        conflict(store.update_user(&renamed, T0).await.unwrap_err()),
-        "display_name"
-    );
+    let update = |changes: UserUpdate| async move {
+        store
+            .update_user(frank.id, &changes, at(1))
+            .await
+            .unwrap_err()
+    };
+    let e = update(UserUpdate {
+        username: Some("Carol".to_owned()),
+        ..UserUpdate::default()
+    })
+    .await;
+    assert_eq!(conflict(e), "username");
+    let e = update(UserUpdate {
+        email: Some("carol@EXAMPLE.com".to_owned()),
+        ..UserUpdate::default()
+    })
+    .await;
+    assert_eq!(conflict(e), "email");
+    let e = update(UserUpdate {
+        display_name: Some(carol.display_name.clone()),
+        // A conflict rolls back the password change and its credential bump.
+        password_hash: Some("$argon2id$other".to_owned()),
+        ..UserUpdate::default()
+    })
+    .await;
+    assert_eq!(conflict(e), "display_name");
+    assert_eq!(fetch_user(store, frank.id).await, frank);
 
     // The domain error is the 422 Portus answers with.
     let e: portcullis_domain::Error = StoreError::Conflict("username").into();
@@ -335,31 +599,376 @@ async fn contract_user_conflicts(store: &Store) {
 
 async fn contract_update_user(store: &Store) {
     let u = user(store, "heidi").await;
-    let mut changed = u.clone();
-    changed.username = "heidi2".to_owned();
-    changed.email = "h@example.org".to_owned();
-    changed.display_name = Some("Heidi".to_owned());
-    changed.password_hash = None;
-    changed.enabled = false;
-    changed.bot = true;
-    changed.failed_attempts = 2;
-    changed.locked_at = Some(at(5));
-    changed.credential_version = 7;
-    changed.admin = true; // ignored: only set_admin changes it
-    changed.created_at = at(99); // ignored
-    let updated = store.update_user(&changed, at(10)).await.unwrap();
+    // Fields `update_user` never changes get values other than their defaults.
+    let failed = store.record_failed_login(u.id, at(1), 10).await.unwrap();
+    assert_eq!(failed.failed_attempts, 1);
+
+    let changes = UserUpdate {
+        username: Some("heidi2".to_owned()),
+        email: Some("h@example.org".to_owned()),
+        display_name: Some(Some("Heidi".to_owned())),
+        password_hash: Some("$argon2id$new".to_owned()),
+        enabled: Some(false),
+        admin: None,
+    };
+    let (updated, credentials_changed) = store.update_user(u.id, &changes, at(10)).await.unwrap();
+    assert!(credentials_changed);
     let expected = User {
-        admin: false,
-        created_at: T0,
+        username: "heidi2".to_owned(),
+        email: "h@example.org".to_owned(),
+        display_name: Some("Heidi".to_owned()),
+        password_hash: Some("$argon2id$new".to_owned()),
+        enabled: false,
+        // A new password and a disable in one update: one bump.
+        credential_version: 1,
         updated_at: at(10),
-        ..changed.clone()
+        // Untouched: admin, bot, failed_attempts, locked_at, created_at.
+        ..failed.clone()
     };
     assert_eq!(updated, expected);
-    assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap(), expected);
+    assert_eq!(fetch_user(store, u.id).await, expected);
 
-    let mut missing = changed;
-    missing.id += 1000;
-    assert_not_found(store.update_user(&missing, at(10)).await);
+    // Naming nothing changes nothing but updated_at.
+    let (same, changed) = store
+        .update_user(u.id, &UserUpdate::default(), at(11))
+        .await
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(
+        same,
+        User {
+            updated_at: at(11),
+            ..expected.clone()
+        }
+    );
+
+    // `Some(None)` clears the display name.
+    let (cleared, changed) = store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                display_name: Some(None),
+                ..UserUpdate::default()
+            },
+            at(12),
+        )
+        .await
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(
+        (cleared.display_name, cleared.credential_version),
+        (None, 1)
+    );
+
+    // Setting `enabled` to what it is does not bump; changing it either way does.
+    let enabled = |value: bool| UserUpdate {
+        enabled: Some(value),
+        ..UserUpdate::default()
+    };
+    let (still, changed) = store
+        .update_user(u.id, &enabled(false), at(13))
+        .await
+        .unwrap();
+    assert_eq!(
+        (still.enabled, still.credential_version, changed),
+        (false, 1, false)
+    );
+    let (back, changed) = store
+        .update_user(u.id, &enabled(true), at(14))
+        .await
+        .unwrap();
+    assert_eq!(
+        (back.enabled, back.credential_version, changed),
+        (true, 2, true)
+    );
+    // Setting a password always bumps, even to the same hash.
+    let same_password = UserUpdate {
+        password_hash: back.password_hash.clone(),
+        ..UserUpdate::default()
+    };
+    let (again, changed) = store
+        .update_user(u.id, &same_password, at(15))
+        .await
+        .unwrap();
+    assert_eq!((again.credential_version, changed), (3, true));
+    // `admin` goes through the admin rules (see contract_set_admin).
+    let (promoted, changed) = store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                admin: Some(true),
+                ..UserUpdate::default()
+            },
+            at(16),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (promoted.admin, promoted.credential_version, changed),
+        (true, 3, false)
+    );
+
+    let missing = u.id + 1000;
+    assert_not_found(store.update_user(missing, &changes, at(20)).await);
+    assert_not_found(
+        store
+            .update_user(missing, &UserUpdate::default(), at(20))
+            .await,
+    );
+    assert_not_found(
+        store
+            .update_user(
+                missing,
+                &UserUpdate {
+                    admin: Some(false),
+                    ..UserUpdate::default()
+                },
+                at(20),
+            )
+            .await,
+    );
+}
+
+/// `update_user` writes only the fields it names, so changes made since the caller read
+/// the user (a disable, a lockout) survive, and ends refresh tokens only when the
+/// credentials change.
+async fn contract_targeted_user_updates(store: &Store) {
+    let u = user(store, "judy").await;
+    let other = user(store, "other").await;
+    let session = |user: &User, hash: &str| {
+        let (id, hash) = (user.id, hash.to_owned());
+        async move {
+            store
+                .create_refresh_token(id, None, "svc", "docker", &hash, T0)
+                .await
+                .unwrap()
+        }
+    };
+    let r1 = session(&u, "judy-1").await;
+    let r2 = session(&u, "judy-2").await;
+    let theirs = session(&other, "other-1").await;
+
+    // An admin disables the user...
+    let (disabled, changed) = store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                enabled: Some(false),
+                ..UserUpdate::default()
+            },
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert!(changed);
+    assert_eq!((disabled.enabled, disabled.credential_version), (false, 1));
+    // ...which ends the user's sessions, nobody else's.
+    assert!(store.list_refresh_tokens(u.id).await.unwrap().is_empty());
+    assert_eq!(store.refresh_token_by_id(r1.id).await.unwrap(), None);
+    assert_eq!(store.refresh_token_by_id(r2.id).await.unwrap(), None);
+    assert_eq!(
+        store.list_refresh_tokens(other.id).await.unwrap(),
+        vec![theirs.clone()]
+    );
+
+    // ...and an email change based on an earlier read leaves the user disabled, with
+    // the credential version as the disable left it.
+    let (updated, changed) = store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                email: Some("judy@example.org".to_owned()),
+                ..UserUpdate::default()
+            },
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(
+        (
+            updated.email.as_str(),
+            updated.enabled,
+            updated.credential_version
+        ),
+        ("judy@example.org", false, 1)
+    );
+    assert_eq!(fetch_user(store, u.id).await, updated);
+
+    // A lockout between read and write survives a display-name change too.
+    store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                enabled: Some(true),
+                ..UserUpdate::default()
+            },
+            at(3),
+        )
+        .await
+        .unwrap();
+    let r3 = session(&u, "judy-3").await;
+    for i in 0..2 {
+        store.record_failed_login(u.id, at(4 + i), 2).await.unwrap();
+    }
+    let locked = fetch_user(store, u.id).await;
+    assert_eq!(
+        (
+            locked.failed_attempts,
+            locked.locked_at,
+            locked.credential_version
+        ),
+        (2, Some(at(5)), 3)
+    );
+    let (renamed, changed) = store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                display_name: Some(Some("Judy".to_owned())),
+                username: Some("judy2".to_owned()),
+                ..UserUpdate::default()
+            },
+            at(6),
+        )
+        .await
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(
+        renamed,
+        User {
+            username: "judy2".to_owned(),
+            display_name: Some("Judy".to_owned()),
+            updated_at: at(6),
+            ..locked.clone()
+        }
+    );
+    // Non-credential updates keep sessions.
+    assert_eq!(
+        store.list_refresh_tokens(u.id).await.unwrap(),
+        vec![r3.clone()]
+    );
+
+    // A password change ends them.
+    let (_, changed) = store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                password_hash: Some("$argon2id$changed".to_owned()),
+                ..UserUpdate::default()
+            },
+            at(7),
+        )
+        .await
+        .unwrap();
+    assert!(changed);
+    assert!(store.list_refresh_tokens(u.id).await.unwrap().is_empty());
+    assert_eq!(store.refresh_token_by_hash("judy-3").await.unwrap(), None);
+    assert_eq!(
+        store.list_refresh_tokens(other.id).await.unwrap(),
+        vec![theirs]
+    );
+    let after = fetch_user(store, u.id).await;
+    assert_eq!(after.credential_version, 4);
+    assert_eq!((after.failed_attempts, after.locked_at), (2, Some(at(5))));
+}
+
+async fn contract_upgrade_password_hash(store: &Store) {
+    let mut bcrypt = new_user("kim");
+    bcrypt.password_hash = Some("$2y$10$old".to_owned());
+    let u = store.create_user(&bcrypt, Some("kim"), T0).await.unwrap();
+
+    // Nothing changed since the read: the hash is replaced, nothing else moves.
+    assert!(
+        store
+            .upgrade_password_hash(u.id, "$2y$10$old", 0, "$argon2id$upgraded")
+            .await
+            .unwrap()
+    );
+    let upgraded = fetch_user(store, u.id).await;
+    assert_eq!(
+        upgraded,
+        User {
+            password_hash: Some("$argon2id$upgraded".to_owned()),
+            updated_at: upgraded.updated_at,
+            ..u.clone()
+        }
+    );
+    // The hash read is no longer there: nothing written.
+    assert!(
+        !store
+            .upgrade_password_hash(u.id, "$2y$10$old", 0, "$argon2id$again")
+            .await
+            .unwrap()
+    );
+    assert_eq!(fetch_user(store, u.id).await, upgraded);
+
+    // A password change between the read and the upgrade wins.
+    let read = fetch_user(store, u.id).await;
+    store
+        .update_user(
+            u.id,
+            &UserUpdate {
+                password_hash: Some("$argon2id$chosen".to_owned()),
+                ..UserUpdate::default()
+            },
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .upgrade_password_hash(
+                u.id,
+                read.password_hash.as_deref().unwrap(),
+                read.credential_version,
+                "$argon2id$stale"
+            )
+            .await
+            .unwrap()
+    );
+    let after = fetch_user(store, u.id).await;
+    assert_eq!(after.password_hash.as_deref(), Some("$argon2id$chosen"));
+    assert_eq!(after.credential_version, 1);
+
+    // So does a change of the credential version alone (disabled and enabled again,
+    // same hash): the version is part of the guard.
+    let read = after;
+    for enabled in [false, true] {
+        store
+            .update_user(
+                u.id,
+                &UserUpdate {
+                    enabled: Some(enabled),
+                    ..UserUpdate::default()
+                },
+                at(2),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        !store
+            .upgrade_password_hash(u.id, "$argon2id$chosen", read.credential_version, "$x")
+            .await
+            .unwrap()
+    );
+    let now = fetch_user(store, u.id).await;
+    assert_eq!(now.password_hash.as_deref(), Some("$argon2id$chosen"));
+    assert_eq!(now.credential_version, 3);
+    assert!(
+        store
+            .upgrade_password_hash(u.id, "$argon2id$chosen", 3, "$argon2id$fresh")
+            .await
+            .unwrap()
+    );
+    assert_eq!(fetch_user(store, u.id).await.credential_version, 3);
+
+    assert!(
+        !store
+            .upgrade_password_hash(u.id + 1000, "$argon2id$fresh", 3, "$y")
+            .await
+            .unwrap()
+    );
 }
 
 async fn contract_list_users(store: &Store) {
@@ -374,13 +983,15 @@ async fn contract_list_users(store: &Store) {
         u.display_name = display.map(str::to_owned);
         store.create_user(&u, None, T0).await.unwrap();
     }
-    let names = |p: &portcullis_storage::Page<User>| -> Vec<String> {
-        p.items.iter().map(|u| u.username.clone()).collect()
+    let names = |p: &Page<UserListing>| -> Vec<String> {
+        p.items.iter().map(|l| l.user.username.clone()).collect()
     };
 
     let all = store.list_users(&PageRequest::default()).await.unwrap();
     assert_eq!(all.total, 5);
     assert_eq!(names(&all), ["mallory", "Bob", "alice", "dave", "Carol"]);
+    // No registry, no personal namespace.
+    assert!(all.items.iter().all(|l| l.personal_namespace_id.is_none()));
 
     // Case-insensitive by name, both directions, with paging.
     let p = store
@@ -440,6 +1051,77 @@ async fn contract_list_users(store: &Store) {
     assert_eq!(names(&p), ["dave", "Bob", "mallory", "Carol", "alice"]);
 }
 
+/// `list_users` and `user_listing` carry each user's personal namespace in the first
+/// registry.
+async fn contract_user_listing(store: &Store) {
+    let early = user(store, "early").await;
+    assert_eq!(
+        store.user_listing(early.id).await.unwrap(),
+        Some(UserListing {
+            user: early.clone(),
+            personal_namespace_id: None,
+        })
+    );
+
+    let r1 = registry(store, "one").await;
+    let r2 = registry(store, "two").await;
+    let alice = user(store, "alice").await;
+    let mut bot = new_user("robot");
+    bot.bot = true;
+    let bot = store.create_user(&bot, None, T0).await.unwrap();
+    let root = admin(store, "root").await;
+
+    let personal_in = |r: &Registry, u: &User| {
+        let (rid, uid) = (r.id, u.id);
+        async move {
+            store
+                .personal_namespace(rid, uid)
+                .await
+                .unwrap()
+                .map(|n| n.id)
+        }
+    };
+    // The first registry's, not the second's.
+    let expected: Vec<(Id, Option<Id>)> = vec![
+        (early.id, personal_in(&r1, &early).await),
+        (alice.id, personal_in(&r1, &alice).await),
+        (bot.id, None),
+        (root.id, personal_in(&r1, &root).await),
+    ];
+    assert!(expected[0].1.is_some() && expected[1].1.is_some() && expected[3].1.is_some());
+    assert_ne!(expected[1].1, personal_in(&r2, &alice).await);
+
+    let listed = store.list_users(&PageRequest::default()).await.unwrap();
+    assert_eq!(listed.total, 4);
+    let got: Vec<(Id, Option<Id>)> = listed
+        .items
+        .iter()
+        .map(|l| (l.user.id, l.personal_namespace_id))
+        .collect();
+    assert_eq!(got, expected);
+    for l in &listed.items {
+        assert_eq!(l.user, fetch_user(store, l.user.id).await);
+        assert_eq!(
+            store.user_listing(l.user.id).await.unwrap().as_ref(),
+            Some(l)
+        );
+    }
+    // Paging and sorting keep the namespace with its user.
+    let p = store
+        .list_users(&page(0, Some(1), "username", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            p.items[0].user.id,
+            p.items[0].personal_namespace_id,
+            p.total
+        ),
+        (root.id, expected[3].1, 4)
+    );
+    assert_eq!(store.user_listing(root.id + 1000).await.unwrap(), None);
+}
+
 async fn contract_personal_namespaces(store: &Store) {
     let r1 = registry(store, "one").await;
     let r2 = registry(store, "two").await;
@@ -469,7 +1151,7 @@ async fn contract_personal_namespaces(store: &Store) {
         assert!(team.hidden);
         assert_eq!(ns.team_id, team.id);
         assert_eq!(role_in(store, team.id, u).await, Some(Role::Owner));
-        assert_eq!(store.team_counts(team.id).await.unwrap(), (1, 2));
+        assert_eq!(team_counts(store, team.id).await, (1, 2));
     }
     // The founder's namespaces predate the team namespaces.
     assert_eq!(
@@ -512,11 +1194,13 @@ async fn contract_bots_get_no_personal_namespace(store: &Store) {
     assert_eq!(store.personal_namespace(r2.id, bot.id).await.unwrap(), None);
 }
 
+// ---------------------------------------------------------------- contract: registries and admins
+
 async fn contract_registries(store: &Store) {
     let root = admin(store, "root").await;
     let other_admin = admin(store, "ops").await;
     let plain = user(store, "plain").await;
-    assert_eq!(store.count_admins().await.unwrap(), 2);
+    assert_eq!(enabled_admins(store).await, [root.id, other_admin.id]);
 
     let r = store
         .create_registry(
@@ -554,7 +1238,10 @@ async fn contract_registries(store: &Store) {
         Some(Role::Owner)
     );
     assert_eq!(role_in(store, global_team.id, &plain).await, None);
-    assert_eq!(store.count_owners(global_team.id).await.unwrap(), 2);
+    assert_eq!(
+        owners(store, global_team.id).await,
+        [root.id, other_admin.id]
+    );
 
     // Look-ups.
     assert_eq!(store.registry_by_id(r.id).await.unwrap().unwrap(), r);
@@ -702,12 +1389,7 @@ async fn contract_set_admin(store: &Store) {
         .add_member(t.id, u.id, Role::Viewer, T0)
         .await
         .unwrap();
-    let g1 = store
-        .global_namespace(r1.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .team_id;
+    let g1 = global_team_id(store, &r1).await;
     assert_eq!(role_in(store, g1, &u).await, None);
 
     let promoted = store.set_admin(u.id, true, at(5)).await.unwrap();
@@ -715,19 +1397,16 @@ async fn contract_set_admin(store: &Store) {
     assert_eq!(promoted.updated_at, at(5));
     assert_eq!(role_in(store, g1, &u).await, Some(Role::Owner));
     assert_eq!(role_in(store, t.id, &u).await, Some(Role::Owner)); // admins own their teams
-    assert_eq!(store.count_admins().await.unwrap(), 2);
+    assert_eq!(enabled_admins(store).await, [boss.id, u.id]);
     // Idempotent.
     store.set_admin(u.id, true, at(6)).await.unwrap();
-    assert_eq!(store.count_owners(g1).await.unwrap(), 2);
+    assert_eq!(owners(store, g1).await, [boss.id, u.id]);
+    // Not a credential change.
+    assert_eq!(fetch_user(store, u.id).await.credential_version, 0);
 
     // Registries created later include the new admin.
     let r2 = registry(store, "two").await;
-    let g2 = store
-        .global_namespace(r2.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .team_id;
+    let g2 = global_team_id(store, &r2).await;
     assert_eq!(role_in(store, g2, &u).await, Some(Role::Owner));
 
     let demoted = store.set_admin(u.id, false, at(7)).await.unwrap();
@@ -739,15 +1418,229 @@ async fn contract_set_admin(store: &Store) {
     assert_eq!(role_in(store, t.id, &u).await, Some(Role::Owner));
     let personal = personal_team(store, &u).await;
     assert_eq!(role_in(store, personal.id, &u).await, Some(Role::Owner));
-    assert_eq!(store.count_admins().await.unwrap(), 1);
+    assert_eq!(enabled_admins(store).await, [boss.id]);
 
-    // Disabled admins don't count.
-    let mut disabled = store.user_by_id(boss.id).await.unwrap().unwrap();
-    disabled.enabled = false;
-    store.update_user(&disabled, at(8)).await.unwrap();
-    assert_eq!(store.count_admins().await.unwrap(), 0);
+    // The last enabled admin cannot be demoted, and nothing about them changes.
+    assert_eq!(
+        refusal(store.set_admin(boss.id, false, at(8)).await),
+        Refusal::LastAdmin
+    );
+    let still = fetch_user(store, boss.id).await;
+    assert_eq!((still.admin, still.updated_at), (true, T0));
+    assert_eq!(role_in(store, g1, &boss).await, Some(Role::Owner));
+    assert_eq!(role_in(store, g2, &boss).await, Some(Role::Owner));
+    // Demoting someone who is no admin is no change, and allowed.
+    store.set_admin(u.id, false, at(8)).await.unwrap();
 
-    assert_not_found(store.set_admin(u.id + 1000, true, at(9)).await);
+    // Disabled admins don't count: with boss disabled, the other admin is the last.
+    store.set_admin(u.id, true, at(9)).await.unwrap();
+    store
+        .update_user(
+            boss.id,
+            &UserUpdate {
+                enabled: Some(false),
+                ..UserUpdate::default()
+            },
+            at(9),
+        )
+        .await
+        .unwrap();
+    assert_eq!(enabled_admins(store).await, [u.id]);
+    assert_eq!(
+        refusal(store.set_admin(u.id, false, at(10)).await),
+        Refusal::LastAdmin
+    );
+    // A disabled admin may be demoted.
+    let boss_demoted = store.set_admin(boss.id, false, at(10)).await.unwrap();
+    assert!(!boss_demoted.admin && !boss_demoted.enabled);
+    assert_eq!(role_in(store, g1, &boss).await, None);
+    assert_eq!(owners(store, g1).await, [u.id]);
+
+    assert_not_found(store.set_admin(u.id + 1000, true, at(11)).await);
+    assert_not_found(store.set_admin(u.id + 1000, false, at(11)).await);
+}
+
+/// Disabling or demoting the last enabled admin is refused, with nothing written.
+async fn contract_last_admin(store: &Store) {
+    let r = registry(store, "one").await;
+    let root = admin(store, "root").await;
+    let plain = user(store, "plain").await;
+    let g = global_team_id(store, &r).await;
+    let session = store
+        .create_refresh_token(root.id, None, "svc", "", "root-session", T0)
+        .await
+        .unwrap();
+    let enabled = |value: bool| UserUpdate {
+        enabled: Some(value),
+        ..UserUpdate::default()
+    };
+
+    for changes in [
+        enabled(false),
+        UserUpdate {
+            admin: Some(false),
+            ..UserUpdate::default()
+        },
+        // The whole update is refused, not just the part that breaks the rule.
+        UserUpdate {
+            email: Some("root@example.org".to_owned()),
+            password_hash: Some("$argon2id$new".to_owned()),
+            enabled: Some(false),
+            ..UserUpdate::default()
+        },
+        UserUpdate {
+            username: Some("groot".to_owned()),
+            enabled: Some(true),
+            admin: Some(false),
+            ..UserUpdate::default()
+        },
+    ] {
+        let e = store.update_user(root.id, &changes, at(1)).await;
+        assert_eq!(refusal(e), Refusal::LastAdmin, "{changes:?}");
+        assert_eq!(fetch_user(store, root.id).await, root, "{changes:?}");
+        assert_eq!(role_in(store, g, &root).await, Some(Role::Owner));
+        assert_eq!(
+            store.list_refresh_tokens(root.id).await.unwrap(),
+            vec![session.clone()]
+        );
+    }
+    // Anything else about the last admin may change.
+    let (renamed, _) = store
+        .update_user(
+            root.id,
+            &UserUpdate {
+                email: Some("root@example.org".to_owned()),
+                enabled: Some(true),
+                admin: Some(true),
+                ..UserUpdate::default()
+            },
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.email.as_str(), renamed.enabled, renamed.admin),
+        ("root@example.org", true, true)
+    );
+    // Users who are no admins are disabled whatever the admins are.
+    let (off, _) = store
+        .update_user(plain.id, &enabled(false), at(2))
+        .await
+        .unwrap();
+    assert!(!off.enabled);
+
+    // With a second enabled admin, one of the two may go; then the other is the last.
+    let ops = admin(store, "ops").await;
+    let (root_off, _) = store
+        .update_user(root.id, &enabled(false), at(3))
+        .await
+        .unwrap();
+    assert!(!root_off.enabled && root_off.admin);
+    assert_eq!(
+        refusal(store.update_user(ops.id, &enabled(false), at(4)).await),
+        Refusal::LastAdmin
+    );
+    assert_eq!(
+        refusal(store.set_admin(ops.id, false, at(4)).await),
+        Refusal::LastAdmin
+    );
+    assert!(fetch_user(store, ops.id).await.enabled);
+    // Enabling again needs no other admin.
+    store
+        .update_user(root.id, &enabled(true), at(5))
+        .await
+        .unwrap();
+    assert_eq!(enabled_admins(store).await, [root.id, ops.id]);
+
+    // As the domain sees it: a 422 with Portus' message.
+    assert_eq!(
+        Refusal::LastAdmin.to_string(),
+        "cannot remove the last admin"
+    );
+    let e: portcullis_domain::Error = StoreError::Refused(Refusal::LastAdmin).into();
+    assert!(
+        matches!(&e, portcullis_domain::Error::Unprocessable(m) if m == "cannot remove the last admin"),
+        "{e:?}"
+    );
+}
+
+async fn contract_bootstrap_admin(store: &Store) {
+    let r = registry(store, "one").await;
+    let token = NewApplicationToken {
+        expires_at: Some(at(3600)),
+        ..new_token("bootstrap", "boot-hash")
+    };
+    // The user is made an admin whatever `admin` says.
+    let (root, tok) = store
+        .bootstrap_admin(&new_user("root"), Some("root"), &token, at(1))
+        .await
+        .unwrap();
+    assert!(root.admin && root.enabled && !root.bot);
+    assert_eq!(
+        (
+            root.username.as_str(),
+            root.created_at,
+            root.credential_version
+        ),
+        ("root", at(1), 0)
+    );
+    assert_eq!(fetch_user(store, root.id).await, root);
+    assert_eq!(
+        (
+            tok.user_id,
+            tok.application.as_str(),
+            tok.pull_only,
+            tok.expires_at,
+            tok.created_at
+        ),
+        (root.id, "bootstrap", false, Some(at(3600)), at(1))
+    );
+    assert_eq!(
+        store.application_token_by_hash("boot-hash").await.unwrap(),
+        Some((tok.clone(), root.clone()))
+    );
+    // A complete admin: personal namespace, owner of the global team.
+    let personal = store.personal_namespace(r.id, root.id).await.unwrap();
+    assert_eq!(personal.map(|n| n.name).as_deref(), Some("root"));
+    let g = global_team_id(store, &r).await;
+    assert_eq!(role_in(store, g, &root).await, Some(Role::Owner));
+    assert_eq!(enabled_admins(store).await, [root.id]);
+
+    // Once there is a user there is nothing to bootstrap, and nothing is written.
+    let second = NewUser {
+        admin: true,
+        ..new_user("second")
+    };
+    let e = store
+        .bootstrap_admin(
+            &second,
+            Some("second"),
+            &new_token("bootstrap", "boot-2"),
+            at(2),
+        )
+        .await;
+    assert_eq!(refusal(e), Refusal::AlreadyBootstrapped);
+    assert_eq!(user_count(store).await, 1);
+    assert_eq!(store.user_by_username("second").await.unwrap(), None);
+    assert_eq!(
+        store.application_token_by_hash("boot-2").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_application_tokens(root.id).await.unwrap(),
+        vec![tok]
+    );
+    // Users who are no admins count as users too.
+    user(store, "plain").await;
+    let e = store
+        .bootstrap_admin(&second, None, &new_token("bootstrap", "boot-3"), at(3))
+        .await;
+    assert_eq!(refusal(e), Refusal::AlreadyBootstrapped);
+    assert_eq!(user_count(store).await, 2);
+    assert_eq!(
+        Refusal::AlreadyBootstrapped.to_string(),
+        "you can only use this when there are no users on the system"
+    );
 }
 
 async fn contract_failed_logins(store: &Store) {
@@ -764,24 +1657,68 @@ async fn contract_failed_logins(store: &Store) {
     let more = store.record_failed_login(u.id, at(4), 3).await.unwrap();
     assert_eq!((more.failed_attempts, more.locked_at), (4, Some(at(3))));
     assert_eq!(more.credential_version, 1);
-    assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap(), more);
+    assert_eq!(fetch_user(store, u.id).await, more);
 
+    // A successful login does not lift a lock (nor reset its count)...
     store.clear_failed_logins(u.id).await.unwrap();
-    let cleared = store.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(fetch_user(store, u.id).await, more);
+    // ...and only the lock that was set is lifted by clear_expired_lock.
+    store.clear_expired_lock(u.id, at(2)).await.unwrap();
+    store.clear_expired_lock(u.id, at(4)).await.unwrap();
+    assert_eq!(fetch_user(store, u.id).await, more);
+    store.clear_expired_lock(u.id, at(3)).await.unwrap();
+    let unlocked = fetch_user(store, u.id).await;
+    assert_eq!(
+        (
+            unlocked.failed_attempts,
+            unlocked.locked_at,
+            unlocked.credential_version
+        ),
+        (0, None, 1)
+    );
+
+    // Without a lock, a successful login clears the count.
+    for i in 0..2 {
+        store.record_failed_login(u.id, at(5 + i), 3).await.unwrap();
+    }
+    assert_eq!(fetch_user(store, u.id).await.failed_attempts, 2);
+    store.clear_failed_logins(u.id).await.unwrap();
+    let cleared = fetch_user(store, u.id).await;
     assert_eq!((cleared.failed_attempts, cleared.locked_at), (0, None));
     assert_eq!(cleared.credential_version, 1);
     store.clear_failed_logins(u.id).await.unwrap(); // nothing to do
     store.clear_failed_logins(u.id + 1000).await.unwrap();
+    store.clear_expired_lock(u.id + 1000, at(3)).await.unwrap();
+
+    // A lift based on an old lock leaves a newer one alone.
+    for i in 0..3 {
+        store
+            .record_failed_login(u.id, at(30 + i), 3)
+            .await
+            .unwrap();
+    }
+    store.clear_expired_lock(u.id, at(3)).await.unwrap();
+    let relocked = fetch_user(store, u.id).await;
+    assert_eq!(
+        (
+            relocked.failed_attempts,
+            relocked.locked_at,
+            relocked.credential_version
+        ),
+        (3, Some(at(32)), 2)
+    );
+    store.clear_expired_lock(u.id, at(32)).await.unwrap();
+    assert_eq!(fetch_user(store, u.id).await.locked_at, None);
 
     // Locking disabled.
     for i in 0..3 {
         let u = store
-            .record_failed_login(u.id, at(10 + i), 0)
+            .record_failed_login(u.id, at(40 + i), 0)
             .await
             .unwrap();
         assert_eq!(u.locked_at, None);
     }
-    assert_not_found(store.record_failed_login(u.id + 1000, at(20), 3).await);
+    assert_not_found(store.record_failed_login(u.id + 1000, at(50), 3).await);
 }
 
 async fn contract_delete_user(store: &Store) {
@@ -795,12 +1732,27 @@ async fn contract_delete_user(store: &Store) {
         .await
         .unwrap();
     let personal = personal_team(store, &victim).await;
-    let app = store
-        .create_application_token(victim.id, "ci", "hash-app", false, None, T0)
+    let app = app_token(store, &victim, "ci", "hash-app", T0).await;
+    let refresh = store
+        .create_refresh_token(
+            victim.id,
+            None,
+            "one.test:5000",
+            "docker",
+            "hash-refresh",
+            T0,
+        )
         .await
         .unwrap();
-    let refresh = store
-        .create_refresh_token(victim.id, "one.test:5000", "docker", "hash-refresh", T0)
+    let bound = store
+        .create_refresh_token(
+            victim.id,
+            Some(app.id),
+            "one.test:5000",
+            "docker",
+            "hash-bound",
+            T0,
+        )
         .await
         .unwrap();
     let victims_ns = [
@@ -818,22 +1770,22 @@ async fn contract_delete_user(store: &Store) {
 
     assert!(store.delete_user(victim.id).await.unwrap());
     assert_eq!(store.user_by_id(victim.id).await.unwrap(), None);
+    assert_eq!(store.user_listing(victim.id).await.unwrap(), None);
     for ns in victims_ns {
         assert_eq!(store.namespace_by_id(ns.id).await.unwrap(), None);
     }
     assert_eq!(store.team_by_id(personal.id).await.unwrap(), None);
     assert_eq!(store.membership(t.id, victim.id).await.unwrap(), None);
-    assert_eq!(store.team_counts(t.id).await.unwrap(), (1, 0));
+    assert_eq!(team_counts(store, t.id).await, (1, 0));
     assert_eq!(store.application_token_by_id(app.id).await.unwrap(), None);
     assert_eq!(
         store.application_token_by_hash("hash-app").await.unwrap(),
         None
     );
-    assert_eq!(store.refresh_token_by_id(refresh.id).await.unwrap(), None);
-    assert_eq!(
-        store.refresh_token_by_hash("hash-refresh").await.unwrap(),
-        None
-    );
+    for (id, hash) in [(refresh.id, "hash-refresh"), (bound.id, "hash-bound")] {
+        assert_eq!(store.refresh_token_by_id(id).await.unwrap(), None);
+        assert_eq!(store.refresh_token_by_hash(hash).await.unwrap(), None);
+    }
 
     // Others are untouched.
     assert!(
@@ -844,8 +1796,113 @@ async fn contract_delete_user(store: &Store) {
             .is_some()
     );
     assert!(store.team_by_id(t.id).await.unwrap().is_some());
+    assert_eq!(user_count(store).await, 1);
     assert!(!store.delete_user(victim.id).await.unwrap());
 }
+
+/// `delete_user` refuses to remove the last enabled admin or the only owner of a
+/// visible team, and then deletes nothing.
+async fn contract_delete_user_refusals(store: &Store) {
+    let r = registry(store, "one").await;
+    let boss = admin(store, "boss").await;
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let zeta = team(store, "zeta", &alice).await;
+    let alpha = team(store, "alpha", &alice).await;
+    let shared = team(store, "shared", &alice).await;
+    store
+        .add_member(shared.id, bob.id, Role::Owner, T0)
+        .await
+        .unwrap();
+    let bob_in_alpha = store
+        .add_member(alpha.id, bob.id, Role::Contributor, T0)
+        .await
+        .unwrap();
+    let ns = namespace(store, &r, &alpha, "apps", Visibility::Public).await;
+
+    // Only the visible teams alice alone owns, by name; not her personal team, not the
+    // team bob co-owns.
+    let e = store.delete_user(alice.id).await;
+    assert_eq!(
+        refusal(e),
+        Refusal::OnlyOwnerOf(vec!["alpha".to_owned(), "zeta".to_owned()])
+    );
+    assert_eq!(fetch_user(store, alice.id).await, alice);
+    assert!(
+        store
+            .personal_namespace(r.id, alice.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(owners(store, alpha.id).await, [alice.id]);
+    assert_eq!(owners(store, shared.id).await, [alice.id, bob.id]);
+    assert!(store.namespace_by_id(ns.id).await.unwrap().is_some());
+    let message = StoreError::Refused(Refusal::OnlyOwnerOf(vec![
+        "alpha".to_owned(),
+        "zeta".to_owned(),
+    ]))
+    .to_string();
+    assert_eq!(
+        message,
+        "the user is the only owner of alpha, zeta: give the team another owner first"
+    );
+
+    // With another owner everywhere, she may go; the teams keep theirs.
+    store
+        .set_member_role(alpha.id, bob_in_alpha.id, Role::Owner, at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(store.delete_user(alice.id).await),
+        Refusal::OnlyOwnerOf(vec!["zeta".to_owned()])
+    );
+    store
+        .add_member(zeta.id, bob.id, Role::Owner, at(1))
+        .await
+        .unwrap();
+    assert!(store.delete_user(alice.id).await.unwrap());
+    for t in [&alpha, &zeta, &shared] {
+        assert_eq!(owners(store, t.id).await, [bob.id], "{}", t.name);
+    }
+    assert!(store.namespace_by_id(ns.id).await.unwrap().is_some());
+
+    // The last enabled admin stays.
+    assert_eq!(
+        refusal(store.delete_user(boss.id).await),
+        Refusal::LastAdmin
+    );
+    assert_eq!(fetch_user(store, boss.id).await, boss);
+    // Disabled admins don't count, and may be deleted.
+    let old = admin(store, "old").await;
+    store
+        .update_user(
+            old.id,
+            &UserUpdate {
+                enabled: Some(false),
+                ..UserUpdate::default()
+            },
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(store.delete_user(boss.id).await),
+        Refusal::LastAdmin
+    );
+    assert!(store.delete_user(old.id).await.unwrap());
+    // With a second enabled admin, one may go; the global team keeps the other.
+    let ops = admin(store, "ops").await;
+    assert!(store.delete_user(boss.id).await.unwrap());
+    assert_eq!(
+        owners(store, global_team_id(store, &r).await).await,
+        [ops.id]
+    );
+    assert_eq!(refusal(store.delete_user(ops.id).await), Refusal::LastAdmin);
+    assert_eq!(enabled_admins(store).await, [ops.id]);
+}
+
+// ---------------------------------------------------------------- contract: teams
 
 async fn contract_teams(store: &Store) {
     let owner = user(store, "olivia").await;
@@ -858,8 +1915,8 @@ async fn contract_teams(store: &Store) {
     assert!(!t.hidden);
     assert_eq!((t.created_at, t.updated_at), (at(1), at(1)));
     assert_eq!(role_in(store, t.id, &owner).await, Some(Role::Owner));
-    assert_eq!(store.count_owners(t.id).await.unwrap(), 1);
-    assert_eq!(store.team_counts(t.id).await.unwrap(), (1, 0));
+    assert_eq!(owners(store, t.id).await, [owner.id]);
+    assert_eq!(team_counts(store, t.id).await, (1, 0));
 
     assert_eq!(store.team_by_id(t.id).await.unwrap().unwrap(), t);
     assert_eq!(store.team_by_id(t.id + 100).await.unwrap(), None);
@@ -885,28 +1942,69 @@ async fn contract_teams(store: &Store) {
     assert_eq!(store.team_by_name("orphans").await.unwrap(), None);
 
     let other = store.create_team("qa", "", owner.id, T0).await.unwrap();
-    let mut renamed = t.clone();
-    renamed.name = "Devs".to_owned();
-    renamed.description = "renamed".to_owned();
-    renamed.hidden = true; // ignored
-    let updated = store.update_team(&renamed, at(2)).await.unwrap();
+    let updated = store
+        .update_team(t.id, Some("Devs"), Some("renamed"), at(2))
+        .await
+        .unwrap();
+    let expected = Team {
+        name: "Devs".to_owned(),
+        description: "renamed".to_owned(),
+        updated_at: at(2),
+        ..t.clone()
+    };
+    assert_eq!(updated, expected);
+    assert_eq!(store.team_by_id(t.id).await.unwrap().unwrap(), expected);
+    // Only what is given changes.
+    let named = store
+        .update_team(t.id, Some("Developers"), None, at(3))
+        .await
+        .unwrap();
     assert_eq!(
-        updated,
+        (
+            named.name.as_str(),
+            named.description.as_str(),
+            named.updated_at
+        ),
+        ("Developers", "renamed", at(3))
+    );
+    let described = store
+        .update_team(t.id, None, Some(""), at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        (described.name.as_str(), described.description.as_str()),
+        ("Developers", "")
+    );
+    let untouched = store.update_team(t.id, None, None, at(5)).await.unwrap();
+    assert_eq!(
+        untouched,
         Team {
-            hidden: false,
-            updated_at: at(2),
-            ..renamed.clone()
+            updated_at: at(5),
+            ..described.clone()
         }
     );
-    let mut clash = updated.clone();
-    clash.name = "QA".to_owned();
+    // Hidden-ness never changes.
+    let hidden = store
+        .update_team(personal.id, None, Some("mine"), at(5))
+        .await
+        .unwrap();
+    assert!(hidden.hidden);
     assert_eq!(
-        conflict(store.update_team(&clash, at(3)).await.unwrap_err()),
+        conflict(
+            store
+                .update_team(t.id, Some("QA"), None, at(6))
+                .await
+                .unwrap_err()
+        ),
         "name"
     );
-    let mut missing = other;
-    missing.id += 1000;
-    assert_not_found(store.update_team(&missing, at(3)).await);
+    assert_eq!(store.team_by_id(t.id).await.unwrap().unwrap(), untouched);
+    assert_not_found(
+        store
+            .update_team(other.id + 1000, Some("x"), None, at(6))
+            .await,
+    );
+    assert_not_found(store.update_team(other.id + 1000, None, None, at(6)).await);
 }
 
 async fn contract_list_teams(store: &Store) {
@@ -918,23 +2016,78 @@ async fn contract_list_teams(store: &Store) {
     }
     let delta = team(store, "delta", &b).await;
     let bravo = store.team_by_name("bravo").await.unwrap().unwrap();
+    let alpha = store.team_by_name("alpha").await.unwrap().unwrap();
     store
         .add_member(bravo.id, b.id, Role::Viewer, T0)
         .await
         .unwrap();
     assert!(store.global_namespace(r.id).await.unwrap().is_some());
+    for name in ["a1", "a2"] {
+        namespace(store, &r, &alpha, name, Visibility::Public).await;
+    }
+    namespace(store, &r, &delta, "d1", Visibility::Private).await;
 
-    let names = |p: &portcullis_storage::Page<Team>| -> Vec<String> {
-        p.items.iter().map(|t| t.name.clone()).collect()
+    let names = |p: &Page<TeamListing>| -> Vec<String> {
+        p.items.iter().map(|l| l.team.name.clone()).collect()
     };
+    // (name, the viewer's role, members, namespaces)
+    let rows = |p: &Page<TeamListing>| -> Vec<(String, Option<Role>, i64, i64)> {
+        p.items
+            .iter()
+            .map(|l| (l.team.name.clone(), l.role, l.members, l.namespaces))
+            .collect()
+    };
+    let row = |name: &str, role, members, namespaces| (name.to_owned(), role, members, namespaces);
+
     let all = store
-        .list_teams(TeamScope::AllVisible, &PageRequest::default())
+        .list_teams(TeamScope::AllVisible, b.id, &PageRequest::default())
         .await
         .unwrap();
     assert_eq!(all.total, 4);
     assert_eq!(names(&all), ["charlie", "alpha", "Bravo", "delta"]);
+    assert_eq!(
+        rows(&all),
+        [
+            row("charlie", None, 1, 0),
+            row("alpha", None, 1, 2),
+            row("Bravo", Some(Role::Viewer), 2, 0),
+            row("delta", Some(Role::Owner), 1, 1),
+        ]
+    );
+    for l in &all.items {
+        assert_eq!(l.team, store.team_by_id(l.team.id).await.unwrap().unwrap());
+        assert_eq!(
+            store.team_listing(l.team.id, b.id).await.unwrap().as_ref(),
+            Some(l)
+        );
+    }
+    // The role is the viewer's.
+    let as_ann = store
+        .list_teams(TeamScope::AllVisible, a.id, &page(0, None, "name", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&as_ann),
+        [
+            row("alpha", Some(Role::Owner), 1, 2),
+            row("Bravo", Some(Role::Owner), 2, 0),
+            row("charlie", Some(Role::Owner), 1, 0),
+            row("delta", None, 1, 1),
+        ]
+    );
+    let as_nobody = store
+        .list_teams(TeamScope::AllVisible, b.id + 1000, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(as_nobody.total, 4);
+    assert!(as_nobody.items.iter().all(|l| l.role.is_none()));
+
     let p = store
-        .list_teams(TeamScope::AllVisible, &page(1, Some(2), "name", false))
+        .list_teams(
+            TeamScope::AllVisible,
+            b.id,
+            &page(1, Some(2), "name", false),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -942,35 +2095,63 @@ async fn contract_list_teams(store: &Store) {
         (vec!["Bravo".into(), "charlie".into()], 4)
     );
     let p = store
-        .list_teams(TeamScope::AllVisible, &page(0, Some(3), "name", true))
+        .list_teams(TeamScope::AllVisible, b.id, &page(0, Some(3), "name", true))
         .await
         .unwrap();
     assert_eq!(names(&p), ["delta", "charlie", "Bravo"]);
     let p = store
-        .list_teams(TeamScope::AllVisible, &page(0, None, "bogus", true))
+        .list_teams(TeamScope::AllVisible, b.id, &page(0, None, "bogus", true))
         .await
         .unwrap();
     assert_eq!(names(&p), ["delta", "Bravo", "alpha", "charlie"]);
 
     let mine = store
-        .list_teams(TeamScope::MemberOf(b.id), &page(0, None, "name", false))
+        .list_teams(TeamScope::MemberOf, b.id, &page(0, None, "name", false))
         .await
         .unwrap();
+    assert_eq!(mine.total, 2);
     assert_eq!(
-        (names(&mine), mine.total),
-        (vec!["Bravo".into(), "delta".into()], 2)
+        rows(&mine),
+        [
+            row("Bravo", Some(Role::Viewer), 2, 0),
+            row("delta", Some(Role::Owner), 1, 1),
+        ]
     );
     let p = store
-        .list_teams(TeamScope::MemberOf(b.id), &page(1, Some(5), "name", false))
+        .list_teams(TeamScope::MemberOf, b.id, &page(1, Some(5), "name", false))
         .await
         .unwrap();
     assert_eq!((names(&p), p.total), (vec!["delta".into()], 2));
     let none = store
-        .list_teams(TeamScope::MemberOf(b.id + 1000), &PageRequest::default())
+        .list_teams(TeamScope::MemberOf, b.id + 1000, &PageRequest::default())
         .await
         .unwrap();
     assert_eq!((none.items.len(), none.total), (0, 0));
-    assert_eq!(delta.name, "delta");
+
+    // `team_listing` shows hidden teams too (list_teams never does).
+    let personal = personal_team(store, &a).await;
+    assert_eq!(
+        store.team_listing(personal.id, a.id).await.unwrap(),
+        Some(TeamListing {
+            team: personal.clone(),
+            role: Some(Role::Owner),
+            members: 1,
+            namespaces: 1,
+        })
+    );
+    assert_eq!(
+        store
+            .team_listing(personal.id, b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        None
+    );
+    assert_eq!(
+        store.team_listing(delta.id + 1000, b.id).await.unwrap(),
+        None
+    );
 }
 
 async fn contract_delete_team(store: &Store) {
@@ -989,21 +2170,22 @@ async fn contract_delete_team(store: &Store) {
 
     // A missing target changes nothing.
     assert_not_found(store.delete_team(from.id, Some(to.id + 1000)).await);
-    assert_eq!(store.team_counts(from.id).await.unwrap(), (2, 2));
+    assert_eq!(team_counts(store, from.id).await, (2, 2));
     assert!(store.delete_team(from.id, Some(from.id)).await.is_err());
+    assert_eq!(team_counts(store, from.id).await, (2, 2));
 
     store.delete_team(from.id, Some(to.id)).await.unwrap();
     assert_eq!(store.team_by_id(from.id).await.unwrap(), None);
     assert_eq!(store.membership(from.id, member.id).await.unwrap(), None);
     let moved: Vec<Id> = store
-        .namespaces_of_team(to.id)
+        .namespaces_of_team(to.id, None)
         .await
         .unwrap()
         .iter()
-        .map(|n| n.id)
+        .map(|n| n.namespace.id)
         .collect();
     assert_eq!(moved, [n1.id, n2.id, n3.id]);
-    assert_eq!(store.team_counts(to.id).await.unwrap(), (1, 3));
+    assert_eq!(team_counts(store, to.id).await, (1, 3));
 
     store.delete_team(to.id, None).await.unwrap();
     for n in [n1, n2, n3] {
@@ -1056,15 +2238,24 @@ async fn contract_members(store: &Store) {
         .await
         .unwrap();
     let promoted = store
-        .set_member_role(m.id, Role::Owner, at(4))
+        .set_member_role(t.id, m.id, Role::Owner, at(4))
         .await
         .unwrap();
     assert_eq!(
         (promoted.role, promoted.updated_at, promoted.created_at),
         (Role::Owner, at(4), at(1))
     );
-    assert_eq!(store.count_owners(t.id).await.unwrap(), 2);
-    assert_not_found(store.set_member_role(m.id + 1000, Role::Owner, at(4)).await);
+    assert_eq!(owners(store, t.id).await, [owner.id, alice.id]);
+    assert_not_found(
+        store
+            .set_member_role(t.id, m.id + 1000, Role::Owner, at(4))
+            .await,
+    );
+    assert_not_found(
+        store
+            .set_member_role(t.id, m.id + 1000, Role::Viewer, at(4))
+            .await,
+    );
 
     let members = store.list_members(t.id).await.unwrap();
     let listed: Vec<(Id, String, Role)> = members
@@ -1083,17 +2274,116 @@ async fn contract_members(store: &Store) {
             (b.id, "bob".to_owned(), Role::Viewer),
         ]
     );
-    assert_eq!(
-        members[1].1,
-        store.user_by_id(alice.id).await.unwrap().unwrap()
-    );
+    assert_eq!(members[1].1, fetch_user(store, alice.id).await);
 
-    store.remove_member(b.id).await.unwrap();
+    store.remove_member(t.id, b.id).await.unwrap();
     assert_eq!(store.membership(t.id, bob.id).await.unwrap(), None);
-    assert_not_found(store.remove_member(b.id).await);
-    assert_eq!(store.team_counts(t.id).await.unwrap(), (2, 0));
+    assert_not_found(store.remove_member(t.id, b.id).await);
+    assert_eq!(team_counts(store, t.id).await, (2, 0));
     assert!(store.list_members(t.id + 1000).await.unwrap().is_empty());
 }
+
+/// `set_member_role` and `remove_member` keep an owner in every team and only touch
+/// memberships of the team they are given.
+async fn contract_last_owner(store: &Store) {
+    let owner = user(store, "owner").await;
+    let alice = user(store, "alice").await;
+    let t = team(store, "team", &owner).await;
+    let elsewhere = team(store, "elsewhere", &alice).await;
+    let owner_m = store.membership(t.id, owner.id).await.unwrap().unwrap();
+    let alice_m = store
+        .add_member(t.id, alice.id, Role::Contributor, T0)
+        .await
+        .unwrap();
+
+    // The only owner can be neither demoted nor removed.
+    for role in [Role::Contributor, Role::Viewer] {
+        assert_eq!(
+            refusal(store.set_member_role(t.id, owner_m.id, role, at(1)).await),
+            Refusal::LastOwner
+        );
+    }
+    assert_eq!(
+        refusal(store.remove_member(t.id, owner_m.id).await),
+        Refusal::LastOwner
+    );
+    assert_eq!(
+        store.member_by_id(owner_m.id).await.unwrap().unwrap(),
+        owner_m
+    );
+    // "Promoting" them is no change and allowed.
+    store
+        .set_member_role(t.id, owner_m.id, Role::Owner, at(1))
+        .await
+        .unwrap();
+
+    // A membership of another team is not found, and stays as it is.
+    assert_not_found(
+        store
+            .set_member_role(elsewhere.id, alice_m.id, Role::Owner, at(2))
+            .await,
+    );
+    assert_not_found(
+        store
+            .set_member_role(elsewhere.id, owner_m.id, Role::Viewer, at(2))
+            .await,
+    );
+    assert_not_found(store.remove_member(elsewhere.id, alice_m.id).await);
+    assert_not_found(store.remove_member(elsewhere.id, owner_m.id).await);
+    assert_eq!(
+        store.member_by_id(alice_m.id).await.unwrap().unwrap(),
+        alice_m
+    );
+    assert_eq!(owners(store, t.id).await, [owner.id]);
+    assert_eq!(owners(store, elsewhere.id).await, [alice.id]);
+
+    // With a second owner, either may step down; then the other is the last.
+    store
+        .set_member_role(t.id, alice_m.id, Role::Owner, at(3))
+        .await
+        .unwrap();
+    let demoted = store
+        .set_member_role(t.id, owner_m.id, Role::Viewer, at(4))
+        .await
+        .unwrap();
+    assert_eq!(demoted.role, Role::Viewer);
+    assert_eq!(owners(store, t.id).await, [alice.id]);
+    assert_eq!(
+        refusal(store.remove_member(t.id, alice_m.id).await),
+        Refusal::LastOwner
+    );
+    assert_eq!(
+        refusal(
+            store
+                .set_member_role(t.id, alice_m.id, Role::Viewer, at(5))
+                .await
+        ),
+        Refusal::LastOwner
+    );
+    // Members who are no owners are removed freely.
+    store.remove_member(t.id, owner_m.id).await.unwrap();
+    assert_eq!(team_counts(store, t.id).await, (1, 0));
+    assert_eq!(owners(store, t.id).await, [alice.id]);
+
+    // Personal teams keep their owner too.
+    let personal = personal_team(store, &owner).await;
+    let pm = store
+        .membership(personal.id, owner.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        refusal(store.remove_member(personal.id, pm.id).await),
+        Refusal::LastOwner
+    );
+
+    assert_eq!(
+        Refusal::LastOwner.to_string(),
+        "cannot remove or demote the only owner of the team"
+    );
+}
+
+// ---------------------------------------------------------------- contract: namespaces
 
 async fn contract_namespaces(store: &Store) {
     let r1 = registry(store, "one").await;
@@ -1167,43 +2457,177 @@ async fn contract_namespaces(store: &Store) {
     assert_eq!(store.global_namespace(r1.id + 1000).await.unwrap(), None);
 
     let tools = namespace(store, &r1, &t, "tools", Visibility::Private).await;
-    let of_team: Vec<String> = store
-        .namespaces_of_team(t.id)
+    let of_team = store
+        .namespaces_of_team(t.id, Some(owner.id))
         .await
-        .unwrap()
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
-    assert_eq!(of_team, ["apps", "apps", "tools"]);
-
-    let mut changed = ns.clone();
-    changed.name = "applications".to_owned();
-    changed.description = "new".to_owned();
-    changed.team_id = t2.id;
-    changed.visibility = Visibility::Public;
-    changed.kind = NamespaceKind::Personal; // ignored
-    let updated = store.update_namespace(&changed, at(5)).await.unwrap();
-    assert_eq!(
-        updated,
-        portcullis_domain::model::Namespace {
-            kind: NamespaceKind::Team,
-            updated_at: at(5),
-            ..changed.clone()
-        }
+        .unwrap();
+    let names: Vec<&str> = of_team.iter().map(|l| l.namespace.name.as_str()).collect();
+    assert_eq!(names, ["apps", "apps", "tools"]);
+    assert_eq!(of_team[0].namespace, ns);
+    assert_eq!(of_team[1].namespace, other);
+    for l in &of_team {
+        assert_eq!(l.team, t);
+        assert_eq!(l.role, Some(Role::Owner));
+        let r = if l.namespace.registry_id == r1.id {
+            &r1
+        } else {
+            &r2
+        };
+        assert_eq!(&l.registry, r);
+    }
+    let anonymous = store.namespaces_of_team(t.id, None).await.unwrap();
+    assert_eq!(anonymous.len(), 3);
+    assert!(anonymous.iter().all(|l| l.role.is_none()));
+    assert!(
+        store
+            .namespaces_of_team(t.id + 1000, None)
+            .await
+            .unwrap()
+            .is_empty()
     );
-    let mut clash = updated.clone();
-    clash.name = "tools".to_owned();
+
+    let changes = NamespaceUpdate {
+        name: Some("applications".to_owned()),
+        description: Some("new".to_owned()),
+        team_id: Some(t2.id),
+        visibility: Some(Visibility::Public),
+    };
+    let updated = store
+        .update_namespace(ns.id, &changes, at(5))
+        .await
+        .unwrap();
+    let expected = Namespace {
+        name: "applications".to_owned(),
+        description: "new".to_owned(),
+        team_id: t2.id,
+        visibility: Visibility::Public,
+        updated_at: at(5),
+        ..ns.clone()
+    };
+    assert_eq!(updated, expected);
     assert_eq!(
-        conflict(store.update_namespace(&clash, at(6)).await.unwrap_err()),
+        store.namespace_by_id(ns.id).await.unwrap().unwrap(),
+        expected
+    );
+    let clash = NamespaceUpdate {
+        name: Some("tools".to_owned()),
+        ..NamespaceUpdate::default()
+    };
+    assert_eq!(
+        conflict(
+            store
+                .update_namespace(ns.id, &clash, at(6))
+                .await
+                .unwrap_err()
+        ),
         "name"
     );
-    let mut missing = updated.clone();
-    missing.id += 1000;
-    assert_not_found(store.update_namespace(&missing, at(6)).await);
+    assert_not_found(store.update_namespace(ns.id + 1000, &changes, at(6)).await);
+    assert_eq!(
+        store.namespace_by_id(ns.id).await.unwrap().unwrap(),
+        expected
+    );
 
     store.delete_namespace(tools.id).await.unwrap();
     assert_eq!(store.namespace_by_id(tools.id).await.unwrap(), None);
     assert_not_found(store.delete_namespace(tools.id).await);
+}
+
+/// `update_namespace` writes only the fields it names.
+async fn contract_update_namespace(store: &Store) {
+    let r = registry(store, "one").await;
+    let owner = user(store, "owner").await;
+    let t = team(store, "team", &owner).await;
+    let t2 = team(store, "team2", &owner).await;
+    let ns = namespace(store, &r, &t, "apps", Visibility::Protected).await;
+
+    let update = |changes: NamespaceUpdate, secs: i64| async move {
+        store
+            .update_namespace(ns.id, &changes, at(secs))
+            .await
+            .unwrap()
+    };
+    let mut expected = ns.clone();
+
+    let got = update(
+        NamespaceUpdate {
+            description: Some("described".to_owned()),
+            ..NamespaceUpdate::default()
+        },
+        1,
+    )
+    .await;
+    expected.description = "described".to_owned();
+    expected.updated_at = at(1);
+    assert_eq!(got, expected);
+
+    let got = update(
+        NamespaceUpdate {
+            visibility: Some(Visibility::Private),
+            ..NamespaceUpdate::default()
+        },
+        2,
+    )
+    .await;
+    expected.visibility = Visibility::Private;
+    expected.updated_at = at(2);
+    assert_eq!(got, expected);
+
+    let got = update(
+        NamespaceUpdate {
+            team_id: Some(t2.id),
+            ..NamespaceUpdate::default()
+        },
+        3,
+    )
+    .await;
+    expected.team_id = t2.id;
+    expected.updated_at = at(3);
+    assert_eq!(got, expected);
+
+    let got = update(
+        NamespaceUpdate {
+            name: Some("renamed".to_owned()),
+            ..NamespaceUpdate::default()
+        },
+        4,
+    )
+    .await;
+    expected.name = "renamed".to_owned();
+    expected.updated_at = at(4);
+    assert_eq!(got, expected);
+
+    let got = update(NamespaceUpdate::default(), 5).await;
+    expected.updated_at = at(5);
+    assert_eq!(got, expected);
+    assert_eq!(
+        store.namespace_by_id(ns.id).await.unwrap().unwrap(),
+        expected
+    );
+    // Kind and owner never change.
+    assert_eq!((got.kind, got.user_id), (NamespaceKind::Team, None));
+
+    // Moving to a team that does not exist is NotFound and writes nothing.
+    assert_not_found(
+        store
+            .update_namespace(
+                ns.id,
+                &NamespaceUpdate {
+                    team_id: Some(t2.id + 1000),
+                    description: Some("lost".to_owned()),
+                    ..NamespaceUpdate::default()
+                },
+                at(6),
+            )
+            .await,
+    );
+    assert_eq!(
+        store.namespace_by_id(ns.id).await.unwrap().unwrap(),
+        expected
+    );
+    // Counts follow the move.
+    assert_eq!(team_counts(store, t.id).await, (1, 0));
+    assert_eq!(team_counts(store, t2.id).await, (1, 1));
 }
 
 async fn contract_list_namespaces(store: &Store) {
@@ -1222,11 +2646,17 @@ async fn contract_list_namespaces(store: &Store) {
     namespace(store, &r, &ours, "shared", Visibility::Private).await;
     let global = global_namespace_name(r.id);
 
-    let names = |p: &portcullis_storage::Page<portcullis_domain::model::Namespace>| -> Vec<String> {
-        p.items.iter().map(|n| n.name.clone()).collect()
+    let names = |p: &Page<NamespaceListing>| -> Vec<String> {
+        p.items.iter().map(|l| l.namespace.name.clone()).collect()
+    };
+    let roles = |p: &Page<NamespaceListing>| -> Vec<(String, Option<Role>)> {
+        p.items
+            .iter()
+            .map(|l| (l.namespace.name.clone(), l.role))
+            .collect()
     };
     let all = store
-        .list_namespaces(NamespaceScope::All, &PageRequest::default())
+        .list_namespaces(NamespaceScope::All, None, &PageRequest::default())
         .await
         .unwrap();
     assert_eq!(all.total, 7);
@@ -1242,28 +2672,79 @@ async fn contract_list_namespaces(store: &Store) {
             "shared"
         ]
     );
+    assert!(all.items.iter().all(|l| l.role.is_none()));
+    // Each entry carries its namespace, team and registry as they are.
+    for l in &all.items {
+        let id = l.namespace.id;
+        assert_eq!(
+            l.namespace,
+            store.namespace_by_id(id).await.unwrap().unwrap()
+        );
+        assert_eq!(
+            l.team,
+            store
+                .team_by_id(l.namespace.team_id)
+                .await
+                .unwrap()
+                .unwrap()
+        );
+        assert_eq!(l.registry, r);
+        assert_eq!(
+            store.namespace_listing(id, None).await.unwrap().as_ref(),
+            Some(l)
+        );
+    }
+    // With a viewer, All shows the viewer's role in each owning team.
+    let all_for_owner = store
+        .list_namespaces(NamespaceScope::All, Some(owner.id), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        roles(&all_for_owner),
+        [
+            (global.clone(), None),
+            ("owner".to_owned(), Some(Role::Owner)),
+            ("viewer".to_owned(), None),
+            ("public".to_owned(), Some(Role::Owner)),
+            ("protected".to_owned(), Some(Role::Owner)),
+            ("secret".to_owned(), Some(Role::Owner)),
+            ("shared".to_owned(), Some(Role::Owner)),
+        ]
+    );
 
     let visible = store
         .list_namespaces(
-            NamespaceScope::VisibleTo(viewer.id),
+            NamespaceScope::VisibleTo,
+            Some(viewer.id),
             &page(0, None, "name", false),
         )
         .await
         .unwrap();
     let mut expected = vec![
-        global.clone(),
-        "protected".to_owned(),
-        "public".to_owned(),
-        "shared".to_owned(),
-        "viewer".to_owned(),
+        (global.clone(), None),
+        ("protected".to_owned(), None),
+        ("public".to_owned(), None),
+        ("shared".to_owned(), Some(Role::Viewer)),
+        ("viewer".to_owned(), Some(Role::Owner)),
     ];
-    expected.sort();
-    assert_eq!(names(&visible), expected);
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(roles(&visible), expected);
     assert_eq!(visible.total, 5);
+    for l in &visible.items {
+        assert_eq!(
+            store
+                .namespace_listing(l.namespace.id, Some(viewer.id))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(l)
+        );
+    }
 
     let p = store
         .list_namespaces(
-            NamespaceScope::VisibleTo(viewer.id),
+            NamespaceScope::VisibleTo,
+            Some(viewer.id),
             &page(1, Some(2), "name", true),
         )
         .await
@@ -1275,7 +2756,8 @@ async fn contract_list_namespaces(store: &Store) {
     let stranger = user(store, "stranger").await;
     let p = store
         .list_namespaces(
-            NamespaceScope::VisibleTo(stranger.id),
+            NamespaceScope::VisibleTo,
+            Some(stranger.id),
             &page(0, None, "visibility", true),
         )
         .await
@@ -1283,19 +2765,44 @@ async fn contract_list_namespaces(store: &Store) {
     assert_eq!(p.total, 4); // global, public, protected, and their own
     // Ties are broken by id in the same direction.
     assert_eq!(
-        names(&p),
-        ["public", global.as_str(), "protected", "stranger"]
+        roles(&p),
+        [
+            ("public".to_owned(), None),
+            (global.clone(), None),
+            ("protected".to_owned(), None),
+            ("stranger".to_owned(), Some(Role::Owner)),
+        ]
     );
+    // Anonymous viewers too, without any namespace of their own.
+    let p = store
+        .list_namespaces(NamespaceScope::VisibleTo, None, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        roles(&p),
+        [
+            (global.clone(), None),
+            ("public".to_owned(), None),
+            ("protected".to_owned(), None),
+        ]
+    );
+    assert_eq!(p.total, 3);
 
     let p = store
         .list_namespaces(
             NamespaceScope::All,
+            None,
             &page(0, Some(3), "no_such_column", true),
         )
         .await
         .unwrap();
     assert_eq!(names(&p), ["stranger", "shared", "secret"]);
     assert_eq!(p.total, 8);
+    let last = p.items.last().unwrap().namespace.id;
+    assert_eq!(
+        store.namespace_listing(last + 1000, None).await.unwrap(),
+        None
+    );
 }
 
 async fn contract_namespace_access(store: &Store) {
@@ -1385,11 +2892,22 @@ async fn contract_namespace_access(store: &Store) {
     );
 }
 
+// ---------------------------------------------------------------- contract: tokens
+
 async fn contract_application_tokens(store: &Store) {
     let alice = user(store, "alice").await;
     let bob = user(store, "bob").await;
     let ci = store
-        .create_application_token(alice.id, "ci", "aa11", true, Some(at(3600)), at(1))
+        .create_application_token(
+            alice.id,
+            &NewApplicationToken {
+                pull_only: true,
+                expires_at: Some(at(3600)),
+                ..new_token("ci", "aa11")
+            },
+            QUOTA,
+            at(1),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1400,32 +2918,26 @@ async fn contract_application_tokens(store: &Store) {
         (ci.expires_at, ci.last_used_at, ci.created_at),
         (Some(at(3600)), None, at(1))
     );
-    let laptop = store
-        .create_application_token(alice.id, "laptop", "bb22", false, None, at(2))
-        .await
-        .unwrap();
+    let laptop = app_token(store, &alice, "laptop", "bb22", at(2)).await;
     assert_eq!((laptop.pull_only, laptop.expires_at), (false, None));
 
     let e = store
-        .create_application_token(alice.id, "ci", "cc33", false, None, at(3))
+        .create_application_token(alice.id, &new_token("ci", "cc33"), QUOTA, at(3))
         .await
         .unwrap_err();
     assert_eq!(conflict(e), "application");
     // Same name, other user: fine.
-    let bobs = store
-        .create_application_token(bob.id, "ci", "dd44", false, None, at(3))
-        .await
-        .unwrap();
+    let bobs = app_token(store, &bob, "ci", "dd44", at(3)).await;
     // The same secret twice is a caller bug, not a user-facing conflict.
     assert!(matches!(
         store
-            .create_application_token(bob.id, "other", "aa11", false, None, at(3))
+            .create_application_token(bob.id, &new_token("other", "aa11"), QUOTA, at(3))
             .await,
-        Err(StoreError::Backend(_))
+        Err(StoreError::Database(_))
     ));
     assert_not_found(
         store
-            .create_application_token(bob.id + 1000, "x", "ee55", false, None, at(3))
+            .create_application_token(bob.id + 1000, &new_token("x", "ee55"), QUOTA, at(3))
             .await,
     );
 
@@ -1445,10 +2957,12 @@ async fn contract_application_tokens(store: &Store) {
         store.list_application_tokens(bob.id).await.unwrap(),
         vec![bobs]
     );
-    assert_eq!(store.count_application_tokens(alice.id).await.unwrap(), 2);
-    assert_eq!(
-        store.count_application_tokens(bob.id + 1000).await.unwrap(),
-        0
+    assert!(
+        store
+            .list_application_tokens(bob.id + 1000)
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     let (token, owner) = store
@@ -1457,51 +2971,122 @@ async fn contract_application_tokens(store: &Store) {
         .unwrap()
         .unwrap();
     assert_eq!(token, ci);
-    assert_eq!(owner, store.user_by_id(alice.id).await.unwrap().unwrap());
+    assert_eq!(owner, fetch_user(store, alice.id).await);
     assert_eq!(store.application_token_by_hash("AA11").await.unwrap(), None);
     assert_eq!(store.application_token_by_hash("").await.unwrap(), None);
 
     store.delete_application_token(ci.id).await.unwrap();
     assert_eq!(store.application_token_by_hash("aa11").await.unwrap(), None);
     assert_not_found(store.delete_application_token(ci.id).await);
-    assert_eq!(store.count_application_tokens(alice.id).await.unwrap(), 1);
+    assert_eq!(
+        store.list_application_tokens(alice.id).await.unwrap(),
+        vec![laptop]
+    );
+}
+
+async fn contract_token_quota(store: &Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let create = |u: &User, application: &str, hash: &str, max: i64| {
+        let (id, application, hash) = (u.id, application.to_owned(), hash.to_owned());
+        async move {
+            store
+                .create_application_token(id, &new_token(&application, &hash), max, at(1))
+                .await
+        }
+    };
+
+    let first = create(&alice, "one", "q1", 2).await.unwrap();
+    let second = create(&alice, "two", "q2", 2).await.unwrap();
+    let e = create(&alice, "three", "q3", 2).await;
+    assert_eq!(refusal(e), Refusal::TokenQuota(2));
+    assert_eq!(
+        store.list_application_tokens(alice.id).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(store.application_token_by_hash("q3").await.unwrap(), None);
+    // At the quota, even a name that is taken is refused for the quota.
+    assert_eq!(
+        refusal(create(&alice, "one", "q4", 2).await),
+        Refusal::TokenQuota(2)
+    );
+    // Below it, a taken name is a conflict.
+    assert_eq!(
+        conflict(create(&alice, "one", "q4", 3).await.unwrap_err()),
+        "application"
+    );
+    // The quota is per user.
+    create(&bob, "one", "b1", 2).await.unwrap();
+    create(&bob, "two", "b2", 2).await.unwrap();
+    // A revoked token frees its place.
+    store.delete_application_token(first.id).await.unwrap();
+    let third = create(&alice, "three", "q3", 2).await.unwrap();
+    assert_eq!(
+        store.list_application_tokens(alice.id).await.unwrap(),
+        vec![second, third]
+    );
+    // A quota of 0 allows none.
+    let carol = user(store, "carol").await;
+    assert_eq!(
+        refusal(create(&carol, "one", "c1", 0).await),
+        Refusal::TokenQuota(0)
+    );
+    assert!(
+        store
+            .list_application_tokens(carol.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let message = StoreError::Refused(Refusal::TokenQuota(5)).to_string();
+    assert_eq!(message, "Users cannot have more than 5 application tokens");
 }
 
 async fn contract_refresh_tokens(store: &Store) {
     let alice = user(store, "alice").await;
     let bob = user(store, "bob").await;
     let a1 = store
-        .create_refresh_token(alice.id, "registry.test:5000", "docker", "r1", at(1))
+        .create_refresh_token(alice.id, None, "registry.test:5000", "docker", "r1", at(1))
         .await
         .unwrap();
     assert_eq!(
         (a1.user_id, a1.service.as_str(), a1.client_id.as_str()),
         (alice.id, "registry.test:5000", "docker")
     );
-    assert_eq!((a1.last_used_at, a1.created_at), (None, at(1)));
+    assert_eq!(
+        (a1.last_used_at, a1.created_at, a1.application_token_id),
+        (None, at(1), None)
+    );
     let a2 = store
-        .create_refresh_token(alice.id, "registry.test:5000", "", "r2", at(2))
+        .create_refresh_token(alice.id, None, "registry.test:5000", "", "r2", at(2))
         .await
         .unwrap();
     let b1 = store
-        .create_refresh_token(bob.id, "other:5000", "skopeo", "r3", at(3))
+        .create_refresh_token(bob.id, None, "other:5000", "skopeo", "r3", at(3))
         .await
         .unwrap();
     assert!(
         store
-            .create_refresh_token(bob.id, "x", "", "r1", at(3))
+            .create_refresh_token(bob.id, None, "x", "", "r1", at(3))
             .await
             .is_err()
     );
     assert_not_found(
         store
-            .create_refresh_token(bob.id + 1000, "x", "", "r9", at(3))
+            .create_refresh_token(bob.id + 1000, None, "x", "", "r9", at(3))
             .await,
     );
 
-    let (t, u) = store.refresh_token_by_hash("r2").await.unwrap().unwrap();
-    assert_eq!(t, a2);
-    assert_eq!(u, store.user_by_id(alice.id).await.unwrap().unwrap());
+    let found = store.refresh_token_by_hash("r2").await.unwrap().unwrap();
+    assert_eq!(
+        found,
+        RefreshCredential {
+            token: a2.clone(),
+            user: fetch_user(store, alice.id).await,
+            application_token_expires_at: None,
+        }
+    );
     assert_eq!(store.refresh_token_by_hash("r4").await.unwrap(), None);
     assert_eq!(store.refresh_token_by_id(b1.id).await.unwrap().unwrap(), b1);
     assert_eq!(store.refresh_token_by_id(b1.id + 1000).await.unwrap(), None);
@@ -1512,14 +3097,19 @@ async fn contract_refresh_tokens(store: &Store) {
 
     store.delete_refresh_token(a1.id).await.unwrap();
     assert_not_found(store.delete_refresh_token(a1.id).await);
-    assert_eq!(
-        store.delete_refresh_tokens_of_user(alice.id).await.unwrap(),
-        1
-    );
-    assert_eq!(
-        store.delete_refresh_tokens_of_user(alice.id).await.unwrap(),
-        0
-    );
+    // A password change ends the rest of alice's sessions, and only hers.
+    let (_, changed) = store
+        .update_user(
+            alice.id,
+            &UserUpdate {
+                password_hash: Some("$argon2id$new".to_owned()),
+                ..UserUpdate::default()
+            },
+            at(4),
+        )
+        .await
+        .unwrap();
+    assert!(changed);
     assert!(
         store
             .list_refresh_tokens(alice.id)
@@ -1527,17 +3117,97 @@ async fn contract_refresh_tokens(store: &Store) {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(store.refresh_token_by_hash("r2").await.unwrap(), None);
     assert_eq!(store.list_refresh_tokens(bob.id).await.unwrap(), vec![b1]);
+}
+
+/// A refresh token obtained with an application token reports that token's expiry and
+/// is deleted with it.
+async fn contract_refresh_tokens_die_with_application_token(store: &Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let ci = store
+        .create_application_token(
+            alice.id,
+            &NewApplicationToken {
+                expires_at: Some(at(3600)),
+                ..new_token("ci", "app-ci")
+            },
+            QUOTA,
+            T0,
+        )
+        .await
+        .unwrap();
+    let laptop = app_token(store, &alice, "laptop", "app-laptop", T0).await;
+    let refresh = |app: Option<Id>, hash: &str, secs: i64| {
+        let hash = hash.to_owned();
+        async move {
+            store
+                .create_refresh_token(alice.id, app, "svc", "docker", &hash, at(secs))
+                .await
+                .unwrap()
+        }
+    };
+    let r1 = refresh(Some(ci.id), "r1", 1).await;
+    let r2 = refresh(Some(ci.id), "r2", 2).await;
+    let r3 = refresh(Some(laptop.id), "r3", 3).await;
+    let r4 = refresh(None, "r4", 4).await;
+    assert_eq!(r1.application_token_id, Some(ci.id));
+    assert_eq!(r4.application_token_id, None);
+    let bobs = store
+        .create_refresh_token(bob.id, None, "svc", "", "b1", T0)
+        .await
+        .unwrap();
+
+    let alice_now = fetch_user(store, alice.id).await;
+    let credential = |token: &portcullis_domain::model::RefreshToken, expires| RefreshCredential {
+        token: token.clone(),
+        user: alice_now.clone(),
+        application_token_expires_at: expires,
+    };
+    for (hash, expected) in [
+        ("r1", credential(&r1, Some(at(3600)))),
+        ("r2", credential(&r2, Some(at(3600)))),
+        ("r3", credential(&r3, None)),
+        ("r4", credential(&r4, None)),
+    ] {
+        assert_eq!(
+            store.refresh_token_by_hash(hash).await.unwrap(),
+            Some(expected),
+            "{hash}"
+        );
+    }
+    assert_eq!(
+        store.refresh_token_by_id(r1.id).await.unwrap(),
+        Some(r1.clone())
+    );
+    // Binding to a token that does not exist fails.
+    assert_not_found(
+        store
+            .create_refresh_token(alice.id, Some(laptop.id + 1000), "svc", "", "r9", T0)
+            .await,
+    );
+
+    // Revoking the application token ends the refresh tokens obtained with it.
+    store.delete_application_token(ci.id).await.unwrap();
+    for (token, hash) in [(&r1, "r1"), (&r2, "r2")] {
+        assert_eq!(store.refresh_token_by_id(token.id).await.unwrap(), None);
+        assert_eq!(store.refresh_token_by_hash(hash).await.unwrap(), None);
+    }
+    assert_eq!(
+        store.list_refresh_tokens(alice.id).await.unwrap(),
+        vec![r3.clone(), r4.clone()]
+    );
+    store.delete_application_token(laptop.id).await.unwrap();
+    assert_eq!(store.list_refresh_tokens(alice.id).await.unwrap(), vec![r4]);
+    assert_eq!(store.list_refresh_tokens(bob.id).await.unwrap(), vec![bobs]);
 }
 
 async fn contract_touch_writes_at_most_once_a_minute(store: &Store) {
     let u = user(store, "toucher").await;
-    let app = store
-        .create_application_token(u.id, "ci", "app-hash", false, None, T0)
-        .await
-        .unwrap();
+    let app = app_token(store, &u, "ci", "app-hash", T0).await;
     let refresh = store
-        .create_refresh_token(u.id, "svc", "", "refresh-hash", T0)
+        .create_refresh_token(u.id, Some(app.id), "svc", "", "refresh-hash", T0)
         .await
         .unwrap();
     let app_used = || async {
@@ -1593,6 +3263,356 @@ async fn contract_touch_writes_at_most_once_a_minute(store: &Store) {
         .touch_refresh_token(refresh.id + 1000, at(300))
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------- contract: outage
+
+/// After `close()` every operation, on this store and its clones, is `Unavailable`
+/// (what callers turn into a 503), and keeps its cause.
+async fn contract_close(store: &Store) {
+    let u = user(store, "before").await;
+    let clone = store.clone();
+    store.close().await;
+
+    assert_unavailable("ping", store.ping().await);
+    assert_unavailable("clone ping", clone.ping().await);
+    assert_unavailable("migration_state", store.migration_state().await);
+    assert_unavailable("user_by_id", store.user_by_id(u.id).await);
+    assert_unavailable(
+        "list_users",
+        store.list_users(&PageRequest::default()).await,
+    );
+    assert_unavailable(
+        "create_user",
+        store.create_user(&new_user("after"), None, T0).await,
+    );
+    assert_unavailable(
+        "update_user",
+        store.update_user(u.id, &UserUpdate::default(), T0).await,
+    );
+    assert_unavailable(
+        "record_failed_login",
+        store.record_failed_login(u.id, T0, 3).await,
+    );
+    assert_unavailable("clear_failed_logins", store.clear_failed_logins(u.id).await);
+    assert_unavailable("delete_user", clone.delete_user(u.id).await);
+    assert_unavailable(
+        "list_teams",
+        store
+            .list_teams(TeamScope::AllVisible, u.id, &PageRequest::default())
+            .await,
+    );
+    assert_unavailable(
+        "namespace_access",
+        store.namespace_access(1, Some("x"), None).await,
+    );
+    assert_unavailable(
+        "refresh_token_by_hash",
+        store.refresh_token_by_hash("x").await,
+    );
+    assert_unavailable("migrate", store.migrate().await);
+    // Closing twice is harmless.
+    clone.close().await;
+    assert_unavailable("ping after second close", store.ping().await);
+
+    let e = store.ping().await.unwrap_err();
+    assert!(e.to_string().starts_with("database unavailable"), "{e}");
+    let domain: portcullis_domain::Error = e.into();
+    assert!(
+        matches!(domain, portcullis_domain::Error::Unavailable(_)),
+        "{domain:?}"
+    );
+    assert!(domain.cause().is_some());
+}
+
+// ---------------------------------------------------------------- races
+
+/// Eight bootstraps at once on an empty database: exactly one admin.
+async fn race_bootstrap_admin(backend: Backend) {
+    let (keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        if round > 0 {
+            keep.wipe().await;
+            assert_eq!(user_count(&store).await, 0);
+        }
+        let results = concurrently(&store, 8, |i, s| async move {
+            let name = format!("admin{i}");
+            let hash = format!("boot-{i}");
+            s.bootstrap_admin(
+                &new_user(&name),
+                Some(&name),
+                &new_token("bootstrap", &hash),
+                at(1),
+            )
+            .await
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert_eq!(ok.len(), 1, "round {round}: {refused:?}");
+        assert_eq!(
+            refused,
+            vec![Refusal::AlreadyBootstrapped; 7],
+            "round {round}"
+        );
+        let (winner, token) = &ok[0];
+        assert!(winner.admin);
+        let users = store.list_users(&PageRequest::default()).await.unwrap();
+        assert_eq!(users.total, 1, "round {round}");
+        assert_eq!(&users.items[0].user, winner);
+        assert_eq!(enabled_admins(&store).await, [winner.id]);
+        // Only the winner's token was written.
+        assert_eq!(
+            store.list_application_tokens(winner.id).await.unwrap(),
+            vec![token.clone()]
+        );
+        for i in 0..8 {
+            let found = store
+                .application_token_by_hash(&format!("boot-{i}"))
+                .await
+                .unwrap();
+            let winners = winner.username == format!("admin{i}");
+            assert_eq!(found.is_some(), winners, "round {round}, token {i}");
+        }
+    }
+}
+
+/// A team with two owners, for a race in `round`: (team, owner a, owner b, a's and
+/// b's memberships).
+async fn two_owner_team(store: &Store, round: usize) -> (Team, User, User, Id, Id) {
+    let a = user(store, &format!("a{round}")).await;
+    let b = user(store, &format!("b{round}")).await;
+    let t = team(store, &format!("team{round}"), &a).await;
+    let a_m = store.membership(t.id, a.id).await.unwrap().unwrap().id;
+    let b_m = store
+        .add_member(t.id, b.id, Role::Owner, T0)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(owners(store, t.id).await, [a.id, b.id]);
+    (t, a, b, a_m, b_m)
+}
+
+/// Both owners of a team demoted at once: one demotion is refused.
+async fn race_demote_both_owners(backend: Backend) {
+    let (_keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        let (t, _, _, a_m, b_m) = two_owner_team(&store, round).await;
+        let members = [a_m, b_m];
+        let results = concurrently(&store, 2, |i, s| async move {
+            s.set_member_role(t.id, members[i], Role::Viewer, at(1))
+                .await
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert_eq!(ok.len(), 1, "round {round}: {refused:?}");
+        assert_eq!(refused, [Refusal::LastOwner], "round {round}");
+        let left = owners(&store, t.id).await;
+        assert_eq!(left.len(), 1, "round {round}");
+        assert_ne!(left[0], ok[0].user_id);
+        assert_eq!(team_counts(&store, t.id).await.0, 2);
+    }
+}
+
+/// Both owners of a team removed at once: one removal is refused.
+async fn race_remove_both_owners(backend: Backend) {
+    let (_keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        let (t, a, b, a_m, b_m) = two_owner_team(&store, round).await;
+        let members = [a_m, b_m];
+        let results = concurrently(&store, 2, |i, s| async move {
+            s.remove_member(t.id, members[i]).await.map(|()| i)
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert_eq!(ok.len(), 1, "round {round}: {refused:?}");
+        assert_eq!(refused, [Refusal::LastOwner], "round {round}");
+        let survivor = if ok[0] == 0 { b.id } else { a.id };
+        assert_eq!(owners(&store, t.id).await, [survivor], "round {round}");
+        assert_eq!(team_counts(&store, t.id).await.0, 1);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AdminOp {
+    Disable,
+    Demote,
+    Delete,
+}
+
+impl AdminOp {
+    async fn run(self, store: &Store, id: Id) -> Result<(), StoreError> {
+        match self {
+            AdminOp::Disable => store
+                .update_user(
+                    id,
+                    &UserUpdate {
+                        enabled: Some(false),
+                        ..UserUpdate::default()
+                    },
+                    at(1),
+                )
+                .await
+                .map(|_| ()),
+            AdminOp::Demote => store.set_admin(id, false, at(1)).await.map(|_| ()),
+            AdminOp::Delete => store.delete_user(id).await.map(|deleted| assert!(deleted)),
+        }
+    }
+}
+
+/// Two fresh enabled admins and no other enabled admin; then `ops[0]` on the first and
+/// `ops[1]` on the second at once, for `ROUNDS` rounds: exactly one goes through and
+/// one enabled admin, owner of the global team, remains.
+async fn race_last_admin(backend: Backend, ops: [AdminOp; 2]) {
+    let (_keep, store) = backend.store().await;
+    let r = registry(&store, "one").await;
+    let g = global_team_id(&store, &r).await;
+    for round in 0..ROUNDS {
+        let c = admin(&store, &format!("c{round}")).await;
+        let d = admin(&store, &format!("d{round}")).await;
+        // Retire the survivor of the previous round, so c and d are the only ones.
+        for id in enabled_admins(&store).await {
+            if id != c.id && id != d.id {
+                AdminOp::Disable.run(&store, id).await.unwrap();
+            }
+        }
+        assert_eq!(enabled_admins(&store).await, [c.id, d.id]);
+        let targets = [c.id, d.id];
+        let results = concurrently(&store, 2, |i, s| async move {
+            ops[i].run(&s, targets[i]).await.map(|()| i)
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert_eq!(ok.len(), 1, "{ops:?} round {round}: {refused:?}");
+        assert_eq!(refused, [Refusal::LastAdmin], "{ops:?} round {round}");
+        let survivor = targets[1 - ok[0]];
+        assert_eq!(
+            enabled_admins(&store).await,
+            [survivor],
+            "{ops:?} round {round}"
+        );
+        let s = fetch_user(&store, survivor).await;
+        assert!(s.admin && s.enabled);
+        assert_eq!(role_in(&store, g, &s).await, Some(Role::Owner));
+    }
+}
+
+async fn race_admins_disable_each_other(backend: Backend) {
+    race_last_admin(backend, [AdminOp::Disable, AdminOp::Disable]).await;
+}
+
+async fn race_admins_demote_each_other(backend: Backend) {
+    race_last_admin(backend, [AdminOp::Demote, AdminOp::Demote]).await;
+}
+
+async fn race_admins_disable_demote_delete(backend: Backend) {
+    race_last_admin(backend, [AdminOp::Disable, AdminOp::Demote]).await;
+    race_last_admin(backend, [AdminOp::Delete, AdminOp::Disable]).await;
+    race_last_admin(backend, [AdminOp::Delete, AdminOp::Delete]).await;
+}
+
+/// Twelve tokens with distinct names at once against a quota of five: five exist.
+async fn race_token_quota(backend: Backend) {
+    let (_keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        let u = user(&store, &format!("u{round}")).await;
+        let uid = u.id;
+        let results = concurrently(&store, 12, |i, s| async move {
+            let application = format!("app{i}");
+            let hash = format!("round{round}-token{i}");
+            s.create_application_token(uid, &new_token(&application, &hash), 5, at(1))
+                .await
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert_eq!(ok.len(), 5, "round {round}: {refused:?}");
+        assert_eq!(refused, vec![Refusal::TokenQuota(5); 7], "round {round}");
+        let mut created: Vec<Id> = ok.iter().map(|t| t.id).collect();
+        created.sort_unstable();
+        let held: Vec<Id> = store
+            .list_application_tokens(u.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(held, created, "round {round}");
+    }
+}
+
+/// A team with owners a and b; a deleted while b steps down (demoted, removed or
+/// deleted too) at the same time. Either alone is fine, both would leave the team
+/// ownerless: one of the two is refused.
+async fn race_delete_owner_vs_other_owner(backend: Backend) {
+    #[derive(Debug, Clone, Copy)]
+    enum StepDown {
+        Demote,
+        Remove,
+        Delete,
+    }
+    let (_keep, store) = backend.store().await;
+    let mut round = 0;
+    for step_down in [StepDown::Demote, StepDown::Remove, StepDown::Delete] {
+        for _ in 0..ROUNDS {
+            round += 1;
+            let (t, a, b, _, b_m) = two_owner_team(&store, round).await;
+            let (a_id, b_id, t_id) = (a.id, b.id, t.id);
+            let results = concurrently(&store, 2, |i, s| async move {
+                if i == 0 {
+                    return s.delete_user(a_id).await.map(|deleted| assert!(deleted));
+                }
+                match step_down {
+                    StepDown::Demote => s
+                        .set_member_role(t_id, b_m, Role::Viewer, at(1))
+                        .await
+                        .map(|_| ()),
+                    StepDown::Remove => s.remove_member(t_id, b_m).await,
+                    StepDown::Delete => s.delete_user(b_id).await.map(|deleted| assert!(deleted)),
+                }
+            })
+            .await;
+            let what = format!("{step_down:?} round {round}: {results:?}");
+            let a_won = results[0].is_ok();
+            let (ok, refused) = outcomes(results);
+            assert_eq!(ok.len(), 1, "{what}");
+            let expected = if a_won {
+                match step_down {
+                    StepDown::Delete => Refusal::OnlyOwnerOf(vec![t.name.clone()]),
+                    _ => Refusal::LastOwner,
+                }
+            } else {
+                Refusal::OnlyOwnerOf(vec![t.name.clone()])
+            };
+            assert_eq!(refused, [expected], "{what}");
+            let survivor = if a_won { b.id } else { a.id };
+            assert_eq!(owners(&store, t.id).await, [survivor], "{what}");
+            assert!(store.user_by_id(survivor).await.unwrap().is_some());
+        }
+    }
+}
+
+/// Concurrent failed logins all count and lock the account once.
+async fn race_failed_logins_lock_once(backend: Backend) {
+    let (_keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        let u = user(&store, &format!("u{round}")).await;
+        let uid = u.id;
+        let results = concurrently(&store, 10, |i, s| async move {
+            s.record_failed_login(uid, at(i as i64), 5).await
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert!(refused.is_empty());
+        // Exactly one failure found the account unlocked at the threshold.
+        let lockers = ok.iter().filter(|u| u.failed_attempts == 5).count();
+        assert_eq!(lockers, 1, "round {round}");
+        let after = fetch_user(&store, uid).await;
+        assert_eq!(after.failed_attempts, 10, "round {round}");
+        assert!(after.locked_at.is_some());
+        assert_eq!(after.credential_version, 1, "round {round}");
+        // A successful login racing the failures never lifts the lock.
+        store.clear_failed_logins(uid).await.unwrap();
+        assert_eq!(fetch_user(&store, uid).await, after);
+    }
 }
 
 // ---------------------------------------------------------------- not per backend
@@ -1724,7 +3744,7 @@ async fn sqlite_concurrent_writes() {
     );
     assert_eq!(
         store
-            .list_teams(TeamScope::MemberOf(u.id), &PageRequest::default())
+            .list_teams(TeamScope::MemberOf, u.id, &PageRequest::default())
             .await
             .unwrap()
             .total,

@@ -250,8 +250,12 @@ fn exhaustive_invariants() {
                             // `*` is granted alone, and only when all three actions are.
                             if g.contains(&All) {
                                 assert_eq!(g, vec![All], "{ctx}");
-                                let each =
-                                    repository_grant(s.as_ref(), ns.as_ref(), &[Pull, Push, Delete], &o);
+                                let each = repository_grant(
+                                    s.as_ref(),
+                                    ns.as_ref(),
+                                    &[Pull, Push, Delete],
+                                    &o,
+                                );
                                 assert_eq!(each, vec![Pull, Push, Delete], "{ctx}");
                             }
                             // Public namespaces are pullable by everyone.
@@ -511,23 +515,74 @@ fn pull_only_tokens_change_nothing() {
         let o = &generous;
         // (rule, allowed with a full credential, allowed with the pull-only one)
         let rows: Vec<(&str, bool, bool)> = vec![
-            ("create namespace", can_create_namespace(&full, Some(Role::Owner), o), can_create_namespace(&ro, Some(Role::Owner), o)),
-            ("update namespace", can_update_namespace(&full, &own, o), can_update_namespace(&ro, &own, o)),
-            ("change namespace team", can_change_namespace_team(&full, &own, o), can_change_namespace_team(&ro, &own, o)),
-            ("change visibility", can_change_visibility(&full, &own, o), can_change_visibility(&ro, &own, o)),
-            ("delete namespace", can_delete_namespace(&full, &own, o), can_delete_namespace(&ro, &own, o)),
-            ("create team", can_create_team(&full, o), can_create_team(&ro, o)),
-            ("update team", can_update_team(&full, false, Some(Role::Owner), o), can_update_team(&ro, false, Some(Role::Owner), o)),
-            ("delete team", can_delete_team(&full, false, Some(Role::Owner), o), can_delete_team(&ro, false, Some(Role::Owner), o)),
-            ("manage members", can_manage_members(&full, false, Some(Role::Owner)), can_manage_members(&ro, false, Some(Role::Owner))),
-            ("mint or revoke own tokens", can_manage_tokens_of(&full, 1, false), can_manage_tokens_of(&ro, 1, false)),
+            (
+                "create namespace",
+                can_create_namespace(&full, Some(Role::Owner), o),
+                can_create_namespace(&ro, Some(Role::Owner), o),
+            ),
+            (
+                "update namespace",
+                can_update_namespace(&full, &own, o),
+                can_update_namespace(&ro, &own, o),
+            ),
+            (
+                "change namespace team",
+                can_change_namespace_team(&full, &own, o),
+                can_change_namespace_team(&ro, &own, o),
+            ),
+            (
+                "change visibility",
+                can_change_visibility(&full, &own, o),
+                can_change_visibility(&ro, &own, o),
+            ),
+            (
+                "delete namespace",
+                can_delete_namespace(&full, &own, o),
+                can_delete_namespace(&ro, &own, o),
+            ),
+            (
+                "create team",
+                can_create_team(&full, o),
+                can_create_team(&ro, o),
+            ),
+            (
+                "update team",
+                can_update_team(&full, false, Some(Role::Owner), o),
+                can_update_team(&ro, false, Some(Role::Owner), o),
+            ),
+            (
+                "delete team",
+                can_delete_team(&full, false, Some(Role::Owner), o),
+                can_delete_team(&ro, false, Some(Role::Owner), o),
+            ),
+            (
+                "manage members",
+                can_manage_members(&full, false, Some(Role::Owner)),
+                can_manage_members(&ro, false, Some(Role::Owner)),
+            ),
+            (
+                "mint or revoke own tokens",
+                can_manage_tokens_of(&full, 1, false),
+                can_manage_tokens_of(&ro, 1, false),
+            ),
             ("administer", can_administer(&full), can_administer(&ro)),
-            ("push", can_push(Some(&full), &own, o), can_push(Some(&ro), &own, o)),
-            ("delete images", can_delete(Some(&full), &own, o), can_delete(Some(&ro), &own, o)),
+            (
+                "push",
+                can_push(Some(&full), &own, o),
+                can_push(Some(&ro), &own, o),
+            ),
+            (
+                "delete images",
+                can_delete(Some(&full), &own, o),
+                can_delete(Some(&ro), &own, o),
+            ),
         ];
         for (rule, with_full, with_ro) in rows {
             let allowed_for_full = rule != "administer" || admin;
-            assert_eq!(with_full, allowed_for_full, "{rule} (admin: {admin}) with a full credential");
+            assert_eq!(
+                with_full, allowed_for_full,
+                "{rule} (admin: {admin}) with a full credential"
+            );
             assert!(!with_ro, "{rule} (admin: {admin}) with a pull-only token");
         }
         // Reading stays allowed.

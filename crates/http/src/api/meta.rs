@@ -20,7 +20,10 @@ pub async fn ping() -> StatusCode {
 /// each registry by hostname with its error. Probes are cached for a few seconds.
 #[utoipa::path(get, path = "/api/v1/health", tag = "meta", security((), ("portus_auth" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, description = "all components healthy"), (status = 503, description = "a component is down")))]
-pub async fn health(State(services): State<Services>, OptionalCaller(caller): OptionalCaller) -> Response {
+pub async fn health(
+    State(services): State<Services>,
+    OptionalCaller(caller): OptionalCaller,
+) -> Response {
     let report = services.health.report().await;
     let database = match report.database {
         DatabaseHealth::UpToDate => json!({"msg": "database is up-to-date", "success": true}),

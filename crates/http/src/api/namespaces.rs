@@ -41,7 +41,10 @@ pub async fn validate(
     Caller(_caller): Caller,
     ApiQuery(q): ApiQuery<ValidateQuery>,
 ) -> ApiResult<Json<ValidationEntity>> {
-    let v = s.namespaces.validate_namespace(&q.name, q.registry_id).await?;
+    let v = s
+        .namespaces
+        .validate_namespace(&q.name, q.registry_id)
+        .await?;
     Ok(Json(ValidationEntity {
         valid: v.valid,
         messages: v.messages,

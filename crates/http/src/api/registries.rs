@@ -49,7 +49,8 @@ pub async fn list(
     Caller(me): Caller,
 ) -> ApiResult<Json<Vec<RegistryEntity>>> {
     Ok(Json(
-        s.registries.list_registries(&me)
+        s.registries
+            .list_registries(&me)
             .await?
             .iter()
             .map(RegistryEntity::from)
@@ -65,7 +66,10 @@ pub async fn create(
     Caller(me): Caller,
     ApiJson(b): ApiJson<RegistryBody>,
 ) -> ApiResult<Response> {
-    let r = s.registries.create_registry(&me, b.registry.into(), b.force).await?;
+    let r = s
+        .registries
+        .create_registry(&me, b.registry.into(), b.force)
+        .await?;
     Ok((StatusCode::CREATED, Json(RegistryEntity::from(&r))).into_response())
 }
 
@@ -79,7 +83,8 @@ pub async fn update(
     ApiJson(b): ApiJson<RegistryBody>,
 ) -> ApiResult<Json<RegistryEntity>> {
     Ok(Json(RegistryEntity::from(
-        &s.registries.update_registry(&me, id, b.registry.into(), b.force)
+        &s.registries
+            .update_registry(&me, id, b.registry.into(), b.force)
             .await?,
     )))
 }

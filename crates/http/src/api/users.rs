@@ -202,9 +202,10 @@ pub async fn create_token(
     ApiJson(body): ApiJson<TokenBody>,
 ) -> ApiResult<Response> {
     let expires_at = match body.expires_at {
-        Some(secs) => Some(Timestamp::checked_from_secs(secs).ok_or_else(|| {
-            Error::Malformed(format!("expires_at {secs} is out of range"))
-        })?),
+        Some(secs) => Some(
+            Timestamp::checked_from_secs(secs)
+                .ok_or_else(|| Error::Malformed(format!("expires_at {secs} is out of range")))?,
+        ),
         None => None,
     };
     let input = TokenInput {

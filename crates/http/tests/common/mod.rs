@@ -112,7 +112,13 @@ impl TestApp {
         }
     }
 
-    pub async fn call(&self, method: Method, uri: &str, auth: Auth<'_>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> Resp {
         self.send(request(method, uri, auth, body)).await
     }
 
@@ -193,7 +199,6 @@ pub fn access(resp: &Resp) -> Value {
     jwt_part(resp.body["token"].as_str().unwrap(), 1)["access"].clone()
 }
 
-
 impl TestApp {
     /// Another connection to the same database: another node's writes, or a look at
     /// what this node wrote, bypassing its services.
@@ -255,7 +260,6 @@ pub async fn post_form(app: &TestApp, body: &str) -> Resp {
     .await
 }
 
-
 /// A request as a client sends it.
 pub fn request(method: Method, uri: &str, auth: Auth<'_>, body: Option<Value>) -> Request<Body> {
     let mut req = Request::builder().method(method).uri(uri);
@@ -279,20 +283,20 @@ pub fn request(method: Method, uri: &str, auth: Auth<'_>, body: Option<Value>) -
 }
 
 async fn read(res: axum::response::Response) -> Resp {
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Resp {
-            status,
-            headers,
-            body,
-        }
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
