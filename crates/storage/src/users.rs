@@ -410,8 +410,7 @@ impl Store {
         .ok_or(StoreError::NotFound)?;
         // Decided by the request, not by values read earlier: a new password or a
         // disable ends every device session (re-enabling finds none left).
-        let credentials_changed =
-            changes.password_hash.is_some() || changes.enabled == Some(false);
+        let credentials_changed = changes.password_hash.is_some() || changes.enabled == Some(false);
         if credentials_changed {
             // A new password or a disabled account ends every device session.
             execute!(
