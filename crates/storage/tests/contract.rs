@@ -660,7 +660,9 @@ async fn contract_update_user(store: &Store) {
         (None, 1)
     );
 
-    // Setting `enabled` to what it is does not bump; changing it either way does.
+    // Setting `enabled` to what it is does not bump the version; changing it either way
+    // does. "Credentials changed" is what the request asked for: a disable ends every
+    // session (again, harmlessly), a re-enable has none left to end.
     let enabled = |value: bool| UserUpdate {
         enabled: Some(value),
         ..UserUpdate::default()
@@ -671,7 +673,7 @@ async fn contract_update_user(store: &Store) {
         .unwrap();
     assert_eq!(
         (still.enabled, still.credential_version, changed),
-        (false, 1, false)
+        (false, 1, true)
     );
     let (back, changed) = store
         .update_user(u.id, &enabled(true), at(14))
@@ -679,7 +681,7 @@ async fn contract_update_user(store: &Store) {
         .unwrap();
     assert_eq!(
         (back.enabled, back.credential_version, changed),
-        (true, 2, true)
+        (true, 2, false)
     );
     // Setting a password always bumps, even to the same hash.
     let same_password = UserUpdate {
