@@ -130,7 +130,8 @@ pub struct User {
     pub failed_attempts: i64,
     pub locked_at: Option<Timestamp>,
     /// Bumped whenever cached proofs of this user's credentials must stop working:
-    /// password change, disable, lockout, token revocation.
+    /// a password change, a change of `enabled`, a lockout. (Revoking a token deletes it;
+    /// the version does not move.)
     pub credential_version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
