@@ -308,35 +308,27 @@ async fn concurrent_bootstraps_create_one_admin(backend: Backend) {
     }
 }
 
-/// Owners of the team: (member id, username) pairs from the API, as the admin.
-async fn owners(app: &TestApp, admin_token: &str, team: i64) -> usize {
+/// The team's members as the admin sees them through the API.
+async fn members(app: &TestApp, admin_token: &str, team: i64) -> Vec<Value> {
     let r = app
         .get(
             &format!("/api/v1/teams/{team}/members"),
             Auth::Portus("admin", admin_token),
         )
         .await;
-    r.body
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "owner")
-        .count()
+    r.body.as_array().unwrap().clone()
+}
+
+async fn owners(app: &TestApp, admin_token: &str, team: i64) -> usize {
+    let all = members(app, admin_token, team).await;
+    all.iter().filter(|m| m["role"] == "owner").count()
 }
 
 async fn member_id(app: &TestApp, admin_token: &str, team: i64, username: &str) -> i64 {
-    let r = app
-        .get(
-            &format!("/api/v1/teams/{team}/members"),
-            Auth::Portus("admin", admin_token),
-        )
-        .await;
-    r.body
-        .as_array()
-        .unwrap()
-        .iter()
+    let all = members(app, admin_token, team).await;
+    all.iter()
         .find(|m| m["display_name"] == username)
-        .unwrap_or_else(|| panic!("{username} in {:?}", r.body))["id"]
+        .unwrap_or_else(|| panic!("{username} in {all:?}"))["id"]
         .as_i64()
         .unwrap()
 }

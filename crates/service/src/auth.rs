@@ -69,6 +69,16 @@ impl Authenticated {
         }
     }
 
+    /// Why the policy refused a change: the credential only reads, or the caller may
+    /// not do it.
+    pub fn refusal(&self) -> Error {
+        if self.subject().may_write() {
+            Error::Forbidden
+        } else {
+            Error::ReadOnlyCredential
+        }
+    }
+
     /// The caller as the policy sees it.
     pub fn subject(&self) -> Subject {
         Subject {

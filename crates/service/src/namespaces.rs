@@ -86,15 +86,6 @@ impl NamespaceDetails {
     }
 }
 
-/// A refused write: the caller's credential only reads, or the policy says no.
-fn refuse(actor: &Authenticated) -> Error {
-    if actor.subject().may_write() {
-        Error::Forbidden
-    } else {
-        Error::ReadOnlyCredential
-    }
-}
-
 /// Result of `GET /namespaces/validate`.
 #[derive(Debug, Clone)]
 pub struct Validation {
@@ -232,7 +223,7 @@ impl NamespaceService {
             .await?
             .map(|m| m.role);
         if !can_create_namespace(&actor.subject(), role, &self.ctx.policy) {
-            return Err(refuse(actor));
+            return Err(actor.refusal());
         }
         let registry = self.target_registry(registry_id).await?;
         if let Some(problem) = self
@@ -277,7 +268,7 @@ impl NamespaceService {
         let mut update = NamespaceUpdate::default();
         if changes.name.is_some() || changes.description.is_some() {
             if !can_update_namespace(&subject, &facts, policy) {
-                return Err(refuse(actor));
+                return Err(actor.refusal());
             }
             if let Some(name) = changes.name.filter(|n| *n != ns.name) {
                 if ns.kind != NamespaceKind::Team {
@@ -297,7 +288,7 @@ impl NamespaceService {
         }
         if let Some(team_name) = changes.team {
             if !can_change_namespace_team(&subject, &facts, policy) {
-                return Err(refuse(actor));
+                return Err(actor.refusal());
             }
             let team = self
                 .ctx
@@ -313,7 +304,7 @@ impl NamespaceService {
                 Error::invalid("visibility", "must be one of private, protected, public")
             })?;
             if !can_change_visibility(&subject, &facts, policy) {
-                return Err(refuse(actor));
+                return Err(actor.refusal());
             }
             if ns.kind == NamespaceKind::Global && visibility == Visibility::Private {
                 return Err(Error::invalid(
@@ -345,7 +336,7 @@ impl NamespaceService {
             ));
         }
         if !details.destroyable {
-            return Err(refuse(actor));
+            return Err(actor.refusal());
         }
         self.ctx
             .store

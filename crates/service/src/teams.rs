@@ -19,15 +19,6 @@ crate::service! {
     TeamService
 }
 
-/// A refused write: the caller's credential only reads, or the policy says no.
-fn refuse(actor: &Authenticated) -> Error {
-    if actor.subject().may_write() {
-        Error::Forbidden
-    } else {
-        Error::ReadOnlyCredential
-    }
-}
-
 /// The only-owner rule, in the words of the operation that broke it.
 fn last_owner(what: &'static str) -> impl Fn(StoreError) -> Error {
     move |e| match e {
@@ -83,7 +74,7 @@ impl TeamService {
         owner_id: Option<Id>,
     ) -> Result<TeamListing> {
         if !can_create_team(&actor.subject(), &self.ctx.policy) {
-            return Err(refuse(actor));
+            return Err(actor.refusal());
         }
         let owner_id = match owner_id {
             Some(id) if id != actor.user.id => {
@@ -125,7 +116,7 @@ impl TeamService {
             current.role,
             &self.ctx.policy,
         ) {
-            return Err(refuse(actor));
+            return Err(actor.refusal());
         }
         let name = name.map(str::trim);
         if let Some(name) = name
@@ -156,7 +147,7 @@ impl TeamService {
             current.role,
             &self.ctx.policy,
         ) {
-            return Err(refuse(actor));
+            return Err(actor.refusal());
         }
         let target = match new_team {
             Some(name) => {
@@ -215,7 +206,7 @@ impl TeamService {
     async fn managed_team(&self, actor: &Authenticated, team_id: Id) -> Result<Team> {
         let current = self.visible_team(actor, team_id).await?;
         if !can_manage_members(&actor.subject(), current.team.hidden, current.role) {
-            return Err(refuse(actor));
+            return Err(actor.refusal());
         }
         Ok(current.team)
     }
