@@ -28,17 +28,6 @@ pub enum PushPolicy {
     AdminOnly,
 }
 
-impl PushPolicy {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "allow-teams" => Some(Self::AllowTeams),
-            "allow-personal" => Some(Self::AllowPersonal),
-            "admin-only" => Some(Self::AdminOnly),
-            _ => None,
-        }
-    }
-}
-
 /// The configuration switches the policy reads (`user_permission.*` and `delete.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyOptions {

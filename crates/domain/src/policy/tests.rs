@@ -49,7 +49,12 @@ impl Who {
 
 fn opts(push: &str, delete: &str) -> PolicyOptions {
     PolicyOptions {
-        push_policy: PushPolicy::parse(push).unwrap(),
+        push_policy: match push {
+            "allow-teams" => PushPolicy::AllowTeams,
+            "allow-personal" => PushPolicy::AllowPersonal,
+            "admin-only" => PushPolicy::AdminOnly,
+            other => panic!("unknown push policy {other}"),
+        },
         delete_enabled: delete != "off",
         delete_contributors: delete == "contrib",
         ..PolicyOptions::default()
