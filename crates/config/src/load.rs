@@ -48,8 +48,6 @@ const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
     "oauth",
     "check_ssl_usage",
     "security",
-    "background",
-    "delete.garbage_collector",
     "user_permission.create_webhook",
     "user_permission.manage_webhook",
 ];
@@ -528,6 +526,18 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             "security_policy.refresh_token_idle_days",
             c.security_policy.refresh_token_idle_days,
         ),
+        ("background.workers", c.background.workers),
+        (
+            "background.sync.period_seconds",
+            c.background.sync.period_seconds,
+        ),
+        (
+            "delete.garbage_collector.older_than",
+            c.delete.garbage_collector.older_than,
+        ),
+        ("webhooks.timeout_seconds", c.webhooks.timeout_seconds),
+        ("webhooks.max_attempts", c.webhooks.max_attempts),
+        ("webhooks.history", c.webhooks.history),
     ];
     for (key, v) in positive {
         if v <= 0 {
@@ -552,11 +562,25 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             "security_policy.authorization_cache_seconds",
             c.security_policy.authorization_cache_seconds,
         ),
+        (
+            "delete.garbage_collector.keep_latest",
+            c.delete.garbage_collector.keep_latest,
+        ),
     ];
     for (key, v) in non_negative {
         if v < 0 {
             return Err(bad(key, &v.to_string(), "expected 0 or more"));
         }
+    }
+    let gc_tag = &c.delete.garbage_collector.tag;
+    if let Err(e) = regex::Regex::new(gc_tag) {
+        let reason = e.to_string();
+        let last = reason.lines().last().unwrap_or_default().trim().to_owned();
+        return Err(bad(
+            "delete.garbage_collector.tag",
+            gc_tag,
+            &format!("expected a regular expression ({last})"),
+        ));
     }
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {

@@ -45,6 +45,81 @@ pub struct Config {
     pub display_name: Enabled,
     pub pagination: Pagination,
     pub security_policy: SecurityPolicy,
+    pub background: Background,
+    pub webhooks: Webhooks,
+}
+
+/// The background worker (Portus's `background.*`, plus `embedded` and `workers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Background {
+    /// `serve` runs the worker in-process. Turn off when `portcullis worker` runs
+    /// separately (several nodes).
+    pub embedded: bool,
+    /// Jobs one worker process runs at once.
+    pub workers: i64,
+    /// Processing of registry notifications (Portus: disabling it only logs a warning;
+    /// so does Portcullis, and events then wait, stored, until it is on again).
+    pub registry: Enabled,
+    pub sync: SyncSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSettings {
+    pub enabled: bool,
+    pub strategy: SyncStrategy,
+    /// Seconds between runs of the repeating strategies (Portus: 20).
+    pub period_seconds: i64,
+}
+
+/// Portus's `background.sync.strategy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncStrategy {
+    /// Every period: add and update from the catalog, delete what the registry lacks.
+    UpdateDelete,
+    /// Every period: add and update only.
+    Update,
+    /// `update-delete` once after start.
+    OnStart,
+    /// `update-delete` once after start, only while the inventory is empty.
+    Initial,
+}
+
+impl SyncStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStrategy::UpdateDelete => "update-delete",
+            SyncStrategy::Update => "update",
+            SyncStrategy::OnStart => "on-start",
+            SyncStrategy::Initial => "initial",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::UpdateDelete, Self::Update, Self::OnStart, Self::Initial]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+    /// Whether this strategy deletes what the registry no longer has.
+    pub fn deletes(self) -> bool {
+        !matches!(self, SyncStrategy::Update)
+    }
+    /// Whether it runs every period (otherwise once at start).
+    pub fn repeats(self) -> bool {
+        matches!(self, SyncStrategy::UpdateDelete | SyncStrategy::Update)
+    }
+}
+
+/// Outbound webhook deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhooks {
+    /// Deliver to loopback, link-local and private addresses too (off: SSRF guard).
+    pub allow_private_networks: bool,
+    /// Seconds one delivery attempt may take.
+    pub timeout_seconds: i64,
+    /// Attempts before a delivery is parked as failed.
+    pub max_attempts: i64,
+    /// Deliveries kept per webhook; older ones are pruned.
+    pub history: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +182,7 @@ pub struct Delete {
     pub garbage_collector: GarbageCollector,
 }
 
-/// Recognised so Portus files load without warnings; the collector itself is not built yet.
+/// Portus's `delete.garbage_collector.*`; `keep_latest` counts per repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GarbageCollector {
     pub enabled: bool,
@@ -233,6 +308,22 @@ impl Default for Config {
                 authorization_cache_seconds: 2,
                 refresh_token_lifetime_days: 30,
                 refresh_token_idle_days: 7,
+            },
+            background: Background {
+                embedded: true,
+                workers: 2,
+                registry: on(),
+                sync: SyncSettings {
+                    enabled: true,
+                    strategy: SyncStrategy::Initial,
+                    period_seconds: 20,
+                },
+            },
+            webhooks: Webhooks {
+                allow_private_networks: false,
+                timeout_seconds: 10,
+                max_attempts: 8,
+                history: 100,
             },
         }
     }

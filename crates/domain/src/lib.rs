@@ -4,6 +4,7 @@
 //! so every rule here is tested by tables.
 
 pub mod error;
+pub mod inventory;
 pub mod model;
 pub mod names;
 pub mod policy;

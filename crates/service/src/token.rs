@@ -6,14 +6,12 @@
 use crate::Context;
 use crate::auth::Authenticated;
 use crate::secrets::{REFRESH_TOKEN_PREFIX, new_token, random_id, token_hash};
-use portcullis_domain::model::{NamespaceKind, Visibility};
 use portcullis_domain::names::is_valid_namespace_name;
 use portcullis_domain::policy::{NamespaceFacts, registry_grant, repository_grant};
-use portcullis_domain::scope::{Action, ResourceType, Scope, namespace_of};
+use portcullis_domain::scope::{ResourceType, Scope, namespace_of};
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::{Error, Result};
 use portcullis_registry::jwt::{AccessEntry, Claims, TokenSigner};
-use portcullis_storage::{NewNamespace, StoreError};
 use std::sync::Arc;
 
 /// Seconds `nbf` lies in the past, for registries whose clock runs slightly behind
@@ -146,11 +144,12 @@ impl TokenService {
                         &scope.actions,
                         &self.ctx.policy,
                     );
-                    if facts.is_none() && granted.contains(&Action::Push) {
-                        let created = self
-                            .create_namespace_for_admin_push(registry.id, ns_name, who)
-                            .await?;
-                        if created { granted } else { Vec::new() }
+                    // Only an admin is granted a push into a namespace that does not
+                    // exist yet. A GET must not write: the namespace is created when the
+                    // push notification is processed (Portus granted the push, then
+                    // ignored the image). A name that cannot be a namespace gets nothing.
+                    if facts.is_none() && !ns_name.is_none_or(is_valid_namespace_name) {
+                        Vec::new()
                     } else {
                         granted
                     }
@@ -165,57 +164,6 @@ impl TokenService {
             }
         }
         Ok(out)
-    }
-
-    /// Portus granted admins a push into a namespace that did not exist and then ignored
-    /// the pushed image. We create the namespace (private, owned by the registry's
-    /// global team, i.e. by the admins) so the push lands somewhere visible. Returns
-    /// `false` when the name cannot be a namespace, and the grant is then dropped.
-    async fn create_namespace_for_admin_push(
-        &self,
-        registry_id: i64,
-        ns_name: Option<&str>,
-        who: Option<&Authenticated>,
-    ) -> Result<bool> {
-        let Some(name) = ns_name else {
-            return Ok(true); // the global namespace always exists with its registry
-        };
-        if !is_valid_namespace_name(name) {
-            return Ok(false);
-        }
-        let Some(global) = self.ctx.store.global_namespace(registry_id).await? else {
-            return Ok(false);
-        };
-        let created = self
-            .ctx
-            .store
-            .create_namespace(
-                &NewNamespace {
-                    registry_id,
-                    team_id: global.team_id,
-                    name: name.to_owned(),
-                    description: String::new(),
-                    kind: NamespaceKind::Team,
-                    visibility: Visibility::Private,
-                    user_id: None,
-                },
-                self.ctx.clock.now(),
-            )
-            .await;
-        match created {
-            Ok(ns) => {
-                self.ctx.grants_changed();
-                tracing::info!(
-                    namespace = %ns.name,
-                    admin = who.map(|w| w.user.username.as_str()).unwrap_or_default(),
-                    "created namespace for an admin push"
-                );
-                Ok(true)
-            }
-            // Created concurrently by another request: fine.
-            Err(StoreError::Conflict(_)) => Ok(true),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// A refresh token bound to one service and to the credential it was obtained with:

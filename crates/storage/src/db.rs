@@ -45,6 +45,7 @@ macro_rules! embedded_migrations {
 embedded_migrations! {
     1 => "0001_initial",
     2 => "0002_refresh_token_binding",
+    3 => "0003_inventory",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -141,6 +142,19 @@ impl Tx {
         if let Tx::Postgres(t) = self {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(guard.key())
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tells other nodes' workers that a job was queued (PostgreSQL `NOTIFY`, delivered
+    /// when this transaction commits; nothing on SQLite, where the caller wakes its own
+    /// workers in memory).
+    pub(crate) async fn notify_jobs(&mut self) -> StoreResult<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::jobs::JOBS_CHANNEL)
                 .execute(&mut **t)
                 .await?;
         }

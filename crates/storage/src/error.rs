@@ -8,7 +8,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint refused the write; the field is one of `username`, `email`,
-    /// `display_name`, `name`, `hostname`, `application`, `member`, `user`.
+    /// `display_name`, `name`, `hostname`, `application`, `member`, `user`, `job`.
     #[error("{0} has already been taken")]
     Conflict(&'static str),
     /// The row to change does not exist, or a row it refers to does not.
@@ -84,6 +84,22 @@ pub const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
         "application_tokens_user_id_application_key",
         "application_tokens.user_id, application_tokens.application",
         "application",
+    ),
+    ("jobs_singleton_key", "jobs.singleton", "job"),
+    (
+        "repositories_namespace_id_name_key",
+        "repositories.namespace_id, repositories.name",
+        "name",
+    ),
+    (
+        "tags_repository_id_name_key",
+        "tags.repository_id, tags.name",
+        "name",
+    ),
+    (
+        "webhook_headers_webhook_id_name_key",
+        "index 'webhook_headers_webhook_id_name_key'",
+        "name",
     ),
 ];
 

@@ -29,6 +29,9 @@
 
 mod db;
 mod error;
+mod events;
+mod inventory;
+mod jobs;
 mod namespaces;
 mod registries;
 mod teams;
@@ -39,6 +42,11 @@ mod users;
 #[doc(hidden)]
 pub use error::UNIQUE_FIELDS;
 pub use error::{Refusal, StoreError, StoreResult};
+pub use events::EventFilter;
+pub use inventory::{
+    ActivityScope, Actor, PushRecord, RepositoryFilter, RepositoryScope,
+};
+pub use jobs::{JOBS_CHANNEL, JobFilter, JobListener};
 pub use namespaces::NamespaceUpdate;
 pub use tokens::{NewApplicationToken, RefreshCredential};
 pub use users::UserUpdate;

@@ -68,6 +68,22 @@ const UNMAPPED_UNIQUES: &[(&str, &str)] = &[
         "namespaces_global_key",
         "the store creates a registry's one global namespace itself",
     ),
+    (
+        "registry_events_event_id_key",
+        "inserted with ON CONFLICT DO NOTHING: a repeated event is skipped, not refused",
+    ),
+    (
+        "stars_user_id_repository_id_key",
+        "inserted with ON CONFLICT DO NOTHING: starring twice is starring",
+    ),
+    (
+        "webhook_deliveries_webhook_id_uuid_key",
+        "the uuid is random: a collision is not the user's doing",
+    ),
+    (
+        "webhook_deliveries_webhook_id_event_id_key",
+        "inserted with ON CONFLICT DO NOTHING: one delivery per webhook and event",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,352 @@
+//! The job queue and the periodic-task schedule (see `docs/ARCHITECTURE.md`,
+//! "Background work").
+//!
+//! Claiming is one statement: PostgreSQL picks the row with `FOR UPDATE SKIP LOCKED`,
+//! so concurrent workers never take the same job and never wait for each other;
+//! SQLite has a single writer, so the same statement without the locking clause is
+//! already exclusive. Completions are guarded by worker and attempt: a worker whose
+//! lease expired (and whose job was taken over) cannot overwrite the new run's result.
+
+use crate::db::{Conn, RowGet, execute, fetch_all, fetch_one, fetch_optional};
+use crate::{Page, PageRequest, Sort, Store, StoreError, StoreResult};
+use portcullis_domain::inventory::{Job, JobState, NewJob};
+use portcullis_domain::model::Id;
+use portcullis_domain::time::Timestamp;
+
+/// The PostgreSQL channel a new job is announced on.
+pub const JOBS_CHANNEL: &str = "portcullis_jobs";
+
+const JOB_COLUMNS: &str = "id, kind, payload, singleton, state, attempts, max_attempts, run_at, \
+     lease_until, worker, last_error, created_at, updated_at, finished_at";
+
+const SORTABLE: &[(&str, Sort)] = &[
+    ("id", Sort::Plain),
+    ("kind", Sort::Plain),
+    ("state", Sort::Plain),
+    ("run_at", Sort::Plain),
+    ("updated_at", Sort::Plain),
+];
+
+pub(crate) fn job_row<R: RowGet>(r: &R) -> StoreResult<Job> {
+    let state: String = r.col("state")?;
+    Ok(Job {
+        id: r.col("id")?,
+        kind: r.col("kind")?,
+        payload: r.col("payload")?,
+        singleton: r.col("singleton")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Other(format!("unknown job state {state:?}")))?,
+        attempts: r.col("attempts")?,
+        max_attempts: r.col("max_attempts")?,
+        run_at: Timestamp(r.col("run_at")?),
+        lease_until: r.col::<Option<i64>>("lease_until")?.map(Timestamp),
+        worker: r.col("worker")?,
+        last_error: r.col("last_error")?,
+        created_at: Timestamp(r.col("created_at")?),
+        updated_at: Timestamp(r.col("updated_at")?),
+        finished_at: r.col::<Option<i64>>("finished_at")?.map(Timestamp),
+    })
+}
+
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub kind: Option<String>,
+}
+
+/// Inserts `job` unless it is a singleton that is already queued (`None` then). The
+/// caller's transaction announces it with `Tx::notify_jobs`.
+pub(crate) async fn enqueue(
+    conn: Conn<'_>,
+    job: &NewJob,
+    now: Timestamp,
+) -> StoreResult<Option<Id>> {
+    let id: Option<Id> = fetch_optional!(
+        conn,
+        "INSERT INTO jobs (kind, payload, singleton, state, attempts, max_attempts, run_at, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6) \
+         ON CONFLICT (singleton) WHERE state = 'queued' DO NOTHING RETURNING id",
+        [
+            job.kind.as_str(),
+            job.payload.as_str(),
+            job.singleton.as_deref(),
+            job.max_attempts,
+            job.run_at.0,
+            now.0,
+        ],
+        |r| r.col::<Id>("id")
+    );
+    Ok(id)
+}
+
+impl Store {
+    /// Queues a job (see [`enqueue`]): `None` when its singleton is already queued.
+    pub async fn enqueue_job(&self, job: &NewJob, now: Timestamp) -> StoreResult<Option<Id>> {
+        let mut tx = self.db.begin().await?;
+        let id = enqueue(tx.conn(), job, now).await?;
+        tx.notify_jobs().await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Takes the next due job (or one whose lease expired) for `worker` until
+    /// `lease_until`, counting the attempt. A singleton job is not taken while another
+    /// job with the same key is running, so those run one after the other.
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<Job>> {
+        let lock = if self.db.is_sqlite() {
+            ""
+        } else {
+            " FOR UPDATE SKIP LOCKED"
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, \
+             worker = $3, updated_at = $1 WHERE id = (SELECT j.id FROM jobs j \
+             WHERE ((j.state = 'queued' AND j.run_at <= $1) \
+                 OR (j.state = 'running' AND j.lease_until < $1)) \
+             AND (j.singleton IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                 WHERE r.singleton = j.singleton AND r.state = 'running' AND r.id <> j.id)) \
+             ORDER BY j.run_at, j.id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
+        );
+        let mut c = self.db.writer().await?;
+        Ok(fetch_optional!(
+            c.conn(),
+            sqlx::AssertSqlSafe(sql),
+            [now.0, lease_until.0, worker],
+            |r| job_row(r)
+        ))
+    }
+
+    /// Extends the lease of a running job; `false` when the job is no longer this
+    /// worker's attempt (taken over, cancelled).
+    pub async fn extend_job_lease(
+        &self,
+        job: &Job,
+        worker: &str,
+        lease_until: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut c = self.db.writer().await?;
+        let n = execute!(
+            c.conn(),
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 AND attempts = $4 \
+             AND state = 'running'",
+            [lease_until.0, job.id, worker, job.attempts]
+        );
+        Ok(n == 1)
+    }
+
+    /// Marks this worker's attempt done; `false` if it was not (any more) its attempt.
+    pub async fn complete_job(&self, job: &Job, worker: &str, now: Timestamp) -> StoreResult<bool> {
+        let mut c = self.db.writer().await?;
+        let n = execute!(
+            c.conn(),
+            "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, \
+             updated_at = $1, finished_at = $1 \
+             WHERE id = $2 AND worker = $3 AND attempts = $4 AND state = 'running'",
+            [now.0, job.id, worker, job.attempts]
+        );
+        Ok(n == 1)
+    }
+
+    /// Records a failed attempt. With `retry_at` and attempts left the job is queued
+    /// again for then; otherwise it is parked as failed with `error`. A singleton whose
+    /// key was queued again meanwhile is not re-queued (the queued sibling does the same
+    /// work); the sibling waits at least until `retry_at` instead, so backoff holds.
+    pub async fn fail_job(
+        &self,
+        job: &Job,
+        worker: &str,
+        error: &str,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let retry = retry_at.filter(|_| job.attempts < job.max_attempts);
+        let sibling: Option<Id> = match (&job.singleton, retry) {
+            (Some(key), Some(_)) => fetch_optional!(
+                tx.conn(),
+                "SELECT id FROM jobs WHERE singleton = $1 AND state = 'queued' AND id <> $2",
+                [key.as_str(), job.id],
+                |r| r.col::<Id>("id")
+            ),
+            _ => None,
+        };
+        let (state, run_at) = match (retry, sibling) {
+            (Some(at), None) => ("queued", at),
+            (Some(at), Some(sibling)) => {
+                execute!(
+                    tx.conn(),
+                    "UPDATE jobs SET run_at = CASE WHEN run_at < $1 THEN $1 ELSE run_at END \
+                     WHERE id = $2",
+                    [at.0, sibling]
+                );
+                ("cancelled", job.run_at)
+            }
+            (None, _) => ("failed", job.run_at),
+        };
+        let finished = (state != "queued").then_some(now.0);
+        let n = execute!(
+            tx.conn(),
+            "UPDATE jobs SET state = $1, run_at = $2, lease_until = NULL, last_error = $3, \
+             updated_at = $4, finished_at = $5 \
+             WHERE id = $6 AND worker = $7 AND attempts = $8 AND state = 'running'",
+            [
+                state,
+                run_at.0,
+                error,
+                now.0,
+                finished,
+                job.id,
+                worker,
+                job.attempts
+            ]
+        );
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    pub async fn job_by_id(&self, id: Id) -> StoreResult<Option<Job>> {
+        let mut c = self.db.reader().await?;
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        Ok(fetch_optional!(
+            c.conn(),
+            sqlx::AssertSqlSafe(sql),
+            [id],
+            |r| job_row(r)
+        ))
+    }
+
+    pub async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> StoreResult<Page<Job>> {
+        let mut c = self.db.reader().await?;
+        let state = filter.state.map(JobState::as_str);
+        let kind = filter.kind.as_deref();
+        let cond = "WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2)";
+        let list = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j {cond}{}",
+            page.clause("j", SORTABLE)
+        );
+        let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(list), [state, kind], |r| {
+            job_row(r)
+        });
+        let count = format!("SELECT count(*) AS n FROM jobs {cond}");
+        let total = fetch_one!(c.conn(), sqlx::AssertSqlSafe(count), [state, kind], |r| r
+            .col::<i64>("n"));
+        Ok(Page { items, total })
+    }
+
+    /// Jobs waiting to run (queued), for health and metrics.
+    pub async fn queued_jobs(&self) -> StoreResult<i64> {
+        let mut c = self.db.reader().await?;
+        Ok(fetch_one!(
+            c.conn(),
+            "SELECT count(*) AS n FROM jobs WHERE state = 'queued'",
+            [],
+            |r| r.col::<i64>("n")
+        ))
+    }
+
+    /// Puts a parked (failed or cancelled) job back in the queue with fresh attempts.
+    /// `NotFound` for other states; `Conflict("job")` if its singleton is queued already.
+    pub async fn retry_job(&self, id: Id, now: Timestamp) -> StoreResult<Job> {
+        let mut c = self.db.writer().await?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, \
+             finished_at = NULL, worker = NULL WHERE id = $2 AND state IN ('failed', 'cancelled') \
+             RETURNING {JOB_COLUMNS}"
+        );
+        fetch_optional!(
+            c.conn(),
+            sqlx::AssertSqlSafe(sql),
+            [now.0, id],
+            |r| job_row(r)
+        )
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Cancels a queued or parked job. `NotFound` for running or finished ones.
+    pub async fn cancel_job(&self, id: Id, now: Timestamp) -> StoreResult<Job> {
+        let mut c = self.db.writer().await?;
+        let sql = format!(
+            "UPDATE jobs SET state = 'cancelled', updated_at = $1, finished_at = $1 \
+             WHERE id = $2 AND state IN ('queued', 'failed') RETURNING {JOB_COLUMNS}"
+        );
+        fetch_optional!(
+            c.conn(),
+            sqlx::AssertSqlSafe(sql),
+            [now.0, id],
+            |r| job_row(r)
+        )
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes finished (done or cancelled) jobs that finished before `before`.
+    pub async fn prune_jobs(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut c = self.db.writer().await?;
+        Ok(execute!(
+            c.conn(),
+            "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < $1",
+            [before.0]
+        ))
+    }
+
+    /// The periodic task `name` is due: one node moves its next run `period_ms` ahead
+    /// and queues `job` (a singleton), in one transaction. `true` for that node only.
+    /// A task seen for the first time is due at once.
+    pub async fn claim_schedule(
+        &self,
+        name: &str,
+        period_ms: i64,
+        job: &NewJob,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        execute!(
+            tx.conn(),
+            "INSERT INTO schedules (name, next_run_at) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+            [name, now.0]
+        );
+        let claimed = execute!(
+            tx.conn(),
+            "UPDATE schedules SET next_run_at = $1, last_run_at = $2 \
+             WHERE name = $3 AND next_run_at <= $2",
+            [now.0.saturating_add(period_ms), now.0, name]
+        );
+        if claimed == 1 {
+            enqueue(tx.conn(), job, now).await?;
+            tx.notify_jobs().await?;
+        }
+        tx.commit().await?;
+        Ok(claimed == 1)
+    }
+}
+
+/// Wakes workers on other nodes when a job is queued (PostgreSQL `LISTEN`).
+pub struct JobListener(sqlx::postgres::PgListener);
+
+impl JobListener {
+    /// Waits for the next announcement. An error means the connection was lost; the
+    /// caller falls back to polling and reconnects.
+    pub async fn recv(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A listener for [`JOBS_CHANNEL`]; `None` on SQLite, where only this process
+    /// writes jobs and wakes its workers in memory.
+    pub async fn job_listener(&self) -> StoreResult<Option<JobListener>> {
+        let crate::db::Db::Postgres(pool) = &self.db else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(JOBS_CHANNEL).await?;
+        Ok(Some(JobListener(listener)))
+    }
+}
