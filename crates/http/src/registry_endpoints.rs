@@ -12,6 +12,7 @@ use axum::{Form, Json, Router};
 use portcullis_domain::Error;
 use portcullis_domain::scope::parse_scopes;
 use portcullis_domain::time::Timestamp;
+use portcullis_registry::notifications::is_supported_media_type;
 use portcullis_service::auth::AuthFailure;
 use portcullis_service::secrets::constant_time_eq;
 use portcullis_service::token::{IssuedToken, TokenRequest};
@@ -234,8 +235,8 @@ async fn ping(
 /// `POST /v2/webhooks/events`: registry notifications. The registry authenticates
 /// with the `Authorization: Bearer <notifications.secret>` header that
 /// `portcullis registry-config` puts in its endpoint configuration (Portus accepted
-/// events from anyone). Envelopes are validated and acknowledged; persisting and
-/// processing them is the inventory's work, not built yet.
+/// events from anyone). The events are stored before the 202 goes out (persist, then
+/// acknowledge); the worker processes them.
 async fn notification_sink(
     State(services): State<Services>,
     headers: HeaderMap,
@@ -253,21 +254,21 @@ async fn notification_sink(
     if secret.is_empty() || !constant_time_eq(&presented, secret.as_bytes()) {
         return ApiError(Error::Unauthenticated).into_response();
     }
-    let envelope: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return ApiError(Error::Malformed(format!(
-                "invalid notification envelope: {e}"
-            )))
-            .into_response();
-        }
-    };
-    let Some(events) = envelope.get("events").and_then(Value::as_array) else {
-        return ApiError(Error::Malformed(
-            "invalid notification envelope: no events list".into(),
-        ))
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_supported_media_type(content_type) {
+        return ApiError(Error::Malformed(format!(
+            "unsupported content type {:?}: expected application/vnd.docker.distribution.events.v1+json or v2+json",
+            content_type.unwrap_or_default()
+        )))
         .into_response();
-    };
-    tracing::debug!(events = events.len(), "registry notification received");
-    StatusCode::ACCEPTED.into_response()
+    }
+    match services.inventory.receive(&body).await {
+        Ok(stored) => {
+            tracing::debug!(stored, "registry notification stored");
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
 }

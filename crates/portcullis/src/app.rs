@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
+use portcullis_worker::Worker;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 pub fn load_config(path: Option<&Path>) -> Result<Loaded> {
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -173,6 +175,15 @@ impl App {
     }
 }
 
+/// The background worker of this process, per `background.workers`.
+fn worker(services: &Services) -> Worker {
+    let concurrency = usize::try_from(services.config().background.workers).unwrap_or(1);
+    Worker::new(services.clone(), Worker::default_id(), concurrency)
+}
+
+/// The HTTP server, plus the background worker unless `background.embedded: false`.
+/// On SIGTERM or Ctrl-C: stop accepting, finish requests, let running jobs finish,
+/// then exit.
 pub async fn serve(app: App) -> Result<()> {
     let listen = app.services.config().server.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -180,6 +191,16 @@ pub async fn serve(app: App) -> Result<()> {
         .with_context(|| format!("server.listen {listen}: cannot bind"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "portcullis listening");
+    let (stop, stopped) = watch::channel(false);
+    let background = app
+        .services
+        .config()
+        .background
+        .embedded
+        .then(|| tokio::spawn(worker(&app.services).run(stopped.clone())));
+    if background.is_none() {
+        tracing::info!("background.embedded is false: run `portcullis worker` to process events");
+    }
     // A machine-readable line for scripts and tests that bind port 0.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {addr}")?;
@@ -190,8 +211,24 @@ pub async fn serve(app: App) -> Result<()> {
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    })
     .await?;
+    if let Some(background) = background {
+        let _ = background.await;
+    }
+    Ok(())
+}
+
+/// `portcullis worker`: only the background worker, until SIGTERM (then drain).
+pub async fn run_worker(app: App) -> Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(worker(&app.services).run(stopped));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = running.await;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use portcullis_registry::registry_config::{RegistryConfigParams, render};
 use portcullis_service::registries::RegistryInput;
 use portcullis_service::secrets::{OsRandom, RandomSource};
 use portcullis_service::users::UserInput;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -31,6 +31,33 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run only the background worker (for `background.embedded: false` setups).
+    Worker,
+    /// Sync the inventory with every registry's catalog now and print what changed.
+    Sync {
+        /// `update-delete` (add, update and delete) or `update` (never delete);
+        /// default: whether background.sync.strategy deletes.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Report what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run the garbage collector now (delete.garbage_collector.* unless overridden).
+    Gc {
+        /// Report what would be deleted without deleting anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Tags pushed and pulled less than this many days ago stay.
+        #[arg(long)]
+        older_than: Option<i64>,
+        /// The newest N tags of each repository stay.
+        #[arg(long)]
+        keep_latest: Option<usize>,
+        /// Only tags whose name matches this regular expression.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Token signing keys.
     Keys {
         #[command(subcommand)]
@@ -141,6 +168,45 @@ pub async fn run(cli: Cli) -> Result<()> {
     let config = loaded.config;
     match cli.command {
         Command::Serve => app::serve(App::start(config).await?).await,
+        Command::Worker => app::run_worker(App::start(config).await?).await,
+        Command::Sync { strategy, dry_run } => {
+            let delete = match strategy.as_deref() {
+                None => config.background.sync.strategy.deletes(),
+                Some("update-delete") => true,
+                Some("update") => false,
+                Some(other) => {
+                    bail!("--strategy {other:?}: expected update-delete or update")
+                }
+            };
+            let app = App::start(config).await?;
+            sync(&app, delete, dry_run).await
+        }
+        Command::Gc {
+            dry_run,
+            older_than,
+            keep_latest,
+            tag,
+        } => {
+            let app = App::start(config).await?;
+            let mut options = app.services.gc.configured().map_err(app::domain_error)?;
+            options.dry_run = dry_run;
+            if let Some(days) = older_than {
+                if days < 0 {
+                    bail!("--older-than {days}: expected 0 or more days");
+                }
+                options.older_than_days = days;
+            }
+            if let Some(n) = keep_latest {
+                options.keep_latest = n;
+            }
+            if let Some(re) = tag {
+                options.tag = Some(
+                    regex::Regex::new(&re)
+                        .map_err(|e| anyhow::anyhow!("--tag {re:?}: not a regular expression: {e}"))?,
+                );
+            }
+            gc(&app, &options).await
+        }
         Command::Migrate => {
             let store = app::connect(&config).await?;
             store.migrate().await.context("migrating the database")?;
@@ -241,6 +307,92 @@ pub async fn run(cli: Cli) -> Result<()> {
             out(&text)
         }
     }
+}
+
+/// Progress on stderr when it is a terminal: `\r`-rewritten, one line.
+fn progress(what: &'static str) -> impl Fn(usize, usize) + Send + Sync {
+    let tty = std::io::stderr().is_terminal();
+    move |done, total| {
+        if tty && (done == total || done % 50 == 0) {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r{what}: {done}/{total} repositories");
+            if done == total {
+                let _ = writeln!(e);
+            }
+        }
+    }
+}
+
+async fn sync(app: &App, delete: bool, dry_run: bool) -> Result<()> {
+    let reports = app
+        .services
+        .sync
+        .sync_all(None, delete, dry_run, &progress("reading the catalog"))
+        .await
+        .map_err(app::domain_error)?;
+    let verb = if dry_run { "would " } else { "" };
+    let mut text = String::new();
+    for r in &reports {
+        for (label, list) in [("add", &r.added), ("update", &r.updated), ("delete", &r.deleted)] {
+            for item in list.iter() {
+                text.push_str(&format!("{verb}{label} {}: {item}\n", r.registry));
+            }
+        }
+        for item in &r.skipped {
+            text.push_str(&format!("skipped {}: {item} (tags unreadable or changed during the sync)\n", r.registry));
+        }
+        text.push_str(&format!(
+            "{}: {} repositories in the catalog; {verb}added {}, {verb}updated {}, {verb}deleted {}, skipped {}\n",
+            r.registry,
+            r.repositories,
+            r.added.len(),
+            r.updated.len(),
+            r.deleted.len(),
+            r.skipped.len()
+        ));
+    }
+    if reports.is_empty() {
+        text.push_str("no registry is configured: nothing to sync\n");
+    }
+    out(text.trim_end())
+}
+
+async fn gc(app: &App, options: &portcullis_service::gc::GcOptions) -> Result<()> {
+    let deletions = app
+        .services
+        .gc
+        .collect(None, options)
+        .await
+        .map_err(app::domain_error)?;
+    let verb = if options.dry_run { "would delete" } else { "deleted" };
+    let mut text = String::new();
+    let mut failed = 0;
+    for d in &deletions {
+        match &d.error {
+            None => text.push_str(&format!(
+                "{verb} {}@{} (tags {})\n",
+                d.repository,
+                d.digest,
+                d.tags.join(", ")
+            )),
+            Some(e) => {
+                failed += 1;
+                text.push_str(&format!("failed {}@{}: {e}\n", d.repository, d.digest));
+            }
+        }
+    }
+    let tags: usize = deletions.iter().filter(|d| d.error.is_none()).map(|d| d.tags.len()).sum();
+    text.push_str(&format!(
+        "garbage collector: {verb} {} manifests ({tags} tags), {failed} failed (older than {} days, keeping the newest {} per repository); blob space is reclaimed by the registry's own garbage-collect",
+        deletions.len() - failed,
+        options.older_than_days,
+        options.keep_latest
+    ));
+    out(&text)?;
+    if failed > 0 {
+        bail!("{failed} manifests could not be deleted");
+    }
+    Ok(())
 }
 
 async fn admin(app: &App, command: AdminCommand) -> Result<()> {

@@ -57,14 +57,10 @@ impl AuthzCache {
             .clear();
     }
 
-    /// The registry whose hostname or external hostname is `service`.
-    pub async fn registry_by_service(
-        &self,
-        store: &Store,
-        service: &str,
-    ) -> StoreResult<Option<Registry>> {
+    /// Every registry (cached like the rest; there are few).
+    pub async fn registries(&self, store: &Store) -> StoreResult<Arc<Vec<Registry>>> {
         if self.ttl_secs == 0 {
-            return store.registry_by_service(service).await;
+            return Ok(Arc::new(store.list_registries().await?));
         }
         let now = self.clock.now();
         let generation = self.generation.load(Ordering::SeqCst);
@@ -75,17 +71,27 @@ impl AuthzCache {
             .as_ref()
             .filter(|(until, _)| now < *until)
             .map(|(_, list)| list.clone());
-        let list = match cached {
-            Some(list) => list,
-            None => {
-                let list = Arc::new(store.list_registries().await?);
-                let mut slot = self.registries.lock().unwrap_or_else(|p| p.into_inner());
-                if self.generation.load(Ordering::SeqCst) == generation {
-                    *slot = Some((now.plus_secs(self.ttl_secs), list.clone()));
-                }
-                list
-            }
-        };
+        if let Some(list) = cached {
+            return Ok(list);
+        }
+        let list = Arc::new(store.list_registries().await?);
+        let mut slot = self.registries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *slot = Some((now.plus_secs(self.ttl_secs), list.clone()));
+        }
+        Ok(list)
+    }
+
+    /// The registry whose hostname or external hostname is `service`.
+    pub async fn registry_by_service(
+        &self,
+        store: &Store,
+        service: &str,
+    ) -> StoreResult<Option<Registry>> {
+        if self.ttl_secs == 0 {
+            return store.registry_by_service(service).await;
+        }
+        let list = self.registries(store).await?;
         // Same precedence as the store: a hostname match wins over an external one.
         Ok(list
             .iter()

@@ -29,14 +29,19 @@ pub(crate) use service;
 
 pub mod auth;
 pub mod authz_cache;
+pub mod background;
 pub mod clock;
+pub mod gc;
 pub mod health;
+pub mod inventory;
 pub mod listing;
 pub mod namespaces;
 pub mod passwords;
 pub mod rate_limit;
 pub mod registries;
+pub mod repositories;
 pub mod secrets;
+pub mod sync;
 pub mod teams;
 pub mod token;
 pub mod users;
@@ -49,7 +54,12 @@ use portcullis_storage::Store;
 use std::sync::Arc;
 
 pub use auth::{AuthMethod, Authenticated, Authenticator};
+pub use background::{BackgroundService, JobOutcome};
+pub use gc::GcService;
 pub use health::HealthService;
+pub use inventory::InventoryService;
+pub use repositories::RepositoryService;
+pub use sync::SyncService;
 pub use namespaces::NamespaceService;
 pub use registries::RegistryService;
 pub use secrets::RandomSource;
@@ -68,9 +78,23 @@ pub struct Context {
     pub(crate) auth: Arc<Authenticator>,
     /// Authorization facts of the token path; see [`authz_cache`].
     pub(crate) authz: authz_cache::AuthzCache,
+    /// Signs registry tokens: for clients, and for Portcullis's own registry calls.
+    pub(crate) signer: Arc<TokenSigner>,
+    /// Woken when a job is queued in this process (other nodes hear PostgreSQL NOTIFY).
+    pub(crate) wakeups: Arc<tokio::sync::Notify>,
+    /// One HTTP client (and connection pool) per registry.
+    pub(crate) registry_clients: std::sync::Mutex<
+        std::collections::HashMap<(String, bool), Arc<portcullis_registry::inventory_client::RegistryClient>>,
+    >,
 }
 
 impl Context {
+    /// Tells this process's workers that a job is waiting.
+    pub(crate) fn wake_workers(&self) {
+        self.wakeups.notify_waiters();
+        self.wakeups.notify_one();
+    }
+
     /// Called after every write that can change what a token grants.
     pub(crate) fn grants_changed(&self) {
         self.authz.invalidate();
@@ -87,6 +111,11 @@ pub struct Services {
     pub namespaces: NamespaceService,
     pub registries: RegistryService,
     pub health: HealthService,
+    pub inventory: InventoryService,
+    pub repositories: RepositoryService,
+    pub background: BackgroundService,
+    pub sync: SyncService,
+    pub gc: GcService,
     context: Arc<Context>,
 }
 
@@ -118,15 +147,23 @@ impl Services {
             random,
             auth: auth.clone(),
             authz,
+            signer: Arc::new(signer),
+            wakeups: Arc::new(tokio::sync::Notify::new()),
+            registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         Self {
             auth,
-            tokens: TokenService::new(context.clone(), signer),
+            tokens: TokenService::new(context.clone()),
             users: UserService::new(context.clone()),
             teams: TeamService::new(context.clone()),
             namespaces: NamespaceService::new(context.clone()),
             registries: RegistryService::new(context.clone()),
             health: HealthService::new(context.clone()),
+            inventory: InventoryService::new(context.clone()),
+            repositories: RepositoryService::new(context.clone()),
+            background: BackgroundService::new(context.clone()),
+            sync: SyncService::new(context.clone()),
+            gc: GcService::new(context.clone()),
             context,
         }
     }
@@ -134,6 +171,64 @@ impl Services {
     /// The configuration the services run with.
     pub fn config(&self) -> &Config {
         &self.context.config
+    }
+
+    /// Notified whenever a job is queued by this process.
+    pub fn wakeups(&self) -> Arc<tokio::sync::Notify> {
+        self.context.wakeups.clone()
+    }
+
+    /// The store's PostgreSQL job listener (`None` on SQLite), for workers on other
+    /// nodes to hear new jobs.
+    pub async fn job_listener(&self) -> Result<Option<portcullis_storage::JobListener>, portcullis_domain::Error> {
+        Ok(self.context.store.job_listener().await?)
+    }
+
+    /// The next job due for `worker`, leased until `lease_secs` from now.
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        lease_secs: i64,
+    ) -> Result<Option<portcullis_domain::inventory::Job>, portcullis_domain::Error> {
+        let now = self.context.clock.now();
+        Ok(self
+            .context
+            .store
+            .claim_job(worker, now, now.plus_secs(lease_secs))
+            .await?)
+    }
+
+    /// Keeps a running job's lease; `false` when it is no longer this worker's.
+    pub async fn extend_lease(
+        &self,
+        job: &portcullis_domain::inventory::Job,
+        worker: &str,
+        lease_secs: i64,
+    ) -> Result<bool, portcullis_domain::Error> {
+        let until = self.context.clock.now().plus_secs(lease_secs);
+        Ok(self.context.store.extend_job_lease(job, worker, until).await?)
+    }
+
+    /// Records how a job run ended: done, retried later with backoff, or parked.
+    pub async fn finish_job(
+        &self,
+        job: &portcullis_domain::inventory::Job,
+        worker: &str,
+        outcome: &JobOutcome,
+    ) -> Result<bool, portcullis_domain::Error> {
+        let now = self.context.clock.now();
+        let store = &self.context.store;
+        let recorded = match outcome {
+            JobOutcome::Done => store.complete_job(job, worker, now).await?,
+            JobOutcome::Retry(error) => {
+                let delay = portcullis_domain::inventory::retry_delay_secs(job.attempts);
+                store
+                    .fail_job(job, worker, error, Some(now.plus_secs(delay)), now)
+                    .await?
+            }
+            JobOutcome::Fail(error) => store.fail_job(job, worker, error, None, now).await?,
+        };
+        Ok(recorded)
     }
 
     /// Closes the database connections (graceful shutdown; outage tests).

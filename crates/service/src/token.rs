@@ -11,7 +11,7 @@ use portcullis_domain::policy::{NamespaceFacts, registry_grant, repository_grant
 use portcullis_domain::scope::{ResourceType, Scope, namespace_of};
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::{Error, Result};
-use portcullis_registry::jwt::{AccessEntry, Claims, TokenSigner};
+use portcullis_registry::jwt::{AccessEntry, Claims};
 use std::sync::Arc;
 
 /// Seconds `nbf` lies in the past, for registries whose clock runs slightly behind
@@ -44,15 +44,11 @@ pub struct IssuedToken {
 #[derive(Clone)]
 pub struct TokenService {
     ctx: Arc<Context>,
-    signer: Arc<TokenSigner>,
 }
 
 impl TokenService {
-    pub(crate) fn new(ctx: Arc<Context>, signer: TokenSigner) -> Self {
-        Self {
-            ctx,
-            signer: Arc::new(signer),
-        }
+    pub(crate) fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
     }
 
     pub async fn issue_token(
@@ -84,6 +80,7 @@ impl TokenService {
             access: access.clone(),
         };
         let token = self
+            .ctx
             .signer
             .sign(&claims)
             .map_err(|e| Error::Internal(Box::new(e)))?;

@@ -170,6 +170,18 @@ pub struct PushRecord {
     pub actor: Actor,
 }
 
+/// One row of [`Store::inventory_of_registry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryRow {
+    /// `ns/repo`, or the bare name in the global namespace: the registry's name.
+    pub full_name: String,
+    pub namespace_id: Id,
+    pub repository_id: Id,
+    pub repository: String,
+    /// Tag name and digest.
+    pub tag: Option<(String, String)>,
+}
+
 /// Which repositories a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepositoryScope {
@@ -601,17 +613,14 @@ impl Store {
         Ok(Page { items, total })
     }
 
-    /// Every repository of a registry with its tags (full name → tag → digest), for
-    /// catalog sync. The global namespace's repositories have bare names.
-    pub async fn inventory_of_registry(
-        &self,
-        registry_id: Id,
-    ) -> StoreResult<Vec<(String, Id, String, Option<(String, String)>)>> {
+    /// Every repository of a registry with each of its tags (one row per tag; a
+    /// repository without tags gives one row with `tag: None`), for sync and GC.
+    pub async fn inventory_of_registry(&self, registry_id: Id) -> StoreResult<Vec<InventoryRow>> {
         let mut c = self.db.reader().await?;
         Ok(fetch_all!(
             c.conn(),
-            "SELECT n.name AS n_name, n.kind AS n_kind, r.id AS r_id, r.name AS r_name, \
-             t.name AS t_name, t.digest AS t_digest FROM repositories r \
+            "SELECT n.name AS n_name, n.kind AS n_kind, r.namespace_id, r.id AS r_id, \
+             r.name AS r_name, t.name AS t_name, t.digest AS t_digest FROM repositories r \
              JOIN namespaces n ON n.id = r.namespace_id \
              LEFT JOIN tags t ON t.repository_id = r.id WHERE n.registry_id = $1 \
              ORDER BY r.id, t.name",
@@ -619,15 +628,21 @@ impl Store {
             |r| {
                 let kind: String = r.col("n_kind")?;
                 let ns: String = r.col("n_name")?;
-                let repo: String = r.col("r_name")?;
-                let full = if kind == NamespaceKind::Global.as_str() {
-                    repo
+                let repository: String = r.col("r_name")?;
+                let full_name = if kind == NamespaceKind::Global.as_str() {
+                    repository.clone()
                 } else {
-                    format!("{ns}/{repo}")
+                    format!("{ns}/{repository}")
                 };
                 let tag: Option<String> = r.col("t_name")?;
                 let digest: Option<String> = r.col("t_digest")?;
-                Ok::<_, StoreError>((full, r.col::<Id>("r_id")?, ns, tag.zip(digest)))
+                Ok::<_, StoreError>(InventoryRow {
+                    full_name,
+                    namespace_id: r.col("namespace_id")?,
+                    repository_id: r.col("r_id")?,
+                    repository,
+                    tag: tag.zip(digest),
+                })
             }
         ))
     }

@@ -44,7 +44,7 @@ pub use error::UNIQUE_FIELDS;
 pub use error::{Refusal, StoreError, StoreResult};
 pub use events::EventFilter;
 pub use inventory::{
-    ActivityScope, Actor, PushRecord, RepositoryFilter, RepositoryScope,
+    ActivityScope, Actor, InventoryRow, PushRecord, RepositoryFilter, RepositoryScope,
 };
 pub use jobs::{JOBS_CHANNEL, JobFilter, JobListener};
 pub use namespaces::NamespaceUpdate;

@@ -3,6 +3,7 @@
 //! document served at `/api/openapi-spec` is generated from this router.
 
 mod entities;
+mod inventory;
 mod meta;
 mod namespaces;
 mod registries;
@@ -32,6 +33,8 @@ use utoipa_axum::routes;
         (name = "teams", description = "Teams and members"),
         (name = "namespaces", description = "Namespaces"),
         (name = "registries", description = "Registries (admins)"),
+        (name = "repositories", description = "Repositories, tags, stars, comments, activities"),
+        (name = "background", description = "Received registry events and background jobs (admins)"),
     )
 )]
 struct ApiDoc;
@@ -113,6 +116,28 @@ pub fn router() -> OpenApiRouter<Services> {
         .routes(routes!(registries::list, registries::create))
         .routes(routes!(registries::validate))
         .routes(routes!(registries::update))
+        .routes(routes!(inventory::namespace_repositories))
+        .routes(routes!(inventory::list_repositories))
+        .routes(routes!(
+            inventory::show_repository,
+            inventory::update_repository,
+            inventory::destroy_repository
+        ))
+        .routes(routes!(inventory::repository_tags))
+        .routes(routes!(inventory::grouped_tags))
+        .routes(routes!(inventory::repository_tag))
+        .routes(routes!(inventory::star, inventory::unstar))
+        .routes(routes!(inventory::comments, inventory::create_comment))
+        .routes(routes!(inventory::destroy_comment))
+        .routes(routes!(inventory::list_tags))
+        .routes(routes!(inventory::show_tag, inventory::destroy_tag))
+        .routes(routes!(inventory::activities))
+        .routes(routes!(inventory::list_events))
+        .routes(routes!(inventory::show_event))
+        .routes(routes!(inventory::list_jobs))
+        .routes(routes!(inventory::show_job))
+        .routes(routes!(inventory::retry_job))
+        .routes(routes!(inventory::cancel_job))
         .routes(routes!(meta::openapi_spec))
         .layer(cors)
 }

@@ -1,0 +1,195 @@
+//! The background worker: claims jobs from the database queue and runs them, keeps
+//! their leases alive, queues periodic tasks when they are due, and stops gracefully.
+//!
+//! What each job does lives in `portcullis-service` (`BackgroundService::run`); this
+//! crate is only the runtime around it. Wake-ups: a job queued in this process
+//! notifies at once (in memory); on PostgreSQL a `LISTEN` connection hears jobs queued
+//! by other nodes; a slow poll (and the lease takeover it performs) covers anything
+//! missed, for instance while the database was unreachable.
+//!
+//! Tests do not run the loop: [`Worker::drain`] runs every due job to completion,
+//! deterministically, and returns how many ran.
+
+use portcullis_domain::inventory::Job;
+use portcullis_service::{JobOutcome, Services};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// Seconds a claimed job is leased for; a heartbeat renews it at a third of that. A
+/// worker that dies leaves the lease to expire and another worker takes the job over.
+pub const LEASE_SECS: i64 = 30;
+/// How often the queue is polled when nothing wakes the worker (a safety net).
+const POLL: Duration = Duration::from_secs(5);
+/// How often the periodic schedule is checked.
+const SCHEDULE_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Worker {
+    services: Services,
+    /// Names this worker in `jobs.worker` (host and process id by default).
+    id: Arc<str>,
+    concurrency: usize,
+}
+
+impl Worker {
+    pub fn new(services: Services, id: impl Into<Arc<str>>, concurrency: usize) -> Self {
+        Self {
+            services,
+            id: id.into(),
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// A worker id for this process: `<hostname>:<pid>`.
+    pub fn default_id() -> String {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        format!("{host}:{}", std::process::id())
+    }
+
+    /// Claims and runs one due job. `None` when nothing is due.
+    pub async fn run_one(&self) -> Result<Option<(Job, JobOutcome)>, portcullis_domain::Error> {
+        let Some(job) = self.services.claim_job(&self.id, LEASE_SECS).await? else {
+            return Ok(None);
+        };
+        let outcome = self.execute(&job).await;
+        Ok(Some((job, outcome)))
+    }
+
+    /// Runs every job that is due now, one after the other, until none is left (jobs
+    /// queued by jobs included; retries wait for their backoff and are not due).
+    /// Returns the jobs run, in order. For tests and one-shot CLI runs.
+    pub async fn drain(&self) -> Result<Vec<(Job, JobOutcome)>, portcullis_domain::Error> {
+        let mut ran = Vec::new();
+        while let Some(done) = self.run_one().await? {
+            ran.push(done);
+        }
+        Ok(ran)
+    }
+
+    /// Runs `job` with a lease heartbeat, then records the outcome.
+    async fn execute(&self, job: &Job) -> JobOutcome {
+        let heartbeat = {
+            let services = self.services.clone();
+            let job = job.clone();
+            let id = self.id.clone();
+            tokio::spawn(async move {
+                let period = Duration::from_secs((LEASE_SECS / 3).max(1) as u64);
+                loop {
+                    tokio::time::sleep(period).await;
+                    match services.extend_lease(&job, &id, LEASE_SECS).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => tracing::warn!(job = job.id, error = %e, "lease not renewed"),
+                    }
+                }
+            })
+        };
+        let outcome = self.services.background.run(&self.services, job).await;
+        heartbeat.abort();
+        match &outcome {
+            JobOutcome::Done => tracing::debug!(job = job.id, kind = %job.kind, "job done"),
+            JobOutcome::Retry(e) | JobOutcome::Fail(e) => {
+                tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed")
+            }
+        }
+        match self.services.finish_job(job, &self.id, &outcome).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                job = job.id,
+                "job result not recorded: its lease expired and another worker took it over"
+            ),
+            Err(e) => tracing::warn!(job = job.id, error = %e, "job result not recorded"),
+        }
+        outcome
+    }
+
+    /// Runs until `shutdown` turns true, then stops claiming, waits for running jobs
+    /// to finish (drain) and returns.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.services.background.on_start().await {
+            tracing::warn!(error = %e, "start-up sync not queued");
+        }
+        let wakeups = self.services.wakeups();
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let mut running = JoinSet::new();
+        let listener = self.spawn_listener(wakeups.clone());
+        let scheduler = self.spawn_scheduler(shutdown.clone());
+        tracing::info!(worker = %self.id, concurrency = self.concurrency, "worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Fill the free slots with due jobs.
+            let mut claimed_any = false;
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                match self.services.claim_job(&self.id, LEASE_SECS).await {
+                    Ok(Some(job)) => {
+                        claimed_any = true;
+                        let worker = self.clone();
+                        running.spawn(async move {
+                            let _permit = permit;
+                            worker.execute(&job).await;
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim jobs");
+                        break;
+                    }
+                }
+            }
+            while running.try_join_next().is_some() {}
+            if claimed_any && slots.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = wakeups.notified() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!(running = running.len(), "worker stopping: finishing running jobs");
+        while running.join_next().await.is_some() {}
+        listener.abort();
+        scheduler.abort();
+        tracing::info!("worker stopped");
+    }
+
+    fn spawn_listener(&self, wakeups: Arc<tokio::sync::Notify>) -> tokio::task::JoinHandle<()> {
+        let services = self.services.clone();
+        tokio::spawn(async move {
+            loop {
+                match services.job_listener().await {
+                    Ok(Some(mut listener)) => {
+                        while listener.recv().await.is_ok() {
+                            wakeups.notify_one();
+                        }
+                    }
+                    Ok(None) => return, // SQLite: in-process wake-ups only
+                    Err(e) => tracing::debug!(error = %e, "job listener unavailable"),
+                }
+                // Lost the connection: the poll covers the gap; try again shortly.
+                tokio::time::sleep(POLL).await;
+            }
+        })
+    }
+
+    fn spawn_scheduler(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let services = self.services.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SCHEDULE_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !*shutdown.borrow() {
+                tick.tick().await;
+                if let Err(e) = services.background.schedule_due().await {
+                    tracing::debug!(error = %e, "schedule not checked");
+                }
+            }
+        })
+    }
+}
