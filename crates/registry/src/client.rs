@@ -44,7 +44,7 @@ pub async fn check_reachable(
 
 /// One line naming the host and the innermost causes (reqwest's own message only says
 /// "error sending request").
-fn describe(hostname: &str, timeout: Duration, err: &reqwest::Error) -> String {
+pub(crate) fn describe(hostname: &str, timeout: Duration, err: &reqwest::Error) -> String {
     let mut causes = Vec::new();
     let mut refused = false;
     let mut source = err.source();
