@@ -1,5 +1,6 @@
 pub mod images;
 pub mod postgres;
 pub mod registry;
+pub mod registry_layout;
 pub mod server;
 pub mod skopeo;

@@ -45,9 +45,23 @@ impl Registry {
     pub async fn start(server: &Server, dir: &Path) -> Result<Self> {
         let binary = require_tool("docker-registry")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Self::start_retrying(&binary, Auth::Token(server), dir).await
+    }
+
+    /// Starts a registry **without authentication** (and with deletes enabled) on the
+    /// storage in `dir/data`, which may already hold content, e.g. a layout written by
+    /// [`crate::registry_layout::write_layout`]. For tests of the v2 API client, where a
+    /// token server would only add noise; any `Authorization` header is ignored.
+    pub async fn start_plain(dir: &Path) -> Result<Self> {
+        let binary = require_tool("docker-registry")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Self::start_retrying(&binary, Auth::None, dir).await
+    }
+
+    async fn start_retrying(binary: &Path, auth: Auth<'_>, dir: &Path) -> Result<Self> {
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            match Self::start_once(&binary, server, dir).await {
+            match Self::start_once(binary, auth, dir).await {
                 Ok(r) => return Ok(r),
                 Err(StartError::PortTaken(e)) => last_error = Some(e),
                 Err(StartError::Other(e)) => return Err(e),
@@ -56,10 +70,13 @@ impl Registry {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("registry did not start")))
     }
 
-    async fn start_once(binary: &Path, server: &Server, dir: &Path) -> Result<Self, StartError> {
+    async fn start_once(binary: &Path, auth: Auth<'_>, dir: &Path) -> Result<Self, StartError> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let config = server.registry_config(&addr, &dir.join("data")).await?;
+        let config = match auth {
+            Auth::Token(server) => server.registry_config(&addr, &dir.join("data")).await?,
+            Auth::None => plain_config(&addr, &dir.join("data"))?,
+        };
         let config_path = dir.join("config.yml");
         std::fs::write(&config_path, config)
             .with_context(|| format!("writing {}", config_path.display()))?;
@@ -158,6 +175,44 @@ impl Drop for Registry {
             );
         }
     }
+}
+
+/// How the started registry authenticates clients.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    /// Bearer tokens from this Portcullis (its `registry-config`).
+    Token(&'a Server),
+    /// Not at all.
+    None,
+}
+
+/// A minimal distribution 2.8 configuration: filesystem storage in `storage_dir`,
+/// deletes enabled, no auth, no notifications.
+fn plain_config(addr: &str, storage_dir: &Path) -> Result<String> {
+    let storage = storage_dir
+        .to_str()
+        .with_context(|| format!("{} is not UTF-8", storage_dir.display()))?;
+    // JSON strings are valid YAML scalars, which quotes the path safely.
+    let storage = serde_json::to_string(storage)?;
+    Ok(format!(
+        r#"version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {addr}
+  secret: portcullis-testkit-plain
+"#
+    ))
 }
 
 enum StartError {

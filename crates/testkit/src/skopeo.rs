@@ -115,8 +115,23 @@ impl Skopeo {
         dest: &str,
         dest_creds: Creds<'_>,
     ) -> Result<()> {
+        self.copy_with_flags(&[], src, src_creds, dest, dest_creds)
+            .await
+    }
+
+    /// `skopeo copy FLAGS… SRC DEST`, e.g. with `["--format", "v2s2"]` (convert to a
+    /// docker schema2 manifest) or `["--all"]` (every image of an index).
+    pub async fn copy_with_flags(
+        &self,
+        flags: &[&str],
+        src: &str,
+        src_creds: Creds<'_>,
+        dest: &str,
+        dest_creds: Creds<'_>,
+    ) -> Result<()> {
         let mut cmd = self.command("copy");
         cmd.args(["--src-tls-verify=false", "--dest-tls-verify=false"]);
+        cmd.args(flags);
         // `oci:` sources and destinations take no credentials.
         if src.starts_with("docker://") {
             cmd.args(src_creds.flags("src-"));
@@ -126,7 +141,8 @@ impl Skopeo {
         }
         cmd.args([src, dest]);
         let what = format!(
-            "skopeo copy {src} ({}) → {dest} ({})",
+            "skopeo copy {}{src} ({}) → {dest} ({})",
+            flags.iter().map(|f| format!("{f} ")).collect::<String>(),
             src_creds.describe(),
             dest_creds.describe()
         );

@@ -282,7 +282,7 @@ fn names_and_references() {
     ] {
         assert!(check_reference(bad).is_err(), "{bad}");
     }
-    assert!(!is_digest(&D1.to_uppercase().replace("SHA256", "sha256")));
+    assert!(!is_digest(&DC.to_uppercase().replace("SHA256", "sha256")));
 }
 
 #[test]

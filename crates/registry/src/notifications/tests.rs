@@ -30,6 +30,7 @@ struct Expected {
     media_type: Option<&'static str>,
     size: Option<i64>,
     method: &'static str,
+    actor: &'static str,
     manifest: bool,
 }
 
@@ -43,6 +44,7 @@ const EXPECTED: &[Expected] = &[
         media_type: Some("application/vnd.oci.image.manifest.v1+json"),
         size: Some(348),
         method: "PUT",
+        actor: "alice",
         manifest: true,
     },
     Expected {
@@ -54,6 +56,7 @@ const EXPECTED: &[Expected] = &[
         media_type: Some("application/octet-stream"),
         size: Some(190022),
         method: "PUT",
+        actor: "alice",
         manifest: false,
     },
     Expected {
@@ -65,6 +68,7 @@ const EXPECTED: &[Expected] = &[
         media_type: Some("application/octet-stream"),
         size: Some(190022),
         method: "POST",
+        actor: "alice",
         manifest: false,
     },
     Expected {
@@ -76,6 +80,7 @@ const EXPECTED: &[Expected] = &[
         media_type: Some("application/vnd.oci.image.manifest.v1+json"),
         size: Some(348),
         method: "GET",
+        actor: "bob",
         manifest: true,
     },
     Expected {
@@ -87,6 +92,7 @@ const EXPECTED: &[Expected] = &[
         media_type: Some("application/octet-stream"),
         size: Some(190022),
         method: "HEAD",
+        actor: "bob",
         manifest: false,
     },
     Expected {
@@ -98,6 +104,7 @@ const EXPECTED: &[Expected] = &[
         media_type: None,
         size: None,
         method: "DELETE",
+        actor: "alice",
         manifest: true,
     },
     Expected {
@@ -109,6 +116,7 @@ const EXPECTED: &[Expected] = &[
         media_type: None,
         size: None,
         method: "DELETE",
+        actor: "alice",
         manifest: true,
     },
 ];
@@ -126,7 +134,7 @@ fn every_fixture_parses_to_the_expected_notification() {
         assert_eq!(n.size, e.size, "{f}");
         assert_eq!(n.request_method.as_deref(), Some(e.method), "{f}");
         assert_eq!(n.is_manifest_event(), e.manifest, "{f}");
-        assert_eq!(n.actor.as_deref(), Some("alice"), "{f}");
+        assert_eq!(n.actor.as_deref(), Some(e.actor), "{f}");
         assert_eq!(n.request_host.as_deref(), Some("127.0.0.1:5100"), "{f}");
         assert_eq!(n.source_addr.as_deref(), Some("vm:5100"), "{f}");
         // The raw event is the envelope's event, untouched (references and all).
