@@ -95,9 +95,14 @@ impl SyncStrategy {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::UpdateDelete, Self::Update, Self::OnStart, Self::Initial]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::UpdateDelete,
+            Self::Update,
+            Self::OnStart,
+            Self::Initial,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
     /// Whether this strategy deletes what the registry no longer has.
     pub fn deletes(self) -> bool {

@@ -10,11 +10,11 @@ use portcullis_service::clock::SystemClock;
 use portcullis_service::passwords::PasswordHasher;
 use portcullis_service::secrets::{OsRandom, RandomSource};
 use portcullis_storage::Store;
+use portcullis_worker::Worker;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use portcullis_worker::Worker;
 use std::sync::Arc;
 use tokio::sync::watch;
 

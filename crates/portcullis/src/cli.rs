@@ -200,10 +200,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 options.keep_latest = n;
             }
             if let Some(re) = tag {
-                options.tag = Some(
-                    regex::Regex::new(&re)
-                        .map_err(|e| anyhow::anyhow!("--tag {re:?}: not a regular expression: {e}"))?,
-                );
+                options.tag =
+                    Some(regex::Regex::new(&re).map_err(|e| {
+                        anyhow::anyhow!("--tag {re:?}: not a regular expression: {e}")
+                    })?);
             }
             gc(&app, &options).await
         }
@@ -333,13 +333,20 @@ async fn sync(app: &App, delete: bool, dry_run: bool) -> Result<()> {
     let verb = if dry_run { "would " } else { "" };
     let mut text = String::new();
     for r in &reports {
-        for (label, list) in [("add", &r.added), ("update", &r.updated), ("delete", &r.deleted)] {
+        for (label, list) in [
+            ("add", &r.added),
+            ("update", &r.updated),
+            ("delete", &r.deleted),
+        ] {
             for item in list.iter() {
                 text.push_str(&format!("{verb}{label} {}: {item}\n", r.registry));
             }
         }
         for item in &r.skipped {
-            text.push_str(&format!("skipped {}: {item} (tags unreadable or changed during the sync)\n", r.registry));
+            text.push_str(&format!(
+                "skipped {}: {item} (tags unreadable or changed during the sync)\n",
+                r.registry
+            ));
         }
         text.push_str(&format!(
             "{}: {} repositories in the catalog; {verb}added {}, {verb}updated {}, {verb}deleted {}, skipped {}\n",
@@ -364,7 +371,11 @@ async fn gc(app: &App, options: &portcullis_service::gc::GcOptions) -> Result<()
         .collect(None, options)
         .await
         .map_err(app::domain_error)?;
-    let verb = if options.dry_run { "would delete" } else { "deleted" };
+    let verb = if options.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
     let mut text = String::new();
     let mut failed = 0;
     for d in &deletions {
@@ -381,7 +392,11 @@ async fn gc(app: &App, options: &portcullis_service::gc::GcOptions) -> Result<()
             }
         }
     }
-    let tags: usize = deletions.iter().filter(|d| d.error.is_none()).map(|d| d.tags.len()).sum();
+    let tags: usize = deletions
+        .iter()
+        .filter(|d| d.error.is_none())
+        .map(|d| d.tags.len())
+        .sum();
     text.push_str(&format!(
         "garbage collector: {verb} {} manifests ({tags} tags), {failed} failed (older than {} days, keeping the newest {} per repository); blob space is reclaimed by the registry's own garbage-collect",
         deletions.len() - failed,

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+mod common;
+use common::{Auth, Http, id_of, str_of};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Database {
     Sqlite,
@@ -110,111 +113,6 @@ fn refused<T: Debug>(step: &str, result: anyhow::Result<T>) {
             );
         }
     }
-}
-
-/// How an API call authenticates.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    None,
-    Basic(&'a str, &'a str),
-    /// `Authorization: Bearer <application token>`.
-    Bearer(&'a str),
-    /// `Portus-Auth: <user>:<application token>`.
-    Portus(&'a str, &'a str),
-}
-
-struct Http {
-    client: reqwest::Client,
-}
-
-impl Http {
-    fn new() -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("building the HTTP client"),
-        }
-    }
-
-    fn with_auth(rb: reqwest::RequestBuilder, auth: Auth<'_>) -> reqwest::RequestBuilder {
-        match auth {
-            Auth::None => rb,
-            Auth::Basic(u, p) => rb.basic_auth(u, Some(p)),
-            Auth::Bearer(t) => rb.bearer_auth(t),
-            Auth::Portus(u, t) => rb.header("Portus-Auth", format!("{u}:{t}")),
-        }
-    }
-
-    /// Sends a request and checks its status; returns the body as JSON (`Null` when
-    /// empty).
-    async fn call(
-        &self,
-        step: &str,
-        rb: reqwest::RequestBuilder,
-        auth: Auth<'_>,
-        expect: StatusCode,
-    ) -> Value {
-        let resp = Self::with_auth(rb, auth)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("step `{step}`: request failed: {e}"));
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("step `{step}`: reading the body: {e}"));
-        assert_eq!(
-            status, expect,
-            "step `{step}`: unexpected status; body: {text}"
-        );
-        if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("step `{step}`: body is not JSON ({e}): {text}"))
-        }
-    }
-
-    async fn post_json(
-        &self,
-        step: &str,
-        url: &str,
-        auth: Auth<'_>,
-        body: Value,
-        expect: StatusCode,
-    ) -> Value {
-        self.call(step, self.client.post(url).json(&body), auth, expect)
-            .await
-    }
-
-    async fn put_json(
-        &self,
-        step: &str,
-        url: &str,
-        auth: Auth<'_>,
-        body: Value,
-        expect: StatusCode,
-    ) -> Value {
-        self.call(step, self.client.put(url).json(&body), auth, expect)
-            .await
-    }
-
-    async fn get(&self, step: &str, url: &str, auth: Auth<'_>, expect: StatusCode) -> Value {
-        self.call(step, self.client.get(url), auth, expect).await
-    }
-}
-
-fn id_of(step: &str, v: &Value) -> i64 {
-    v["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("step `{step}`: no numeric id in {v}"))
-}
-
-fn str_of<'a>(step: &str, v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("step `{step}`: no string `{key}` in {v}"))
 }
 
 async fn scenario(combo: Combo) {

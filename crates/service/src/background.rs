@@ -240,15 +240,20 @@ impl BackgroundService {
             )));
         }
         let now = self.ctx.clock.now();
-        let job = self.ctx.store.retry_job(id, now).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                Error::Unprocessable("the same job is already queued".into())
-            }
-            StoreError::NotFound => {
-                Error::Unprocessable("the job changed state meanwhile; reload it".into())
-            }
-            other => other.into(),
-        })?;
+        let job = self
+            .ctx
+            .store
+            .retry_job(id, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    Error::Unprocessable("the same job is already queued".into())
+                }
+                StoreError::NotFound => {
+                    Error::Unprocessable("the job changed state meanwhile; reload it".into())
+                }
+                other => other.into(),
+            })?;
         self.ctx.wake_workers();
         Ok(job)
     }

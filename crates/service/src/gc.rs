@@ -43,9 +43,10 @@ impl GcService {
         let gc = &self.ctx.config.delete.garbage_collector;
         let tag = match gc.tag.trim() {
             "" => None,
-            re => Some(regex::Regex::new(re).map_err(|e| {
-                Error::invalid("delete.garbage_collector.tag", e.to_string())
-            })?),
+            re => Some(
+                regex::Regex::new(re)
+                    .map_err(|e| Error::invalid("delete.garbage_collector.tag", e.to_string()))?,
+            ),
         };
         Ok(GcOptions {
             older_than_days: gc.older_than,
@@ -110,13 +111,16 @@ impl GcService {
             let mut tag_names: BTreeMap<Id, (String, String)> = BTreeMap::new();
             for t in store.tags_of_registry(registry.id).await? {
                 tag_names.insert(t.id, (t.name.clone(), t.digest.clone()));
-                by_repository.entry(t.repository_id).or_default().push(GcTag {
-                    id: t.id,
-                    name: t.name,
-                    digest: t.digest,
-                    pushed_at: t.pushed_at,
-                    pulled_at: t.pulled_at,
-                });
+                by_repository
+                    .entry(t.repository_id)
+                    .or_default()
+                    .push(GcTag {
+                        id: t.id,
+                        name: t.name,
+                        digest: t.digest,
+                        pushed_at: t.pushed_at,
+                        pulled_at: t.pulled_at,
+                    });
             }
             let client = if options.dry_run {
                 None
@@ -130,7 +134,10 @@ impl GcService {
                 let mut digests: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for id in gc_select(&tags, rules, now, &matches) {
                     if let Some((name, digest)) = tag_names.get(&id) {
-                        digests.entry(digest.clone()).or_default().push(name.clone());
+                        digests
+                            .entry(digest.clone())
+                            .or_default()
+                            .push(name.clone());
                     }
                 }
                 for (digest, tags) in digests {

@@ -2,22 +2,24 @@
 //! `process_events` job), plus the registry client the worker uses, authenticated by
 //! tokens Portcullis signs for itself.
 
+use crate::Context;
+use crate::RandomSource;
 use crate::auth::Authenticated;
 use crate::background::{JobOutcome, wake_job};
 use crate::listing::{ListParams, Paged};
 use crate::secrets::random_id;
-use crate::Context;
 use portcullis_domain::inventory::{
     EventStatus, ManifestFacts, NewRegistryEvent, Platform, RegistryEvent,
 };
 use portcullis_domain::model::{Id, Namespace, NamespaceKind, Registry, Visibility};
 use portcullis_domain::names::is_valid_namespace_name;
 use portcullis_domain::scope::namespace_of;
+use portcullis_domain::time::Clock;
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::{Error, Result};
-use portcullis_registry::inventory_client::{ClientError, ManifestInfo, RegistryClient, TokenSource};
-use crate::RandomSource;
-use portcullis_domain::time::Clock;
+use portcullis_registry::inventory_client::{
+    ClientError, ManifestInfo, RegistryClient, TokenSource,
+};
 use portcullis_registry::jwt::{AccessEntry, Claims, TokenSigner};
 use portcullis_registry::notifications::{Notification, parse_envelope};
 use portcullis_storage::{Actor, EventFilter, NewNamespace, PushRecord, StoreError};
@@ -258,9 +260,7 @@ impl InventoryService {
         };
         for event in events {
             let now = self.ctx.clock.now();
-            let registry = registries
-                .iter()
-                .find(|r| Some(r.id) == event.registry_id);
+            let registry = registries.iter().find(|r| Some(r.id) == event.registry_id);
             let step = match registry {
                 Some(registry) => self.process(&event, registry).await,
                 None => Step::Failed("the registry was removed".into()),
@@ -276,11 +276,12 @@ impl InventoryService {
                 }
                 Step::Transient(reason) => {
                     match self.ctx.store.event_attempt_failed(event.id, &reason).await {
-                        Ok(attempts) if attempts >= EVENT_ATTEMPTS => self
-                            .ctx
-                            .store
-                            .finish_event(event.id, EventStatus::Failed, Some(&reason), now)
-                            .await,
+                        Ok(attempts) if attempts >= EVENT_ATTEMPTS => {
+                            self.ctx
+                                .store
+                                .finish_event(event.id, EventStatus::Failed, Some(&reason), now)
+                                .await
+                        }
                         Ok(_) => return JobOutcome::Retry(reason),
                         Err(e) => Err(e),
                     }

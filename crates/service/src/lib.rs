@@ -58,11 +58,11 @@ pub use background::{BackgroundService, JobOutcome};
 pub use gc::GcService;
 pub use health::HealthService;
 pub use inventory::InventoryService;
-pub use repositories::RepositoryService;
-pub use sync::SyncService;
 pub use namespaces::NamespaceService;
 pub use registries::RegistryService;
+pub use repositories::RepositoryService;
 pub use secrets::RandomSource;
+pub use sync::SyncService;
 pub use teams::TeamService;
 pub use token::TokenService;
 pub use users::UserService;
@@ -84,7 +84,10 @@ pub struct Context {
     pub(crate) wakeups: Arc<tokio::sync::Notify>,
     /// One HTTP client (and connection pool) per registry.
     pub(crate) registry_clients: std::sync::Mutex<
-        std::collections::HashMap<(String, bool), Arc<portcullis_registry::inventory_client::RegistryClient>>,
+        std::collections::HashMap<
+            (String, bool),
+            Arc<portcullis_registry::inventory_client::RegistryClient>,
+        >,
     >,
 }
 
@@ -180,7 +183,9 @@ impl Services {
 
     /// The store's PostgreSQL job listener (`None` on SQLite), for workers on other
     /// nodes to hear new jobs.
-    pub async fn job_listener(&self) -> Result<Option<portcullis_storage::JobListener>, portcullis_domain::Error> {
+    pub async fn job_listener(
+        &self,
+    ) -> Result<Option<portcullis_storage::JobListener>, portcullis_domain::Error> {
         Ok(self.context.store.job_listener().await?)
     }
 
@@ -206,7 +211,11 @@ impl Services {
         lease_secs: i64,
     ) -> Result<bool, portcullis_domain::Error> {
         let until = self.context.clock.now().plus_secs(lease_secs);
-        Ok(self.context.store.extend_job_lease(job, worker, until).await?)
+        Ok(self
+            .context
+            .store
+            .extend_job_lease(job, worker, until)
+            .await?)
     }
 
     /// Records how a job run ended: done, retried later with backoff, or parked.

@@ -145,7 +145,11 @@ impl RepositoryService {
     }
 
     /// Tags grouped by digest, newest group first (Portus's `tags/grouped`).
-    pub async fn grouped_tags(&self, actor: Option<&Authenticated>, id: Id) -> Result<Vec<Vec<Tag>>> {
+    pub async fn grouped_tags(
+        &self,
+        actor: Option<&Authenticated>,
+        id: Id,
+    ) -> Result<Vec<Vec<Tag>>> {
         let tags = self.tags(actor, id).await?;
         let mut groups: Vec<Vec<Tag>> = Vec::new();
         for tag in tags {
@@ -157,7 +161,11 @@ impl RepositoryService {
         Ok(groups)
     }
 
-    pub async fn tag(&self, actor: Option<&Authenticated>, tag_id: Id) -> Result<(Tag, RepositoryDetails)> {
+    pub async fn tag(
+        &self,
+        actor: Option<&Authenticated>,
+        tag_id: Id,
+    ) -> Result<(Tag, RepositoryDetails)> {
         let tag = self
             .ctx
             .store
@@ -266,7 +274,12 @@ impl RepositoryService {
     }
 
     /// Stars (or unstars) a repository the caller may pull.
-    pub async fn set_star(&self, actor: &Authenticated, id: Id, starred: bool) -> Result<RepositoryDetails> {
+    pub async fn set_star(
+        &self,
+        actor: &Authenticated,
+        id: Id,
+        starred: bool,
+    ) -> Result<RepositoryDetails> {
         actor.require_writable()?;
         self.show(Some(actor), id).await?;
         self.ctx
@@ -298,13 +311,24 @@ impl RepositoryService {
         }
         self.ctx
             .store
-            .create_comment(id, actor.user.id, &actor.user.username, body, self.ctx.clock.now())
+            .create_comment(
+                id,
+                actor.user.id,
+                &actor.user.username,
+                body,
+                self.ctx.clock.now(),
+            )
             .await
             .map_err(not_found_as("Repository"))
     }
 
     /// The author or an admin deletes a comment.
-    pub async fn delete_comment(&self, actor: &Authenticated, id: Id, comment_id: Id) -> Result<()> {
+    pub async fn delete_comment(
+        &self,
+        actor: &Authenticated,
+        id: Id,
+        comment_id: Id,
+    ) -> Result<()> {
         actor.require_writable()?;
         self.show(Some(actor), id).await?;
         let comment = self

@@ -5,7 +5,9 @@
 
 use crate::auth::Authenticated;
 use crate::background::{JobOutcome, SyncPayload};
-use crate::inventory::{SYSTEM_ACTOR, manifest_facts, orphan_namespace, registry_client, split_repository};
+use crate::inventory::{
+    SYSTEM_ACTOR, manifest_facts, orphan_namespace, registry_client, split_repository,
+};
 use portcullis_domain::inventory::{ManifestFacts, RemoteTags, SyncChange, SyncPolicy, plan_sync};
 use portcullis_domain::model::{Id, Registry};
 use portcullis_domain::{Error, Result};
@@ -112,7 +114,9 @@ impl SyncService {
         let client = Arc::new(registry_client(&self.ctx, registry)?);
         let page = u32::try_from(self.ctx.config.registry.catalog_page.value).unwrap_or(100);
         let catalog = client.catalog(page).await.map_err(|e| {
-            Error::Unavailable(format!("catalog of {} could not be read: {e}", registry.name).into())
+            Error::Unavailable(
+                format!("catalog of {} could not be read: {e}", registry.name).into(),
+            )
         })?;
         let mut local: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut ids: BTreeMap<String, (Id, Id, String)> = BTreeMap::new();
@@ -158,7 +162,8 @@ impl SyncService {
             }
             let (ns_name, repo_name) = split_repository(&repository);
             match change {
-                SyncChange::AddTag { tag, digest, .. } | SyncChange::MoveTag { tag, digest, .. } => {
+                SyncChange::AddTag { tag, digest, .. }
+                | SyncChange::MoveTag { tag, digest, .. } => {
                     let moved = local.get(&repository).is_some_and(|t| t.contains_key(&tag));
                     let label = format!("{repository}:{tag}");
                     if moved {
@@ -190,7 +195,9 @@ impl SyncService {
                         manifest,
                         actor: actor(),
                     };
-                    store.record_push(&record, None, self.ctx.clock.now()).await?;
+                    store
+                        .record_push(&record, None, self.ctx.clock.now())
+                        .await?;
                 }
                 SyncChange::DeleteTag { tag, .. } => {
                     report.deleted.push(format!("{repository}:{tag}"));

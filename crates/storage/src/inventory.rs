@@ -374,7 +374,8 @@ impl Store {
              size = excluded.size, platforms = excluded.platforms, \
              author_id = excluded.author_id, author_name = excluded.author_name, \
              pushed_at = excluded.pushed_at, updated_at = excluded.updated_at \
-             RETURNING {TAG_COLUMNS}"
+             RETURNING {}",
+            TAG_COLUMNS.replace("t.", "")
         );
         let tag = fetch_one!(
             tx.conn(),
@@ -455,8 +456,16 @@ impl Store {
         event: Option<Id>,
         now: Timestamp,
     ) -> StoreResult<Vec<String>> {
-        self.delete_tags(namespace_id, repository, "t.name = $2", tag, actor, event, now)
-            .await
+        self.delete_tags(
+            namespace_id,
+            repository,
+            "t.name = $2",
+            tag,
+            actor,
+            event,
+            now,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -492,7 +501,12 @@ impl Store {
 
     /// Deletes a repository and all its tags (one `repository.delete` activity per tag
     /// and a `namespace.delete` for the repository).
-    pub async fn delete_repository(&self, repository_id: Id, actor: &Actor, now: Timestamp) -> StoreResult<()> {
+    pub async fn delete_repository(
+        &self,
+        repository_id: Id,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         let (namespace_id, name): (Id, String) = fetch_optional!(
             tx.conn(),

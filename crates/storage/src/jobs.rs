@@ -235,7 +235,9 @@ impl Store {
         });
         let count = format!("SELECT count(*) AS n FROM jobs {cond}");
         let total = fetch_one!(c.conn(), sqlx::AssertSqlSafe(count), [state, kind], |r| r
-            .col::<i64>("n"));
+            .col::<i64>(
+            "n"
+        ));
         Ok(Page { items, total })
     }
 

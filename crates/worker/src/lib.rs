@@ -153,7 +153,10 @@ impl Worker {
                 _ = shutdown.changed() => {}
             }
         }
-        tracing::info!(running = running.len(), "worker stopping: finishing running jobs");
+        tracing::info!(
+            running = running.len(),
+            "worker stopping: finishing running jobs"
+        );
         while running.join_next().await.is_some() {}
         listener.abort();
         scheduler.abort();

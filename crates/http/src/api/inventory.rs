@@ -711,7 +711,9 @@ pub async fn show_event(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<EventEntity>> {
-    Ok(Json(EventEntity::from(&s.inventory.show_event(&me, id).await?)))
+    Ok(Json(EventEntity::from(
+        &s.inventory.show_event(&me, id).await?,
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -769,7 +771,9 @@ pub async fn show_job(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<JobEntity>> {
-    Ok(Json(JobEntity::from(&s.background.show_job(&me, id).await?)))
+    Ok(Json(JobEntity::from(
+        &s.background.show_job(&me, id).await?,
+    )))
 }
 
 /// Queue a failed or cancelled job again (admins).
@@ -779,7 +783,9 @@ pub async fn retry_job(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<JobEntity>> {
-    Ok(Json(JobEntity::from(&s.background.retry_job(&me, id).await?)))
+    Ok(Json(JobEntity::from(
+        &s.background.retry_job(&me, id).await?,
+    )))
 }
 
 /// Cancel a queued or failed job (admins).
@@ -789,5 +795,7 @@ pub async fn cancel_job(
     Caller(me): Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<JobEntity>> {
-    Ok(Json(JobEntity::from(&s.background.cancel_job(&me, id).await?)))
+    Ok(Json(JobEntity::from(
+        &s.background.cancel_job(&me, id).await?,
+    )))
 }
