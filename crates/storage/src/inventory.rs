@@ -272,6 +272,7 @@ fn removal_activity(
 /// Deletes the tags of `repository_id` selected by `which` (SQL on `t`, `$1` = the
 /// repository, `$2` = the value), with their activities, then the repository if it has
 /// no tag left. Returns the deleted tag names.
+#[allow(clippy::too_many_arguments)]
 async fn delete_tags_where(
     tx: &mut Tx,
     namespace_id: Id,

@@ -113,7 +113,8 @@ fn gc_selects_per_repository() {
         tag(5, "ci-5", "d5", 5, None), // too young
     ];
     // (rules, name filter, expected ids, why)
-    let cases: Vec<(GcRules, &dyn Fn(&str) -> bool, Vec<Id>, &str)> = vec![
+    type Filter<'a> = &'a dyn Fn(&str) -> bool;
+    let cases: Vec<(GcRules, Filter, Vec<Id>, &str)> = vec![
         (
             rules(30, 0),
             &all,
