@@ -61,7 +61,23 @@ impl Env {
         let mut out = BTreeMap::new();
         for repo in repos.as_array().into_iter().flatten() {
             let id = repo["id"].as_i64().unwrap_or_default();
-            let tags = self.get(step, &format!("/repositories/{id}/tags")).await;
+            // The worker may delete the repository between the two requests.
+            let response = Http::with_auth(
+                self.http
+                    .client
+                    .get(self.api(&format!("/repositories/{id}/tags"))),
+                self.auth(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("step `{step}`: {e}"));
+            if response.status() == StatusCode::NOT_FOUND {
+                continue;
+            }
+            let tags: Value = response
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("step `{step}`: tags are not JSON: {e}"));
             let tags = tags
                 .as_array()
                 .into_iter()
