@@ -16,6 +16,10 @@ const TAG_COLUMNS: &str = "t.id, t.repository_id, t.name, t.digest, t.media_type
      t.size, t.platforms, t.author_id, t.author_name, t.pushed_at, t.pulled_at, t.created_at, \
      t.updated_at";
 
+/// [`TAG_COLUMNS`] unqualified, for `RETURNING` (SQLite rejects `t.` there).
+const TAG_RETURNING: &str = "id, repository_id, name, digest, media_type, image_id, size, \
+     platforms, author_id, author_name, pushed_at, pulled_at, created_at, updated_at";
+
 const TAG_SORTABLE: &[(&str, Sort)] = &[
     ("id", Sort::Plain),
     ("name", Sort::Text),
@@ -272,6 +276,7 @@ fn removal_activity(
 /// Deletes the tags of `repository_id` selected by `which` (SQL on `t`, `$1` = the
 /// repository, `$2` = the value), with their activities, then the repository if it has
 /// no tag left. Returns the deleted tag names.
+#[allow(clippy::too_many_arguments)]
 async fn delete_tags_where(
     tx: &mut Tx,
     namespace_id: Id,
@@ -374,7 +379,7 @@ impl Store {
              size = excluded.size, platforms = excluded.platforms, \
              author_id = excluded.author_id, author_name = excluded.author_name, \
              pushed_at = excluded.pushed_at, updated_at = excluded.updated_at \
-             RETURNING {TAG_COLUMNS}"
+             RETURNING {TAG_RETURNING}"
         );
         let tag = fetch_one!(
             tx.conn(),
@@ -455,8 +460,16 @@ impl Store {
         event: Option<Id>,
         now: Timestamp,
     ) -> StoreResult<Vec<String>> {
-        self.delete_tags(namespace_id, repository, "t.name = $2", tag, actor, event, now)
-            .await
+        self.delete_tags(
+            namespace_id,
+            repository,
+            "t.name = $2",
+            tag,
+            actor,
+            event,
+            now,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -492,7 +505,12 @@ impl Store {
 
     /// Deletes a repository and all its tags (one `repository.delete` activity per tag
     /// and a `namespace.delete` for the repository).
-    pub async fn delete_repository(&self, repository_id: Id, actor: &Actor, now: Timestamp) -> StoreResult<()> {
+    pub async fn delete_repository(
+        &self,
+        repository_id: Id,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.db.begin().await?;
         let (namespace_id, name): (Id, String) = fetch_optional!(
             tx.conn(),
