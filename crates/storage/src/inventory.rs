@@ -16,6 +16,10 @@ const TAG_COLUMNS: &str = "t.id, t.repository_id, t.name, t.digest, t.media_type
      t.size, t.platforms, t.author_id, t.author_name, t.pushed_at, t.pulled_at, t.created_at, \
      t.updated_at";
 
+/// [`TAG_COLUMNS`] unqualified, for `RETURNING` (SQLite rejects `t.` there).
+const TAG_RETURNING: &str = "id, repository_id, name, digest, media_type, image_id, size, \
+     platforms, author_id, author_name, pushed_at, pulled_at, created_at, updated_at";
+
 const TAG_SORTABLE: &[(&str, Sort)] = &[
     ("id", Sort::Plain),
     ("name", Sort::Text),
@@ -375,8 +379,7 @@ impl Store {
              size = excluded.size, platforms = excluded.platforms, \
              author_id = excluded.author_id, author_name = excluded.author_name, \
              pushed_at = excluded.pushed_at, updated_at = excluded.updated_at \
-             RETURNING {}",
-            TAG_COLUMNS.replace("t.", "")
+             RETURNING {TAG_RETURNING}"
         );
         let tag = fetch_one!(
             tx.conn(),

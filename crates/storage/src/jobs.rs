@@ -178,15 +178,7 @@ impl Store {
         };
         let (state, run_at) = match (retry, sibling) {
             (Some(at), None) => ("queued", at),
-            (Some(at), Some(sibling)) => {
-                execute!(
-                    tx.conn(),
-                    "UPDATE jobs SET run_at = CASE WHEN run_at < $1 THEN $1 ELSE run_at END \
-                     WHERE id = $2",
-                    [at.0, sibling]
-                );
-                ("cancelled", job.run_at)
-            }
+            (Some(_), Some(_)) => ("cancelled", job.run_at),
             (None, _) => ("failed", job.run_at),
         };
         let finished = (state != "queued").then_some(now.0);
@@ -206,6 +198,15 @@ impl Store {
                 job.attempts
             ]
         );
+        // Only this worker's attempt may delay the sibling (not one taken over).
+        if let (1, Some(at), Some(sibling)) = (n, retry, sibling) {
+            execute!(
+                tx.conn(),
+                "UPDATE jobs SET run_at = CASE WHEN run_at < $1 THEN $1 ELSE run_at END \
+                 WHERE id = $2",
+                [at.0, sibling]
+            );
+        }
         tx.commit().await?;
         Ok(n == 1)
     }

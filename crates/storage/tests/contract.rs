@@ -71,7 +71,7 @@ impl Keep {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "TRUNCATE {}",
+                    "TRUNCATE {} CASCADE",
                     TABLES.join(", ")
                 )))
                 .execute(&mut conn)
