@@ -13,7 +13,7 @@ use portcullis_domain::inventory::{
 };
 use portcullis_domain::model::{Id, Namespace, NamespaceKind, Registry, Visibility};
 use portcullis_domain::names::is_valid_namespace_name;
-use portcullis_domain::scope::namespace_of;
+use portcullis_domain::scope::{namespace_of, parse_scope};
 use portcullis_domain::time::Clock;
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::{Error, Result};
@@ -52,12 +52,7 @@ pub(crate) struct SelfTokens {
 
 impl TokenSource for SelfTokens {
     fn token(&self, scope: &str) -> std::result::Result<String, String> {
-        // `type:name:actions`; the name may hold ':' only in a registry host, never here.
-        let mut parts = scope.splitn(3, ':');
-        let (Some(kind), Some(name), Some(actions)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(format!("bad scope {scope:?}"));
-        };
+        let scope = parse_scope(scope).map_err(|e| e.to_string())?;
         let now = self.clock.now().as_secs();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -68,9 +63,13 @@ impl TokenSource for SelfTokens {
             exp: now + 300,
             jti: random_id(self.random.as_ref()),
             access: Some(vec![AccessEntry {
-                resource_type: kind.to_owned(),
-                name: name.to_owned(),
-                actions: actions.split(',').map(str::to_owned).collect(),
+                resource_type: scope.resource_type.as_str().to_owned(),
+                name: scope.name,
+                actions: scope
+                    .actions
+                    .iter()
+                    .map(|a| a.as_str().to_owned())
+                    .collect(),
             }]),
         };
         self.signer.sign(&claims).map_err(|e| e.to_string())

@@ -161,10 +161,10 @@ impl SyncService {
                 continue;
             }
             let (ns_name, repo_name) = split_repository(&repository);
+            let moved = matches!(change, SyncChange::MoveTag { .. });
             match change {
                 SyncChange::AddTag { tag, digest, .. }
                 | SyncChange::MoveTag { tag, digest, .. } => {
-                    let moved = local.get(&repository).is_some_and(|t| t.contains_key(&tag));
                     let label = format!("{repository}:{tag}");
                     if moved {
                         report.updated.push(label);
