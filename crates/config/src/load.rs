@@ -48,8 +48,6 @@ const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
     "oauth",
     "check_ssl_usage",
     "security",
-    "user_permission.create_webhook",
-    "user_permission.manage_webhook",
 ];
 
 /// Environment variables with these prefixes that are not config keys.

@@ -379,6 +379,8 @@ impl Config {
             change_visibility: up.change_visibility.enabled,
             create_team: up.create_team.enabled,
             manage_team: up.manage_team.enabled,
+            create_webhook: up.create_webhook.enabled,
+            manage_webhook: up.manage_webhook.enabled,
         }
     }
 }

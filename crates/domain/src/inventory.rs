@@ -86,37 +86,17 @@ pub struct Comment {
 
 // ---- Notifications ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventStatus {
-    Pending,
-    Done,
-    Failed,
-    /// Blob and mount events: stored, nothing to record.
-    Ignored,
-    /// From a registry Portcullis does not know (Portus dropped these silently).
-    UnknownRegistry,
-}
-
-impl EventStatus {
-    pub const ALL: [EventStatus; 5] = [
-        EventStatus::Pending,
-        EventStatus::Done,
-        EventStatus::Failed,
-        EventStatus::Ignored,
-        EventStatus::UnknownRegistry,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Pending => "pending",
-            EventStatus::Done => "done",
-            EventStatus::Failed => "failed",
-            EventStatus::Ignored => "ignored",
-            EventStatus::UnknownRegistry => "unknown_registry",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+crate::text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EventStatus {
+        Pending = "pending",
+        Done = "done",
+        Failed = "failed",
+        /// Blob and mount events: stored, nothing to record.
+        Ignored = "ignored",
+        /// From a registry Portcullis does not know (Portus dropped these silently).
+        UnknownRegistry = "unknown_registry",
     }
 }
 
@@ -162,37 +142,17 @@ pub struct NewRegistryEvent {
 
 // ---- Jobs ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Running,
-    Done,
-    /// Gave up after `max_attempts` (or failed permanently); kept with its last error
-    /// until an admin retries or cancels it.
-    Failed,
-    Cancelled,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 5] = [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Done,
-        JobState::Failed,
-        JobState::Cancelled,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+crate::text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum JobState {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        /// Gave up after `max_attempts` (or failed permanently); kept with its last error
+        /// until an admin retries or cancels it.
+        Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 

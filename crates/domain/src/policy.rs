@@ -39,6 +39,8 @@ pub struct PolicyOptions {
     pub change_visibility: bool,
     pub create_team: bool,
     pub manage_team: bool,
+    pub create_webhook: bool,
+    pub manage_webhook: bool,
 }
 
 impl Default for PolicyOptions {
@@ -53,6 +55,8 @@ impl Default for PolicyOptions {
             change_visibility: true,
             create_team: true,
             manage_team: true,
+            create_webhook: true,
+            manage_webhook: true,
         }
     }
 }
@@ -252,6 +256,24 @@ pub fn can_delete_namespace(s: &Subject, ns: &NamespaceFacts, opts: &PolicyOptio
         && (s.admin
             || ns.role == Some(Role::Owner)
             || (opts.delete_contributors && ns.role == Some(Role::Contributor)))
+}
+
+/// Seeing a namespace's webhooks and their deliveries: admins and members of the
+/// namespace's team (Portus). Deliveries show the events and the receivers' answers,
+/// so readers of a public namespace do not see them.
+pub fn can_view_webhooks(s: &Subject, ns: &NamespaceFacts) -> bool {
+    s.admin || ns.role.is_some()
+}
+
+/// Creating and deleting webhooks: admins, or owners when `create_webhook` is on.
+pub fn can_create_webhook(s: &Subject, ns: &NamespaceFacts, opts: &PolicyOptions) -> bool {
+    s.may_write() && (s.admin || (opts.create_webhook && ns.role == Some(Role::Owner)))
+}
+
+/// Changing webhooks (settings, enabling, headers, re-sending a delivery): admins, or
+/// owners when `manage_webhook` is on.
+pub fn can_manage_webhook(s: &Subject, ns: &NamespaceFacts, opts: &PolicyOptions) -> bool {
+    s.may_write() && (s.admin || (opts.manage_webhook && ns.role == Some(Role::Owner)))
 }
 
 pub fn can_view_team(s: &Subject, role: Option<Role>) -> bool {

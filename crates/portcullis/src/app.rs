@@ -5,7 +5,7 @@ use portcullis_config::{Config, Loaded};
 use portcullis_domain::time::Clock;
 use portcullis_registry::jwt::TokenSigner;
 use portcullis_registry::keys::SigningKey;
-use portcullis_service::Services;
+use portcullis_service::{Sealer, Services};
 use portcullis_service::clock::SystemClock;
 use portcullis_service::passwords::PasswordHasher;
 use portcullis_service::secrets::{OsRandom, RandomSource};
@@ -150,6 +150,11 @@ fn read_secret(path: &Path) -> Result<Option<String>> {
     Ok(Some(secret.to_owned()))
 }
 
+/// The key that encrypts webhook passwords, secrets and header values, in the data
+/// folder (created on first start, mode 0600). Back it up with the database: without
+/// it the stored webhook secrets cannot be opened.
+pub const WEBHOOK_KEY_FILE: &str = "webhooks.key";
+
 pub struct App {
     pub services: Services,
 }
@@ -170,7 +175,18 @@ impl App {
         let hasher = PasswordHasher::new(
             usize::try_from(config.security_policy.max_concurrent_password_checks).unwrap_or(1),
         );
-        let services = Services::new(store, config, Arc::new(SystemClock), random, signer, hasher);
+        let webhook_key_path = config.data_dir.join(WEBHOOK_KEY_FILE);
+        let webhook_key = Sealer::from_key_file(&webhook_key_path)
+            .with_context(|| format!("webhook key {}", webhook_key_path.display()))?;
+        let services = Services::new(
+            store,
+            config,
+            Arc::new(SystemClock),
+            random,
+            signer,
+            hasher,
+            webhook_key,
+        );
         Ok(Self { services })
     }
 }

@@ -19,6 +19,7 @@ pub mod kinds {
     pub const SYNC: &str = "sync_registry";
     pub const GARBAGE_COLLECT: &str = "garbage_collect";
     pub const CLEANUP: &str = "cleanup";
+    pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
 }
 
 /// Attempts of most jobs before they are parked as failed.
@@ -102,6 +103,12 @@ impl BackgroundService {
             },
             kinds::GARBAGE_COLLECT => services.gc.run_job().await,
             kinds::CLEANUP => self.cleanup().await,
+            kinds::DELIVER_WEBHOOK => {
+                match serde_json::from_str::<crate::webhooks::DeliveryPayload>(&job.payload) {
+                    Ok(p) => services.webhooks.run_delivery(&p).await,
+                    Err(e) => JobOutcome::Fail(format!("bad payload: {e}")),
+                }
+            }
             other => JobOutcome::Fail(format!("unknown job kind {other:?}")),
         }
     }
@@ -194,11 +201,14 @@ impl BackgroundService {
         let pruned = async {
             let jobs = store.prune_jobs(before).await?;
             let events = store.prune_events(before).await?;
-            Ok::<_, StoreError>((jobs, events))
+            let deliveries = store
+                .prune_deliveries(self.ctx.config.webhooks.history)
+                .await?;
+            Ok::<_, StoreError>((jobs, events, deliveries))
         };
         match pruned.await {
-            Ok((jobs, events)) => {
-                tracing::debug!(jobs, events, "cleanup");
+            Ok((jobs, events, deliveries)) => {
+                tracing::debug!(jobs, events, deliveries, "cleanup");
                 JobOutcome::Done
             }
             Err(e) => JobOutcome::Retry(e.to_string()),

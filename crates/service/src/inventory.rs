@@ -373,6 +373,8 @@ impl InventoryService {
                     Err(e) if e.is_transient() => return Ok(Step::Transient(e.to_string())),
                     Err(e) => return Ok(Step::Failed(e.to_string())),
                 };
+                crate::webhooks::enqueue_for_event(&self.ctx, namespace.id, repository, event)
+                    .await?;
                 let record = PushRecord {
                     namespace_id: namespace.id,
                     repository: repository.to_owned(),
@@ -389,6 +391,8 @@ impl InventoryService {
                         .await?;
                     return Ok(Step::Done);
                 };
+                crate::webhooks::enqueue_for_event(&self.ctx, namespace.id, repository, event)
+                    .await?;
                 match (&event.digest, &event.tag) {
                     (Some(digest), _) => {
                         store

@@ -45,6 +45,7 @@ pub mod sync;
 pub mod teams;
 pub mod token;
 pub mod users;
+pub mod webhooks;
 
 use portcullis_config::Config;
 use portcullis_domain::policy::PolicyOptions;
@@ -66,6 +67,8 @@ pub use sync::SyncService;
 pub use teams::TeamService;
 pub use token::TokenService;
 pub use users::UserService;
+pub use portcullis_webhooks::Sealer;
+pub use webhooks::{WebhookRuntime, WebhookService};
 
 /// What every service shares: the store, the configuration, time, randomness and the
 /// caches that writes must keep true.
@@ -89,6 +92,8 @@ pub struct Context {
             Arc<portcullis_registry::inventory_client::RegistryClient>,
         >,
     >,
+    /// Opens webhook secrets and sends deliveries.
+    pub(crate) webhooks: WebhookRuntime,
 }
 
 impl Context {
@@ -119,6 +124,7 @@ pub struct Services {
     pub background: BackgroundService,
     pub sync: SyncService,
     pub gc: GcService,
+    pub webhooks: WebhookService,
     context: Arc<Context>,
 }
 
@@ -130,6 +136,7 @@ impl Services {
         random: Arc<dyn RandomSource>,
         signer: TokenSigner,
         hasher: passwords::PasswordHasher,
+        webhook_key: portcullis_webhooks::Sealer,
     ) -> Self {
         let auth = Arc::new(Authenticator::new(
             store.clone(),
@@ -144,6 +151,7 @@ impl Services {
         );
         let context = Arc::new(Context {
             policy: config.policy_options(),
+            webhooks: WebhookRuntime::new(webhook_key, &config),
             store,
             config,
             clock,
@@ -167,6 +175,7 @@ impl Services {
             background: BackgroundService::new(context.clone()),
             sync: SyncService::new(context.clone()),
             gc: GcService::new(context.clone()),
+            webhooks: WebhookService::new(context.clone()),
             context,
         }
     }

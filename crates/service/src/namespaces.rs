@@ -9,7 +9,7 @@ use portcullis_domain::model::{
 use portcullis_domain::names::is_valid_namespace_name;
 use portcullis_domain::policy::PolicyOptions;
 use portcullis_domain::policy::{
-    NamespaceFacts, can_change_namespace_team, can_change_visibility, can_create_namespace,
+    NamespaceFacts, can_change_namespace_team, can_change_visibility, can_view_webhooks, can_create_namespace,
     can_delete, can_delete_namespace, can_pull, can_push, can_update_namespace, can_view_namespace,
 };
 use portcullis_domain::{Error, Result};
@@ -29,6 +29,8 @@ pub struct NamespaceDetails {
     pub push: bool,
     pub delete_images: bool,
     pub change_visibility: bool,
+    /// The caller may see the namespace's webhooks.
+    pub webhooks: bool,
     pub updatable: bool,
     pub destroyable: bool,
 }
@@ -67,6 +69,7 @@ impl NamespaceDetails {
             push: can_push(s, &facts, p),
             delete_images: can_delete(s, &facts, p),
             change_visibility: s.is_some_and(|s| can_change_visibility(s, &facts, p)),
+            webhooks: s.is_some_and(|s| can_view_webhooks(s, &facts)),
             updatable: s.is_some_and(|s| can_update_namespace(s, &facts, p)),
             destroyable: ns.kind != NamespaceKind::Personal
                 && s.is_some_and(|s| can_delete_namespace(s, &facts, p)),

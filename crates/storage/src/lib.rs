@@ -37,6 +37,7 @@ mod registries;
 mod teams;
 mod tokens;
 mod users;
+mod webhooks;
 
 /// Not API: public only so the schema drift test can check it against both schemas.
 #[doc(hidden)]
@@ -50,6 +51,7 @@ pub use jobs::{JOBS_CHANNEL, JobFilter, JobListener};
 pub use namespaces::NamespaceUpdate;
 pub use tokens::{NewApplicationToken, RefreshCredential};
 pub use users::UserUpdate;
+pub use webhooks::{DeliveryAttempt, NewDelivery, NewWebhook, WebhookSecrets, WebhookUpdate};
 
 use portcullis_domain::model::{Id, NamespaceKind, Role, Visibility};
 

@@ -175,10 +175,10 @@ fn retry_delays_grow_and_cap() {
 
 #[test]
 fn statuses_round_trip() {
-    for s in EventStatus::ALL {
+    for &s in EventStatus::ALL {
         assert_eq!(EventStatus::parse(s.as_str()), Some(s));
     }
-    for s in JobState::ALL {
+    for &s in JobState::ALL {
         assert_eq!(JobState::parse(s.as_str()), Some(s));
     }
     assert_eq!(JobState::parse("nope"), None);

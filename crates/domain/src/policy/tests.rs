@@ -597,3 +597,49 @@ fn pull_only_tokens_change_nothing() {
         assert!(can_pull(Some(&ro), &own));
     }
 }
+
+/// Webhooks (reference §2.4): view = admin or member; create/delete = admin or owner
+/// with `create_webhook`; manage = admin or owner with `manage_webhook`; a pull-only
+/// credential changes nothing.
+#[test]
+fn webhook_matrix() {
+    use Role::{Contributor, Owner, Viewer};
+    let ns = |role| NamespaceFacts {
+        kind: NamespaceKind::Team,
+        visibility: Visibility::Public,
+        role,
+    };
+    let on = PolicyOptions::default();
+    let off = PolicyOptions {
+        create_webhook: false,
+        manage_webhook: false,
+        ..PolicyOptions::default()
+    };
+    // (who, role, options, view, create, manage)
+    let table = [
+        (Who::User, Some(Owner), &on, true, true, true),
+        (Who::User, Some(Contributor), &on, true, false, false),
+        (Who::User, Some(Viewer), &on, true, false, false),
+        (Who::User, None, &on, false, false, false),
+        (Who::User, Some(Owner), &off, true, false, false),
+        (Who::Admin, None, &off, true, true, true),
+        (Who::Bot, Some(Owner), &on, true, true, true),
+        (Who::PullOnlyToken, Some(Owner), &on, true, false, false),
+        (Who::PullOnlyAdmin, None, &on, true, false, false),
+    ];
+    for (who, role, opts, view, create, manage) in table {
+        let s = who.subject().unwrap();
+        let f = ns(role);
+        assert_eq!(can_view_webhooks(&s, &f), view, "view {who:?} {role:?}");
+        assert_eq!(
+            can_create_webhook(&s, &f, opts),
+            create,
+            "create {who:?} {role:?}"
+        );
+        assert_eq!(
+            can_manage_webhook(&s, &f, opts),
+            manage,
+            "manage {who:?} {role:?}"
+        );
+    }
+}

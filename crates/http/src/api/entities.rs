@@ -146,7 +146,7 @@ pub struct NamespacePermissions {
     pub push: bool,
     /// Beyond Portus: the caller may delete images here.
     pub delete: bool,
-    /// Webhooks are not built yet; always false.
+    /// The caller may see the namespace's webhooks.
     pub webhooks: bool,
     /// The caller may change the visibility.
     pub visibility: bool,
@@ -207,7 +207,7 @@ impl From<&NamespaceDetails> for NamespaceEntity {
                 pull: d.pull,
                 push: d.push,
                 delete: d.delete_images,
-                webhooks: false,
+                webhooks: d.webhooks,
                 visibility: d.change_visibility,
             },
             updatable: d.updatable,

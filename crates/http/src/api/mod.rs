@@ -9,6 +9,7 @@ mod namespaces;
 mod registries;
 mod teams;
 mod users;
+mod webhooks;
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue};
@@ -34,6 +35,7 @@ use utoipa_axum::routes;
         (name = "namespaces", description = "Namespaces"),
         (name = "registries", description = "Registries (admins)"),
         (name = "repositories", description = "Repositories, tags, stars, comments, activities"),
+        (name = "webhooks", description = "Webhooks of a namespace, their headers and deliveries"),
         (name = "background", description = "Received registry events and background jobs (admins)"),
     )
 )]
@@ -138,6 +140,14 @@ pub fn router() -> OpenApiRouter<Services> {
         .routes(routes!(inventory::show_job))
         .routes(routes!(inventory::retry_job))
         .routes(routes!(inventory::cancel_job))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::show, webhooks::update, webhooks::destroy))
+        .routes(routes!(webhooks::toggle_enabled))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::headers, webhooks::create_header))
+        .routes(routes!(webhooks::destroy_header))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::resend))
         .routes(routes!(meta::openapi_spec))
         .layer(cors)
 }

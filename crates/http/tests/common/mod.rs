@@ -102,6 +102,7 @@ impl TestApp {
             Arc::new(SeededRandom::default()),
             signer,
             PasswordHasher::fast_for_tests(),
+            portcullis_service::Sealer::from_bytes([7; 32]),
         );
         Self {
             router: portcullis_http::router(services.clone()),
