@@ -18,7 +18,7 @@ use portcullis_domain::webhooks::{
 
 const WEBHOOK_COLUMNS: &str = "w.id, w.namespace_id, w.name, w.url, w.request_method, \
      w.content_type, w.username, \
-     CASE WHEN w.password_sealed IS NULL THEN 0 ELSE 1 END AS password_set, w.enabled, \
+     CAST(CASE WHEN w.password_sealed IS NULL THEN 0 ELSE 1 END AS BIGINT) AS password_set, w.enabled, \
      w.actions, w.repository_glob, w.created_at, w.updated_at";
 
 const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.uuid, d.event_id, d.payload, d.status, \

@@ -14,9 +14,11 @@ use portcullis_domain::model::{
     Id, Namespace, NamespaceKind, Registry, Role, Team, User, Visibility,
 };
 use portcullis_domain::time::Timestamp;
+use portcullis_domain::webhooks::{BodyType, RequestMethod, Webhook, WebhookAction};
 use portcullis_storage::{
-    ActivityScope, Actor, EventFilter, JobFilter, NewNamespace, NewRegistry, NewUser, PageRequest,
-    PushRecord, RepositoryFilter, RepositoryScope, Store, StoreError,
+    ActivityScope, Actor, DeliveryAttempt, EventFilter, JobFilter, NewDelivery, NewNamespace,
+    NewRegistry, NewUser, NewWebhook, PageRequest, PushRecord, RepositoryFilter, RepositoryScope,
+    Store, StoreError, WebhookUpdate,
 };
 use portcullis_testkit::postgres::{TestDatabase, sqlite_url, test_database};
 use std::collections::BTreeSet;
@@ -112,11 +114,14 @@ contract! {
     contract_stars_and_comments,
     contract_dashboard_activities,
     contract_deleted_author,
+    contract_webhooks,
+    contract_webhook_deliveries,
 }
 
 race! {
     race_claim_jobs,
     race_claim_schedule,
+    race_enqueue_deliveries,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -1898,4 +1903,350 @@ async fn race_claim_schedule(store: &Store) {
         assert_eq!(page.total, 1, "round {round}");
         assert_eq!(page.items[0].state, JobState::Queued);
     }
+}
+
+// ---------------------------------------------------------------- contract: webhooks
+
+fn new_webhook(ns: &Namespace, name: &str) -> NewWebhook {
+    NewWebhook {
+        namespace_id: ns.id,
+        name: name.into(),
+        url: "https://hooks.example.com/in".into(),
+        request_method: RequestMethod::Post,
+        content_type: BodyType::Json,
+        username: "u".into(),
+        password_sealed: Some("sealed-password".into()),
+        secret_sealed: "sealed-secret".into(),
+        enabled: true,
+        actions: vec![WebhookAction::Push, WebhookAction::Delete],
+        repository_glob: "*".into(),
+    }
+}
+
+async fn webhook_fixture(store: &Store) -> (World, Webhook) {
+    let w = world(store).await;
+    let hook = store
+        .create_webhook(&new_webhook(&w.secret, "ci"), T0)
+        .await
+        .unwrap();
+    (w, hook)
+}
+
+async fn contract_webhooks(store: &Store) {
+    let (w, hook) = webhook_fixture(store).await;
+    assert_eq!(
+        (
+            hook.name.as_str(),
+            hook.request_method,
+            hook.content_type,
+            hook.password_set,
+            hook.enabled,
+            hook.actions.clone(),
+            hook.created_at,
+        ),
+        (
+            "ci",
+            RequestMethod::Post,
+            BodyType::Json,
+            true,
+            true,
+            vec![WebhookAction::Push, WebhookAction::Delete],
+            T0
+        )
+    );
+    let other = store
+        .create_webhook(
+            &NewWebhook {
+                password_sealed: None,
+                enabled: false,
+                ..new_webhook(&w.secret, "Another")
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(!other.password_set);
+    store
+        .create_webhook(&new_webhook(&w.open, "elsewhere"), T0)
+        .await
+        .unwrap();
+
+    // Listing is per namespace, sorted case-insensitively by name when asked.
+    let page = store
+        .webhooks_of_namespace(
+            w.secret.id,
+            PageRequest {
+                order_by: "name",
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    let names: Vec<&str> = page.items.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["Another", "ci"]);
+    let enabled: Vec<Id> = store
+        .enabled_webhooks(w.secret.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(enabled, [hook.id]);
+
+    // Updates write only the named fields; Some(None) removes the password.
+    let updated = store
+        .update_webhook(
+            hook.id,
+            &WebhookUpdate {
+                enabled: Some(false),
+                actions: Some(vec![WebhookAction::Delete]),
+                password_sealed: Some(None),
+                ..WebhookUpdate::default()
+            },
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            updated.enabled,
+            updated.actions.clone(),
+            updated.password_set,
+            updated.url.as_str(),
+            updated.username.as_str(),
+            updated.updated_at
+        ),
+        (
+            false,
+            vec![WebhookAction::Delete],
+            false,
+            "https://hooks.example.com/in",
+            "u",
+            at(5)
+        )
+    );
+    let updated = store
+        .update_webhook(
+            hook.id,
+            &WebhookUpdate {
+                password_sealed: Some(Some("sealed-2".into())),
+                request_method: Some(RequestMethod::Get),
+                ..WebhookUpdate::default()
+            },
+            at(6),
+        )
+        .await
+        .unwrap();
+    assert!(updated.password_set && !updated.enabled);
+    assert_eq!(updated.request_method, RequestMethod::Get);
+    assert_not_found(
+        store
+            .update_webhook(9999, &WebhookUpdate::default(), at(6))
+            .await,
+    );
+
+    // Headers: unique per webhook whatever the case; values only via webhook_secrets.
+    let h1 = store
+        .create_webhook_header(hook.id, "X-Token", "sealed-v1", at(7))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_webhook_header(hook.id, "x-token", "sealed-v2", at(7))
+            .await,
+        Err(StoreError::Conflict("name"))
+    ));
+    store
+        .create_webhook_header(other.id, "X-Token", "sealed-v3", at(7))
+        .await
+        .unwrap();
+    store
+        .create_webhook_header(hook.id, "X-Env", "sealed-v4", at(8))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .webhook_headers(hook.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    assert_eq!(names, ["X-Token", "X-Env"]);
+    store
+        .set_webhook_secret(hook.id, "sealed-secret-2", at(9))
+        .await
+        .unwrap();
+    let secrets = store.webhook_secrets(hook.id).await.unwrap().unwrap();
+    assert_eq!(secrets.password_sealed.as_deref(), Some("sealed-2"));
+    assert_eq!(secrets.secret_sealed, "sealed-secret-2");
+    assert_eq!(
+        secrets.headers,
+        [
+            ("X-Token".to_owned(), "sealed-v1".to_owned()),
+            ("X-Env".to_owned(), "sealed-v4".to_owned())
+        ]
+    );
+    // A header is removed only through its own webhook.
+    assert!(!store.delete_webhook_header(other.id, h1.id).await.unwrap());
+    assert!(store.delete_webhook_header(hook.id, h1.id).await.unwrap());
+    assert_eq!(store.webhook_headers(hook.id).await.unwrap().len(), 1);
+
+    // Deleting takes headers along; deleting the namespace takes its webhooks.
+    assert!(store.delete_webhook(hook.id).await.unwrap());
+    assert!(!store.delete_webhook(hook.id).await.unwrap());
+    assert!(store.webhook_by_id(hook.id).await.unwrap().is_none());
+    assert!(store.webhook_secrets(hook.id).await.unwrap().is_none());
+    store.delete_namespace(w.secret.id).await.unwrap();
+    assert!(store.webhook_by_id(other.id).await.unwrap().is_none());
+}
+
+fn delivery(hook: &Webhook, uuid: &str, event_id: &str) -> NewDelivery {
+    NewDelivery {
+        webhook_id: hook.id,
+        uuid: uuid.into(),
+        event_id: event_id.into(),
+        payload: format!("{{\"id\":\"{event_id}\"}}"),
+    }
+}
+
+fn delivery_job(id: Id) -> NewJob {
+    NewJob {
+        kind: "deliver_webhook".into(),
+        payload: format!("{{\"delivery_id\":{id}}}"),
+        singleton: None,
+        max_attempts: 5,
+        run_at: T0,
+    }
+}
+
+async fn contract_webhook_deliveries(store: &Store) {
+    let (w, hook) = webhook_fixture(store).await;
+    let second = store
+        .create_webhook(&new_webhook(&w.secret, "second"), T0)
+        .await
+        .unwrap();
+    let created = store
+        .enqueue_deliveries(
+            &[delivery(&hook, "u1", "ev1"), delivery(&second, "u2", "ev1")],
+            delivery_job,
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 2);
+    // The same event again (an event processed twice): nothing new, no new jobs.
+    let again = store
+        .enqueue_deliveries(&[delivery(&hook, "u3", "ev1")], delivery_job, at(1))
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    let jobs = store
+        .list_jobs(&all_jobs(Some("deliver_webhook"), None), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(jobs.total, 2);
+    assert_eq!(jobs.items[0].payload, format!("{{\"delivery_id\":{}}}", created[0]));
+
+    let d = store.delivery_by_id(created[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (d.uuid.as_str(), d.event_id.as_str(), d.status, d.attempts),
+        ("u1", "ev1", None, 0)
+    );
+    assert!(!d.succeeded());
+    let attempt = DeliveryAttempt {
+        status: Some(500),
+        error: None,
+        request_header: "A: 1".into(),
+        request_body: "{}".into(),
+        response_header: "B: 2".into(),
+        response_body: "oops".into(),
+        duration_ms: 12,
+    };
+    assert!(store.record_delivery_attempt(d.id, &attempt, at(2)).await.unwrap());
+    assert!(
+        store
+            .record_delivery_attempt(
+                d.id,
+                &DeliveryAttempt {
+                    status: Some(204),
+                    ..attempt.clone()
+                },
+                at(3)
+            )
+            .await
+            .unwrap()
+    );
+    let d = store.delivery_by_id(d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.status, d.attempts, d.response_body.as_str(), d.duration_ms, d.updated_at),
+        (Some(204), 2, "oops", Some(12), at(3))
+    );
+    assert!(d.succeeded());
+
+    // Re-sending queues another job for the same delivery.
+    store
+        .requeue_delivery(d.id, &delivery_job(d.id), at(4))
+        .await
+        .unwrap();
+    assert_not_found(store.requeue_delivery(9999, &delivery_job(9999), at(4)).await);
+    assert_eq!(store.queued_jobs().await.unwrap(), 3);
+
+    // History: the newest `keep` per webhook survive.
+    for i in 2..=6 {
+        store
+            .enqueue_deliveries(&[delivery(&hook, &format!("u{i}0"), &format!("ev{i}"))], delivery_job, at(i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .deliveries_of_webhook(hook.id, PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        6
+    );
+    assert_eq!(store.prune_deliveries(2).await.unwrap(), 4);
+    let kept: Vec<String> = store
+        .deliveries_of_webhook(hook.id, PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(kept, ["ev5", "ev6"]);
+    assert_eq!(
+        store
+            .deliveries_of_webhook(second.id, PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        1,
+        "the other webhook keeps its own"
+    );
+    // An attempt on a pruned delivery is not recorded.
+    assert!(!store.record_delivery_attempt(created[0], &attempt, at(9)).await.unwrap());
+}
+
+async fn race_enqueue_deliveries(store: &Store) {
+    let (_w, hook) = webhook_fixture(store).await;
+    for round in 0..ROUNDS {
+        let event_id = format!("race-{round}");
+        let hook = hook.clone();
+        let created = concurrently(store, 8, |i, store| {
+            let d = delivery(&hook, &format!("{round}-{i}"), &event_id);
+            async move {
+                store
+                    .enqueue_deliveries(&[d], delivery_job, T0)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        let all: Vec<Id> = created.into_iter().flatten().collect();
+        assert_eq!(all.len(), 1, "round {round}: one delivery per event: {all:?}");
+    }
+    assert_eq!(store.queued_jobs().await.unwrap(), ROUNDS as i64);
 }
