@@ -219,13 +219,21 @@ mod tests {
             ("a*b*c", "aXXbYY", false),
             ("**", "x", true),
             ("*a", "aaaa", true),
-            ("a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            (
+                "a*a*a*a*b",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                false,
+            ),
             ("", "", true),
             ("", "x", false),
             ("é*", "éclair", true),
         ];
         for (pattern, name, expected) in table {
-            assert_eq!(glob_matches(pattern, name), expected, "{pattern:?} vs {name:?}");
+            assert_eq!(
+                glob_matches(pattern, name),
+                expected,
+                "{pattern:?} vs {name:?}"
+            );
         }
     }
 

@@ -4,7 +4,8 @@
 //! index show up with digest, size and platforms; a re-push moves the tag; a registry
 //! delete removes the tags; an API delete removes the manifest from the registry;
 //! pushes the notifications never reported are repaired by `portcullis sync`; and
-//! `portcullis gc` keeps the newest tags of each repository.
+//! `portcullis gc` keeps the newest tags of each repository. A webhook receiver started
+//! by the test gets a signed delivery of the push, answers 500 once, and gets the retry.
 //!
 //! Waiting for the asynchronous notification path polls the API until the expected
 //! state appears (a readiness check with a deadline), never a fixed sleep.
@@ -161,6 +162,11 @@ async fn scenario(postgres: bool) {
             "0".to_owned(),
         ),
         ("PORTCULLIS_LOG", "warn".to_owned()),
+        // The test's webhook receiver listens on 127.0.0.1.
+        (
+            "PORTCULLIS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
+            "true".to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -204,6 +210,31 @@ async fn scenario(postgres: bool) {
         .await;
     let admin = Creds::User(ADMIN.0, ADMIN.1);
     let dest = |repo: &str| format!("docker://{reg}/{repo}");
+
+    // --- A webhook on the admin's namespace for pushes to `docker` -----------------------
+    let receiver = portcullis_testkit::receiver::Receiver::start(&[500])
+        .await
+        .expect("webhook receiver");
+    let namespaces = e.get("namespaces", "/namespaces?all=true").await;
+    let personal = namespaces
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["name"] == ADMIN.0)
+        .and_then(|n| n["id"].as_i64())
+        .expect("the admin's personal namespace");
+    let hook = e
+        .http
+        .post_json(
+            "create a webhook",
+            &e.api(&format!("/namespaces/{personal}/webhooks")),
+            e.auth(),
+            json!({"webhook": {"name": "e2e", "url": receiver.url, "request_method": "POST",
+                "enabled": true, "actions": ["push"], "repository_glob": "docker"}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let hook_secret = str_of("create a webhook", &hook, "secret").to_owned();
 
     // --- Pushes of the three kinds -----------------------------------------------------
     let one = build_image("inventory one", "one")
@@ -264,6 +295,68 @@ async fn scenario(postgres: bool) {
         })
         .await;
     let docker = tag(&inv, "admin/docker", "v1").expect("docker tag");
+
+    // The webhook got the push of admin/docker (only that one: glob and action), signed,
+    // failed once with 500 and was retried after the backoff.
+    let got = receiver
+        .wait_for(2, VISIBLE_WITHIN)
+        .await
+        .unwrap_or_else(|e| panic!("step `webhook`: {e:#}"));
+    let now =
+        portcullis_domain::time::Clock::now(&portcullis_service::clock::SystemClock).as_secs();
+    for (i, delivery) in got.iter().enumerate() {
+        let event: Value = serde_json::from_slice(&delivery.body).expect("the event is JSON");
+        assert_eq!(event["action"], "push", "delivery {i}: {event}");
+        assert_eq!(
+            event["target"]["repository"], "admin/docker",
+            "delivery {i}: {event}"
+        );
+        assert_eq!(event["target"]["tag"], "v1", "delivery {i}: {event}");
+        assert_eq!(
+            event["target"]["digest"], docker["digest"],
+            "delivery {i}: {event}"
+        );
+        let signature = delivery
+            .header("x-portcullis-signature")
+            .expect("a signature");
+        assert!(
+            portcullis_webhooks::sign::verify(
+                signature,
+                hook_secret.as_bytes(),
+                &delivery.body,
+                now,
+                120
+            ),
+            "delivery {i}: signature {signature}"
+        );
+    }
+    assert_eq!(
+        got[0].header("x-portcullis-delivery"),
+        got[1].header("x-portcullis-delivery"),
+        "the retry is the same delivery"
+    );
+    let hook_id = hook["id"].as_i64().unwrap_or_default();
+    // The worker records the attempt after the receiver answered: poll for it.
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    let deliveries = loop {
+        let d = e
+            .get(
+                "webhook deliveries",
+                &format!("/namespaces/{personal}/webhooks/{hook_id}/deliveries"),
+            )
+            .await;
+        if d[0]["status"] == 200 || Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        deliveries.as_array().map(Vec::len),
+        Some(1),
+        "{deliveries:#}"
+    );
+    assert_eq!(deliveries[0]["status"], 200, "{deliveries:#}");
+    assert_eq!(deliveries[0]["attempts"], 2, "{deliveries:#}");
     let inspected = skopeo
         .inspect(&dest("admin/docker:v1"), admin)
         .await

@@ -60,6 +60,7 @@ pub use gc::GcService;
 pub use health::HealthService;
 pub use inventory::InventoryService;
 pub use namespaces::NamespaceService;
+pub use portcullis_webhooks::Sealer;
 pub use registries::RegistryService;
 pub use repositories::RepositoryService;
 pub use secrets::RandomSource;
@@ -67,7 +68,6 @@ pub use sync::SyncService;
 pub use teams::TeamService;
 pub use token::TokenService;
 pub use users::UserService;
-pub use portcullis_webhooks::Sealer;
 pub use webhooks::{WebhookRuntime, WebhookService};
 
 /// What every service shares: the store, the configuration, time, randomness and the

@@ -9,8 +9,9 @@ use portcullis_domain::model::{
 use portcullis_domain::names::is_valid_namespace_name;
 use portcullis_domain::policy::PolicyOptions;
 use portcullis_domain::policy::{
-    NamespaceFacts, can_change_namespace_team, can_change_visibility, can_view_webhooks, can_create_namespace,
+    NamespaceFacts, can_change_namespace_team, can_change_visibility, can_create_namespace,
     can_delete, can_delete_namespace, can_pull, can_push, can_update_namespace, can_view_namespace,
+    can_view_webhooks,
 };
 use portcullis_domain::{Error, Result};
 use portcullis_storage::{NamespaceScope, NamespaceUpdate, NewNamespace};

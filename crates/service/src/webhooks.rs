@@ -417,7 +417,9 @@ impl WebhookService {
         let password = input.password.clone().filter(|s| !s.is_empty());
         p.check(
             "password",
-            password.as_deref().and_then(|s| too_long(s, HEADER_VALUE_MAX)),
+            password
+                .as_deref()
+                .and_then(|s| too_long(s, HEADER_VALUE_MAX)),
         );
         p.finish()?;
         let (Some(method), Some(content_type)) = (method, content_type) else {
@@ -457,7 +459,9 @@ impl WebhookService {
         id: Id,
         changes: &WebhookChanges,
     ) -> Result<WebhookDetails> {
-        let (ns, before) = self.for_change(actor, ns_id, id, can_manage_webhook).await?;
+        let (ns, before) = self
+            .for_change(actor, ns_id, id, can_manage_webhook)
+            .await?;
         let mut p = Problems::default();
         if let Some(name) = &changes.name {
             p.check("name", name_problem(name));
@@ -486,9 +490,11 @@ impl WebhookService {
         let password_sealed = match changes.password.as_deref() {
             None => None,
             Some("") => Some(None),
-            Some(pw) => Some(Some(
-                self.ctx.webhooks.seal(random, pw.as_bytes(), AAD_PASSWORD)?,
-            )),
+            Some(pw) => Some(Some(self.ctx.webhooks.seal(
+                random,
+                pw.as_bytes(),
+                AAD_PASSWORD,
+            )?)),
         };
         let update = WebhookUpdate {
             name: changes.name.as_ref().map(|n| n.trim().to_owned()),
@@ -528,10 +534,15 @@ impl WebhookService {
 
     /// Replaces the signing secret; returns the new one (shown this once).
     pub async fn rotate_secret(&self, actor: &Authenticated, ns_id: Id, id: Id) -> Result<String> {
-        let (ns, w) = self.for_change(actor, ns_id, id, can_manage_webhook).await?;
+        let (ns, w) = self
+            .for_change(actor, ns_id, id, can_manage_webhook)
+            .await?;
         let random = self.ctx.random.as_ref();
         let secret = new_token(random, SECRET_PREFIX);
-        let sealed = self.ctx.webhooks.seal(random, secret.as_bytes(), AAD_SECRET)?;
+        let sealed = self
+            .ctx
+            .webhooks
+            .seal(random, secret.as_bytes(), AAD_SECRET)?;
         self.ctx
             .store
             .set_webhook_secret(w.id, &sealed, self.ctx.clock.now())
@@ -542,7 +553,9 @@ impl WebhookService {
     }
 
     pub async fn delete(&self, actor: &Authenticated, ns_id: Id, id: Id) -> Result<()> {
-        let (ns, w) = self.for_change(actor, ns_id, id, can_create_webhook).await?;
+        let (ns, w) = self
+            .for_change(actor, ns_id, id, can_create_webhook)
+            .await?;
         if !self.ctx.store.delete_webhook(w.id).await? {
             return Err(Error::NotFound("Webhook"));
         }
@@ -568,7 +581,9 @@ impl WebhookService {
         name: &str,
         value: &str,
     ) -> Result<WebhookHeader> {
-        let (ns, w) = self.for_change(actor, ns_id, id, can_manage_webhook).await?;
+        let (ns, w) = self
+            .for_change(actor, ns_id, id, can_manage_webhook)
+            .await?;
         let name = name.trim();
         let mut p = Problems::default();
         if name.is_empty() {
@@ -582,10 +597,10 @@ impl WebhookService {
             p.add("name", problem);
         }
         p.finish()?;
-        let sealed = self
-            .ctx
-            .webhooks
-            .seal(self.ctx.random.as_ref(), value.as_bytes(), AAD_HEADER)?;
+        let sealed =
+            self.ctx
+                .webhooks
+                .seal(self.ctx.random.as_ref(), value.as_bytes(), AAD_HEADER)?;
         let header = self
             .ctx
             .store
@@ -606,8 +621,15 @@ impl WebhookService {
         id: Id,
         header_id: Id,
     ) -> Result<()> {
-        let (ns, w) = self.for_change(actor, ns_id, id, can_manage_webhook).await?;
-        if !self.ctx.store.delete_webhook_header(w.id, header_id).await? {
+        let (ns, w) = self
+            .for_change(actor, ns_id, id, can_manage_webhook)
+            .await?;
+        if !self
+            .ctx
+            .store
+            .delete_webhook_header(w.id, header_id)
+            .await?
+        {
             return Err(Error::NotFound("Webhook header"));
         }
         self.record(actor, &ns, &w, "webhook.update").await
@@ -638,7 +660,9 @@ impl WebhookService {
         id: Id,
         delivery_id: Id,
     ) -> Result<WebhookDelivery> {
-        let (_, w) = self.for_change(actor, ns_id, id, can_manage_webhook).await?;
+        let (_, w) = self
+            .for_change(actor, ns_id, id, can_manage_webhook)
+            .await?;
         let delivery = self
             .ctx
             .store

@@ -384,7 +384,13 @@ impl Store {
                 "INSERT INTO webhook_deliveries (webhook_id, uuid, event_id, payload, \
                  attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $5) \
                  ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING id",
-                [d.webhook_id, d.uuid.as_str(), d.event_id.as_str(), d.payload.as_str(), now.0],
+                [
+                    d.webhook_id,
+                    d.uuid.as_str(),
+                    d.event_id.as_str(),
+                    d.payload.as_str(),
+                    now.0
+                ],
                 |r| r.col::<Id>("id")
             );
             if let Some(id) = id {

@@ -2142,11 +2142,17 @@ async fn contract_webhook_deliveries(store: &Store) {
         .unwrap();
     assert!(again.is_empty());
     let jobs = store
-        .list_jobs(&all_jobs(Some("deliver_webhook"), None), PageRequest::default())
+        .list_jobs(
+            &all_jobs(Some("deliver_webhook"), None),
+            PageRequest::default(),
+        )
         .await
         .unwrap();
     assert_eq!(jobs.total, 2);
-    assert_eq!(jobs.items[0].payload, format!("{{\"delivery_id\":{}}}", created[0]));
+    assert_eq!(
+        jobs.items[0].payload,
+        format!("{{\"delivery_id\":{}}}", created[0])
+    );
 
     let d = store.delivery_by_id(created[0]).await.unwrap().unwrap();
     assert_eq!(
@@ -2163,7 +2169,12 @@ async fn contract_webhook_deliveries(store: &Store) {
         response_body: "oops".into(),
         duration_ms: 12,
     };
-    assert!(store.record_delivery_attempt(d.id, &attempt, at(2)).await.unwrap());
+    assert!(
+        store
+            .record_delivery_attempt(d.id, &attempt, at(2))
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .record_delivery_attempt(
@@ -2179,7 +2190,13 @@ async fn contract_webhook_deliveries(store: &Store) {
     );
     let d = store.delivery_by_id(d.id).await.unwrap().unwrap();
     assert_eq!(
-        (d.status, d.attempts, d.response_body.as_str(), d.duration_ms, d.updated_at),
+        (
+            d.status,
+            d.attempts,
+            d.response_body.as_str(),
+            d.duration_ms,
+            d.updated_at
+        ),
         (Some(204), 2, "oops", Some(12), at(3))
     );
     assert!(d.succeeded());
@@ -2189,13 +2206,21 @@ async fn contract_webhook_deliveries(store: &Store) {
         .requeue_delivery(d.id, &delivery_job(d.id), at(4))
         .await
         .unwrap();
-    assert_not_found(store.requeue_delivery(9999, &delivery_job(9999), at(4)).await);
+    assert_not_found(
+        store
+            .requeue_delivery(9999, &delivery_job(9999), at(4))
+            .await,
+    );
     assert_eq!(store.queued_jobs().await.unwrap(), 3);
 
     // History: the newest `keep` per webhook survive.
     for i in 2..=6 {
         store
-            .enqueue_deliveries(&[delivery(&hook, &format!("u{i}0"), &format!("ev{i}"))], delivery_job, at(i))
+            .enqueue_deliveries(
+                &[delivery(&hook, &format!("u{i}0"), &format!("ev{i}"))],
+                delivery_job,
+                at(i),
+            )
             .await
             .unwrap();
     }
@@ -2227,7 +2252,12 @@ async fn contract_webhook_deliveries(store: &Store) {
         "the other webhook keeps its own"
     );
     // An attempt on a pruned delivery is not recorded.
-    assert!(!store.record_delivery_attempt(created[0], &attempt, at(9)).await.unwrap());
+    assert!(
+        !store
+            .record_delivery_attempt(created[0], &attempt, at(9))
+            .await
+            .unwrap()
+    );
 }
 
 async fn race_enqueue_deliveries(store: &Store) {
@@ -2246,7 +2276,11 @@ async fn race_enqueue_deliveries(store: &Store) {
         })
         .await;
         let all: Vec<Id> = created.into_iter().flatten().collect();
-        assert_eq!(all.len(), 1, "round {round}: one delivery per event: {all:?}");
+        assert_eq!(
+            all.len(),
+            1,
+            "round {round}: one delivery per event: {all:?}"
+        );
     }
     assert_eq!(store.queued_jobs().await.unwrap(), ROUNDS as i64);
 }

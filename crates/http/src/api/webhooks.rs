@@ -245,7 +245,9 @@ pub async fn show(
     Caller(me): Caller,
     ApiPath((ns, id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<WebhookEntity>> {
-    Ok(Json(WebhookEntity::from(&s.webhooks.show(&me, ns, id).await?)))
+    Ok(Json(WebhookEntity::from(
+        &s.webhooks.show(&me, ns, id).await?,
+    )))
 }
 
 /// Change a webhook (admins; owners when `user_permission.manage_webhook`). Only the
@@ -328,7 +330,9 @@ pub async fn headers(
     ApiPath((ns, id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<Vec<WebhookHeaderEntity>>> {
     let headers = s.webhooks.headers(&me, ns, id).await?;
-    Ok(Json(headers.iter().map(WebhookHeaderEntity::from).collect()))
+    Ok(Json(
+        headers.iter().map(WebhookHeaderEntity::from).collect(),
+    ))
 }
 
 /// Add a custom header (sent with every delivery; a name once per webhook).
@@ -345,7 +349,11 @@ pub async fn create_header(
         .webhooks
         .create_header(&me, ns, id, &h.name, &h.value)
         .await?;
-    Ok((StatusCode::CREATED, Json(WebhookHeaderEntity::from(&header))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookHeaderEntity::from(&header)),
+    )
+        .into_response())
 }
 
 /// Remove a custom header.
