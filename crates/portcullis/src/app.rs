@@ -176,6 +176,8 @@ impl App {
             usize::try_from(config.security_policy.max_concurrent_password_checks).unwrap_or(1),
         );
         let webhook_key_path = config.data_dir.join(WEBHOOK_KEY_FILE);
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("data_dir {}: cannot create", config.data_dir.display()))?;
         let webhook_key = Sealer::from_key_file(&webhook_key_path)
             .with_context(|| format!("webhook key {}", webhook_key_path.display()))?;
         let services = Services::new(

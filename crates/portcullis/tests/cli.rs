@@ -375,6 +375,12 @@ async fn notification_secret_is_generated_on_first_serve_and_reused() {
         server.stop().await;
         secret
     };
+    // The webhook key is created beside it: 32 bytes, owner-only, kept across starts.
+    let key_path = d.join("data/webhooks.key");
+    let webhook_key = std::fs::read(&key_path).unwrap();
+    assert_eq!(webhook_key.len(), 32);
+    let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     // ... registry-config prints that one, and the next serve checks it.
     assert_eq!(
         printed_notification_header(d, &[]),
@@ -383,6 +389,7 @@ async fn notification_secret_is_generated_on_first_serve_and_reused() {
     assert_eq!(generated_secret(d), first, "the file is kept");
     assert_eq!(notification_statuses(d, &[], &first).await, [401, 401, 202]);
     assert_eq!(generated_secret(d), first);
+    assert_eq!(std::fs::read(&key_path).unwrap(), webhook_key, "the key is kept");
 }
 
 #[tokio::test]
