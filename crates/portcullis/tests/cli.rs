@@ -389,7 +389,11 @@ async fn notification_secret_is_generated_on_first_serve_and_reused() {
     assert_eq!(generated_secret(d), first, "the file is kept");
     assert_eq!(notification_statuses(d, &[], &first).await, [401, 401, 202]);
     assert_eq!(generated_secret(d), first);
-    assert_eq!(std::fs::read(&key_path).unwrap(), webhook_key, "the key is kept");
+    assert_eq!(
+        std::fs::read(&key_path).unwrap(),
+        webhook_key,
+        "the key is kept"
+    );
 }
 
 #[tokio::test]

@@ -535,6 +535,53 @@ async fn scenario(postgres: bool) {
         "gc left the manifest of admin/gc:a in the registry"
     );
 
+    // --- Deleting a namespace deletes its images in the registry first ---------------
+    skopeo
+        .copy_with_flags(
+            &[],
+            &one.reference,
+            Creds::Anonymous,
+            &dest("newns/app:v1"),
+            admin,
+        )
+        .await
+        .expect("push into newns");
+    e.wait_for("newns/app shows up", |inv| {
+        tag(inv, "newns/app", "v1").is_some()
+    })
+    .await;
+    let namespaces = e.get("namespaces", "/namespaces?all=true").await;
+    let newns_id = namespaces
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["name"] == "newns")
+        .and_then(|n| n["id"].as_i64())
+        .expect("newns");
+    e.http
+        .delete(
+            "delete newns",
+            &e.api(&format!("/namespaces/{newns_id}")),
+            e.auth(),
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    assert!(
+        skopeo.inspect(&dest("newns/app:v1"), admin).await.is_err(),
+        "the namespace's manifest is still in the registry"
+    );
+    let namespaces = e
+        .get("namespaces after delete", "/namespaces?all=true")
+        .await;
+    assert!(
+        !namespaces
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["name"] == "newns"),
+        "{namespaces}"
+    );
+
     // --- The audit trail outlives what it describes -----------------------------------
     let activities = e.get("activities", "/activities?all=true").await;
     let keys: Vec<&str> = activities

@@ -342,6 +342,28 @@ impl NamespaceService {
         if !details.destroyable {
             return Err(actor.refusal());
         }
+        // Its images go from the registry first (Portus deleted only its rows and left
+        // the images behind, invisible and unreachable). A registry failure stops here,
+        // with the namespace and what is left of it still listed.
+        let repositories = self
+            .ctx
+            .store
+            .list_repositories(
+                Some(actor.user.id),
+                portcullis_storage::RepositoryScope::All,
+                &portcullis_storage::RepositoryFilter {
+                    namespace_id: Some(details.namespace.id),
+                    ..Default::default()
+                },
+                portcullis_storage::PageRequest::default(),
+            )
+            .await?;
+        let repository_service = crate::RepositoryService::new(self.ctx.clone());
+        for listing in repositories.items {
+            repository_service
+                .delete_repository(actor, listing.repository.id)
+                .await?;
+        }
         self.ctx
             .store
             .delete_namespace(details.namespace.id)
