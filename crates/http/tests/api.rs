@@ -1390,3 +1390,125 @@ async fn authorization_cache_is_bounded() {
     );
     let _ = t;
 }
+
+/// Management changes leave Portus's activities (reference §10.4), shown on the
+/// dashboards of those concerned and in the admin's CSV export.
+#[tokio::test]
+async fn management_changes_leave_activities() {
+    let app = TestApp::new().await;
+    let (admin, team) = team_fixture(&app).await;
+    let alice_pw = pw("alice");
+    let alice = Auth::Basic("alice", &alice_pw);
+    let admin = Auth::Portus("admin", &admin);
+    let ns = app
+        .get("/api/v1/namespaces?all=true", alice)
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "devs")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let ok = |r: &Resp| assert!(r.status.is_success(), "{:?}", r.body);
+    ok(&app
+        .put(
+            &format!("/api/v1/namespaces/{ns}"),
+            alice,
+            json!({"namespace": {"description": "new words", "visibility": "protected"}}),
+        )
+        .await);
+    ok(&app
+        .put(
+            &format!("/api/v1/teams/{team}"),
+            alice,
+            json!({"team": {"name": "devteam"}}),
+        )
+        .await);
+    let members = app
+        .get(&format!("/api/v1/teams/{team}/members"), alice)
+        .await
+        .body;
+    let bob = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["display_name"] == "bob")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    ok(&app
+        .put(
+            &format!("/api/v1/teams/{team}/members/{bob}"),
+            alice,
+            json!({"role": "viewer"}),
+        )
+        .await);
+    ok(&app
+        .delete(&format!("/api/v1/teams/{team}/members/{bob}"), alice)
+        .await);
+    let r = app
+        .post(
+            "/api/v1/users/2/application_tokens",
+            alice,
+            json!({"application": "laptop"}),
+        )
+        .await;
+    ok(&r);
+    ok(&app
+        .delete(
+            &format!("/api/v1/users/application_tokens/{}", r.body["id"]),
+            alice,
+        )
+        .await);
+    let dave = app.get("/api/v1/users/dave@example.com", admin).await.body["id"]
+        .as_i64()
+        .unwrap();
+    ok(&app.delete(&format!("/api/v1/users/{dave}"), admin).await);
+
+    let dashboard = app.get("/api/v1/activities?all=true", alice).await.body;
+    let keys: Vec<&str> = dashboard
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    for key in [
+        "team.create",
+        "team.add_member",
+        "team.change_member_role",
+        "team.remove_member",
+        "team.change_team_name",
+        "namespace.create",
+        "namespace.change_namespace_description",
+        "namespace.change_visibility",
+        "application_token.create",
+        "application_token.destroy",
+    ] {
+        assert!(keys.contains(&key), "{key} on alice's dashboard: {keys:?}");
+    }
+    assert!(
+        !keys.contains(&"user.delete"),
+        "not alice's business: {keys:?}"
+    );
+    let change = dashboard
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "team.change_member_role")
+        .unwrap();
+    assert_eq!(change["parameters"]["old_role"], "contributor");
+    assert_eq!(change["parameters"]["new_role"], "viewer");
+    assert_eq!(change["recipient_type"], "user");
+    assert_eq!(change["owner"]["name"], "alice");
+
+    let r = app.get("/api/v1/activities?format=csv", admin).await;
+    let csv = r.body.as_str().unwrap();
+    assert!(csv.contains("\"user.delete\",\"admin\",\"user\""), "{csv}");
+    assert!(
+        csv.contains("\\\"username\\\":\\\"dave\\\"")
+            || csv.contains("\"\"username\"\":\"\"dave\"\""),
+        "{csv}"
+    );
+}

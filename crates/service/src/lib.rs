@@ -27,6 +27,7 @@ macro_rules! service {
 }
 pub(crate) use service;
 
+mod activity;
 pub mod auth;
 pub mod authz_cache;
 pub mod background;

@@ -1,5 +1,6 @@
 //! Namespaces: listing, validation, creation, changes and deletion.
 
+use crate::activity::Audit;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
 use crate::users::not_found_as;
@@ -86,6 +87,55 @@ impl NamespaceDetails {
             kind: self.namespace.kind,
             visibility: self.namespace.visibility,
             role: self.role,
+        }
+    }
+}
+
+fn namespace_audit<'a>(key: &'a str, ns: &Namespace) -> Audit<'a> {
+    Audit::new(key, "namespace", Some(ns.id))
+        .scope(Some(ns.id), Some(ns.team_id))
+        .param("namespace_name", ns.name.clone())
+}
+
+impl NamespaceService {
+    /// One activity per kind of change (Portus's keys).
+    async fn audit_update(
+        &self,
+        actor: &Authenticated,
+        before: &NamespaceDetails,
+        update: &NamespaceUpdate,
+    ) {
+        let ns = &before.namespace;
+        if let Some(name) = &update.name {
+            namespace_audit("namespace.change_namespace_name", ns)
+                .param("old", ns.name.clone())
+                .param("new", name.clone())
+                .record(&self.ctx, actor)
+                .await;
+        }
+        if let Some(description) = update
+            .description
+            .as_ref()
+            .filter(|d| **d != ns.description)
+        {
+            namespace_audit("namespace.change_namespace_description", ns)
+                .param("old", ns.description.clone())
+                .param("new", description.clone())
+                .record(&self.ctx, actor)
+                .await;
+        }
+        if let Some(team_id) = update.team_id.filter(|t| *t != ns.team_id) {
+            namespace_audit("namespace.change_team", ns)
+                .param("old", ns.team_id)
+                .param("new", team_id)
+                .record(&self.ctx, actor)
+                .await;
+        }
+        if let Some(visibility) = update.visibility.filter(|v| *v != ns.visibility) {
+            namespace_audit("namespace.change_visibility", ns)
+                .param("visibility", visibility.as_str())
+                .record(&self.ctx, actor)
+                .await;
         }
     }
 }
@@ -253,6 +303,10 @@ impl NamespaceService {
             )
             .await?;
         self.ctx.grants_changed();
+        namespace_audit("namespace.create", &ns)
+            .param("team", team.name.clone())
+            .record(&self.ctx, actor)
+            .await;
         self.show_namespace(actor, ns.id).await
     }
 
@@ -329,6 +383,7 @@ impl NamespaceService {
             .await
             .map_err(not_found_as("Namespace"))?;
         self.ctx.grants_changed();
+        self.audit_update(actor, &current, &update).await;
         self.show_namespace(actor, id).await
     }
 
@@ -370,6 +425,14 @@ impl NamespaceService {
             .await
             .map_err(not_found_as("Namespace"))?;
         self.ctx.grants_changed();
+        // Portus: the namespace is gone, so the activity hangs on its registry.
+        Audit::new("registry.delete", "registry", Some(details.registry.id))
+            .scope(None, Some(details.team.id))
+            .param("namespace_name", details.namespace.name.clone())
+            .param("team_name", details.team.name.clone())
+            .param("registry_id", details.registry.id)
+            .record(&self.ctx, actor)
+            .await;
         Ok(())
     }
 }

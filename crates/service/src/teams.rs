@@ -1,5 +1,6 @@
 //! Teams and their members.
 
+use crate::activity::Audit;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
 use crate::namespaces::NamespaceDetails;
@@ -97,6 +98,11 @@ impl TeamService {
             .create_team(name.trim(), description, owner_id, self.ctx.clock.now())
             .await?;
         self.ctx.grants_changed();
+        Audit::new("team.create", "team", Some(team.id))
+            .scope(None, Some(team.id))
+            .param("team", team.name.clone())
+            .record(&self.ctx, actor)
+            .await;
         self.visible_team(actor, team.id).await
     }
 
@@ -129,6 +135,25 @@ impl TeamService {
             .update_team(team.id, name, description, self.ctx.clock.now())
             .await
             .map_err(not_found_as("Team"))?;
+        let changes = [
+            ("team.change_team_name", Some(team.name.as_str()), name),
+            (
+                "team.change_team_description",
+                Some(team.description.as_str()),
+                description,
+            ),
+        ];
+        for (key, old, new) in changes {
+            if let Some(new) = new.filter(|n| Some(*n) != old) {
+                Audit::new(key, "team", Some(team.id))
+                    .scope(None, Some(team.id))
+                    .param("team", team.name.clone())
+                    .param("old", old.unwrap_or_default())
+                    .param("new", new)
+                    .record(&self.ctx, actor)
+                    .await;
+            }
+        }
         self.visible_team(actor, id).await
     }
 
@@ -173,6 +198,12 @@ impl TeamService {
             .await
             .map_err(not_found_as("Team"))?;
         self.ctx.grants_changed();
+        // Kept with the new team's id (if any) so its members see it.
+        Audit::new("team.delete", "team", Some(team.id))
+            .scope(None, target)
+            .param("team", team.name.clone())
+            .record(&self.ctx, actor)
+            .await;
         Ok(())
     }
 
@@ -233,6 +264,10 @@ impl TeamService {
             .add_member(team.id, user.id, role, self.ctx.clock.now())
             .await?;
         self.ctx.grants_changed();
+        member_audit("team.add_member", &team, &user)
+            .param("role", role.as_str())
+            .record(&self.ctx, actor)
+            .await;
         Ok((member, user))
     }
 
@@ -263,7 +298,7 @@ impl TeamService {
         role: Role,
     ) -> Result<(TeamMember, User)> {
         let team = self.managed_team(actor, team_id).await?;
-        let (_, user) = self.member_of(&team, member_id).await?;
+        let (before, user) = self.member_of(&team, member_id).await?;
         if role != Role::Owner && user.admin {
             return Err(Error::Unprocessable(
                 "cannot demote an admin: admins are always owners".into(),
@@ -276,6 +311,11 @@ impl TeamService {
             .await
             .map_err(last_owner("demote"))?;
         self.ctx.grants_changed();
+        member_audit("team.change_member_role", &team, &user)
+            .param("old_role", before.role.as_str())
+            .param("new_role", role.as_str())
+            .record(&self.ctx, actor)
+            .await;
         Ok((member, user))
     }
 
@@ -287,15 +327,28 @@ impl TeamService {
         member_id: Id,
     ) -> Result<()> {
         let team = self.managed_team(actor, team_id).await?;
-        self.member_of(&team, member_id).await?;
+        let (member, user) = self.member_of(&team, member_id).await?;
         self.ctx
             .store
             .remove_member(team.id, member_id)
             .await
             .map_err(last_owner("remove"))?;
         self.ctx.grants_changed();
+        member_audit("team.remove_member", &team, &user)
+            .param("role", member.role.as_str())
+            .record(&self.ctx, actor)
+            .await;
         Ok(())
     }
+}
+
+/// A membership change: the user is the recipient (Portus).
+fn member_audit<'a>(key: &'a str, team: &Team, user: &User) -> Audit<'a> {
+    Audit::new(key, "team", Some(team.id))
+        .recipient("user", user.id)
+        .scope(None, Some(team.id))
+        .param("team", team.name.clone())
+        .param("user", user.username.clone())
 }
 
 fn validate_new_team_name(name: &str) -> Result<()> {

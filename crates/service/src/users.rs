@@ -1,5 +1,6 @@
 //! Users, the first-admin bootstrap, application tokens and refresh tokens.
 
+use crate::activity::Audit;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
 use crate::secrets::{APPLICATION_TOKEN_PREFIX, new_token, token_hash};
@@ -293,11 +294,16 @@ impl UserService {
     /// Never the last enabled admin, nor the only owner of a team (guarded in storage).
     pub async fn delete_user(&self, actor: &Authenticated, id: Id) -> Result<()> {
         actor.require_admin_to_change()?;
+        let username = self.ctx.store.user_by_id(id).await?.map(|u| u.username);
         if !self.ctx.store.delete_user(id).await? {
             return Err(Error::NotFound("User"));
         }
         self.ctx.grants_changed();
         self.ctx.auth.forget_user(id);
+        Audit::new("user.delete", "user", Some(id))
+            .param("username", username.unwrap_or_default())
+            .record(&self.ctx, actor)
+            .await;
         Ok(())
     }
 
@@ -354,7 +360,11 @@ impl UserService {
         input: &TokenInput,
     ) -> Result<CreatedToken> {
         let owner = self.token_owner_to_change(actor, user_id).await?;
-        self.mint_application_token(&owner, input).await
+        let created = self.mint_application_token(&owner, input).await?;
+        token_audit("application_token.create", &created.token)
+            .record(&self.ctx, actor)
+            .await;
+        Ok(created)
     }
 
     /// The per-user quota is checked and written in one guarded transaction, so
@@ -417,7 +427,11 @@ impl UserService {
             .store
             .delete_application_token(token.id)
             .await
-            .map_err(not_found_as("Application token"))
+            .map_err(not_found_as("Application token"))?;
+        token_audit("application_token.destroy", &token)
+            .record(&self.ctx, actor)
+            .await;
+        Ok(())
     }
 
     // ---- refresh tokens (beyond Portus) ----
@@ -448,6 +462,12 @@ impl UserService {
 }
 
 /// Storage's "no such row" named for the API; every other error as usual.
+fn token_audit<'a>(key: &'a str, token: &ApplicationToken) -> Audit<'a> {
+    Audit::new(key, "application_token", Some(token.id))
+        .recipient("user", token.user_id)
+        .param("application", token.application.clone())
+}
+
 pub(crate) fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> Error {
     move |e| match e {
         StoreError::NotFound => Error::NotFound(what),

@@ -6,13 +6,14 @@
 //! a delivery. The signing secret is shown once, in the answer to create (and to
 //! rotate).
 
+use crate::activity::Audit;
 use crate::auth::Authenticated;
 use crate::background::{JobOutcome, kinds};
 use crate::listing::{ListParams, Paged};
 use crate::secrets::new_token;
 use crate::users::not_found_as;
 use crate::{Context, RandomSource};
-use portcullis_domain::inventory::{NewActivity, NewJob, RegistryEvent};
+use portcullis_domain::inventory::{NewJob, RegistryEvent};
 use portcullis_domain::model::{Id, NamespaceListing};
 use portcullis_domain::policy::{
     NamespaceFacts, can_create_webhook, can_manage_webhook, can_view_webhooks,
@@ -31,7 +32,6 @@ use portcullis_webhooks::{
     normalize_url,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -318,44 +318,20 @@ impl WebhookService {
         Ok((ns, w))
     }
 
-    async fn record(
-        &self,
-        actor: &Authenticated,
-        ns: &NamespaceListing,
-        w: &Webhook,
-        key: &str,
-    ) -> Result<()> {
+    async fn record(&self, actor: &Authenticated, ns: &NamespaceListing, w: &Webhook, key: &str) {
         let host = portcullis_webhooks::Url::parse(&w.url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
-        let parameters = [
-            ("namespace_id", json!(ns.namespace.id)),
-            ("namespace_name", json!(ns.namespace.name)),
-            ("webhook_name", json!(w.name)),
-            ("webhook_url", json!(w.url)),
-            ("webhook_host", json!(host)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let activity = NewActivity {
-            key: key.to_owned(),
-            owner_id: Some(actor.user.id),
-            owner_name: actor.user.username.clone(),
-            trackable_type: "webhook".to_owned(),
-            trackable_id: Some(w.id),
-            recipient_type: None,
-            recipient_id: None,
-            namespace_id: Some(ns.namespace.id),
-            team_id: Some(ns.namespace.team_id),
-            parameters,
-        };
-        Ok(self
-            .ctx
-            .store
-            .record_activity(&activity, self.ctx.clock.now())
-            .await?)
+        Audit::new(key, "webhook", Some(w.id))
+            .scope(Some(ns.namespace.id), Some(ns.namespace.team_id))
+            .param("namespace_id", ns.namespace.id)
+            .param("namespace_name", ns.namespace.name.clone())
+            .param("webhook_name", w.name.clone())
+            .param("webhook_url", w.url.clone())
+            .param("webhook_host", host)
+            .record(&self.ctx, actor)
+            .await;
     }
 
     pub async fn list(
@@ -448,7 +424,7 @@ impl WebhookService {
             .store
             .create_webhook(&new, self.ctx.clock.now())
             .await?;
-        self.record(actor, &ns, &w, "webhook.create").await?;
+        self.record(actor, &ns, &w, "webhook.create").await;
         Ok((self.details(actor, &ns, w), secret))
     }
 
@@ -520,14 +496,14 @@ impl WebhookService {
             } else {
                 "webhook.disabled"
             };
-            self.record(actor, &ns, &after, key).await?;
+            self.record(actor, &ns, &after, key).await;
         }
         let toggled_only = WebhookUpdate {
             enabled: update.enabled,
             ..WebhookUpdate::default()
         } == update;
         if !toggled_only {
-            self.record(actor, &ns, &after, "webhook.update").await?;
+            self.record(actor, &ns, &after, "webhook.update").await;
         }
         Ok(self.details(actor, &ns, after))
     }
@@ -548,7 +524,7 @@ impl WebhookService {
             .set_webhook_secret(w.id, &sealed, self.ctx.clock.now())
             .await
             .map_err(not_found_as("Webhook"))?;
-        self.record(actor, &ns, &w, "webhook.update").await?;
+        self.record(actor, &ns, &w, "webhook.update").await;
         Ok(secret)
     }
 
@@ -559,7 +535,8 @@ impl WebhookService {
         if !self.ctx.store.delete_webhook(w.id).await? {
             return Err(Error::NotFound("Webhook"));
         }
-        self.record(actor, &ns, &w, "webhook.destroy").await
+        self.record(actor, &ns, &w, "webhook.destroy").await;
+        Ok(())
     }
 
     pub async fn headers(
@@ -610,7 +587,7 @@ impl WebhookService {
                 StoreError::Conflict(_) => Error::invalid("name", "has already been taken"),
                 other => other.into(),
             })?;
-        self.record(actor, &ns, &w, "webhook.update").await?;
+        self.record(actor, &ns, &w, "webhook.update").await;
         Ok(header)
     }
 
@@ -632,7 +609,8 @@ impl WebhookService {
         {
             return Err(Error::NotFound("Webhook header"));
         }
-        self.record(actor, &ns, &w, "webhook.update").await
+        self.record(actor, &ns, &w, "webhook.update").await;
+        Ok(())
     }
 
     pub async fn deliveries(
