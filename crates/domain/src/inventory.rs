@@ -73,6 +73,30 @@ pub struct RepositoryListing {
     pub starred: bool,
 }
 
+impl RepositoryListing {
+    pub fn full_name(&self) -> String {
+        full_repository_name(
+            self.namespace_kind,
+            &self.namespace_name,
+            &self.repository.name,
+        )
+    }
+}
+
+/// The name registry clients use: `namespace/repository`, or the bare name in the
+/// global namespace.
+pub fn full_repository_name(
+    kind: crate::model::NamespaceKind,
+    namespace: &str,
+    repository: &str,
+) -> String {
+    if kind == crate::model::NamespaceKind::Global {
+        repository.to_owned()
+    } else {
+        format!("{namespace}/{repository}")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment {
     pub id: Id,

@@ -12,6 +12,7 @@ use portcullis_domain::policy::{NamespaceFacts, can_delete, can_pull, can_update
 use portcullis_domain::{Error, Result};
 use portcullis_registry::inventory_client::ClientError;
 use portcullis_storage::{ActivityScope, Actor, RepositoryFilter, RepositoryScope};
+use std::collections::HashMap;
 
 pub const REPOSITORY_SORT: &[&str] = &["id", "name", "created_at", "updated_at"];
 pub const TAG_SORT: &[&str] = &["id", "name", "size", "pushed_at", "pulled_at", "created_at"];
@@ -42,31 +43,22 @@ fn facts(ns: &NamespaceListing) -> NamespaceFacts {
 }
 
 impl RepositoryService {
-    async fn details(
+    /// What the caller may see and do with a repository of namespace `ns`; `None` when
+    /// they may not pull from it (then not even its existence is shown).
+    fn describe(
         &self,
         actor: Option<&Authenticated>,
         listing: RepositoryListing,
-    ) -> Result<(RepositoryDetails, NamespaceListing)> {
-        let ns = self
-            .ctx
-            .store
-            .namespace_listing(listing.repository.namespace_id, actor.map(|a| a.user.id))
-            .await?
-            .ok_or(Error::NotFound("Repository"))?;
+        ns: &NamespaceListing,
+    ) -> Option<RepositoryDetails> {
         let subject = actor.map(Authenticated::subject);
-        let f = facts(&ns);
+        let f = facts(ns);
         if !can_pull(subject.as_ref(), &f) {
-            // Not even its existence is shown.
-            return Err(Error::NotFound("Repository"));
+            return None;
         }
         let p = &self.ctx.policy;
-        let full_name = if ns.namespace.kind == portcullis_domain::model::NamespaceKind::Global {
-            listing.repository.name.clone()
-        } else {
-            format!("{}/{}", ns.namespace.name, listing.repository.name)
-        };
-        let details = RepositoryDetails {
-            full_name,
+        Some(RepositoryDetails {
+            full_name: listing.full_name(),
             registry_hostname: ns
                 .registry
                 .external_hostname
@@ -78,8 +70,19 @@ impl RepositoryService {
                 .is_some_and(|s| can_update_namespace(s, &f, p)),
             destroyable: can_delete(subject.as_ref(), &f, p),
             listing,
-        };
-        Ok((details, ns))
+        })
+    }
+
+    async fn namespace_of(
+        &self,
+        actor: Option<&Authenticated>,
+        listing: &RepositoryListing,
+    ) -> Result<Option<NamespaceListing>> {
+        Ok(self
+            .ctx
+            .store
+            .namespace_listing(listing.repository.namespace_id, actor.map(|a| a.user.id))
+            .await?)
     }
 
     /// One repository the caller may pull; `NotFound` otherwise (as for a missing one).
@@ -90,9 +93,13 @@ impl RepositoryService {
             .repository_listing(id, actor.map(|a| a.user.id))
             .await?
             .ok_or(Error::NotFound("Repository"))?;
-        Ok(self.details(actor, listing).await?.0)
+        let ns = self.namespace_of(actor, &listing).await?;
+        ns.and_then(|ns| self.describe(actor, listing, &ns))
+            .ok_or(Error::NotFound("Repository"))
     }
 
+    /// The repositories the caller may pull: one query for the page, one per distinct
+    /// namespace on it (a page is usually a few namespaces).
     pub async fn list(
         &self,
         actor: Option<&Authenticated>,
@@ -114,9 +121,22 @@ impl RepositoryService {
                 params.to_page_request(REPOSITORY_SORT)?,
             )
             .await?;
+        let mut namespaces: HashMap<Id, Option<NamespaceListing>> = HashMap::new();
         let mut items = Vec::with_capacity(page.items.len());
         for listing in page.items {
-            items.push(self.details(actor, listing).await?.0);
+            let ns_id = listing.repository.namespace_id;
+            if !namespaces.contains_key(&ns_id) {
+                let ns = self.namespace_of(actor, &listing).await?;
+                namespaces.insert(ns_id, ns);
+            }
+            // The scope already filtered by pull rights; a namespace deleted meanwhile
+            // or a rule the SQL does not know drops the row.
+            if let Some(details) = namespaces[&ns_id]
+                .as_ref()
+                .and_then(|ns| self.describe(actor, listing, ns))
+            {
+                items.push(details);
+            }
         }
         Ok(params.paged(items, page.total))
     }

@@ -7,6 +7,7 @@ use crate::db::{Conn, RowGet, Tx, execute, fetch_all, fetch_one, fetch_optional}
 use crate::{Page, PageRequest, Sort, Store, StoreError, StoreResult};
 use portcullis_domain::inventory::{
     Activity, Comment, ManifestFacts, NewActivity, Platform, Repository, RepositoryListing, Tag,
+    full_repository_name,
 };
 use portcullis_domain::model::{Id, NamespaceKind};
 use portcullis_domain::time::Timestamp;
@@ -273,28 +274,48 @@ fn removal_activity(
     }
 }
 
-/// Deletes the tags of `repository_id` selected by `which` (SQL on `t`, `$1` = the
-/// repository, `$2` = the value), with their activities, then the repository if it has
-/// no tag left. Returns the deleted tag names.
+/// Which tags of a repository go.
+#[derive(Clone, Copy)]
+enum Doomed<'a> {
+    Digest(&'a str),
+    Name(&'a str),
+    All,
+}
+
+/// Deletes the tags of `repository_id` selected by `which`, with their activities, then
+/// the repository if it has no tag left. Returns the deleted tag names.
 #[allow(clippy::too_many_arguments)]
 async fn delete_tags_where(
     tx: &mut Tx,
     namespace_id: Id,
     repository_id: Id,
     repository: &str,
-    which: &'static str,
-    value: &str,
+    which: Doomed<'_>,
     actor: &Actor,
     now: Timestamp,
 ) -> StoreResult<Vec<String>> {
     let ns = namespace_names(tx, namespace_id).await?;
-    let select = format!("SELECT t.id, t.name FROM tags t WHERE t.repository_id = $1 AND {which}");
-    let doomed: Vec<(Id, String)> = fetch_all!(
-        tx.conn(),
-        sqlx::AssertSqlSafe(select),
-        [repository_id, value],
-        |r| Ok::<_, StoreError>((r.col::<Id>("id")?, r.col::<String>("name")?))
-    );
+    let pair = |id: StoreResult<Id>, name: StoreResult<String>| Ok::<_, StoreError>((id?, name?));
+    let doomed: Vec<(Id, String)> = match which {
+        Doomed::Digest(digest) => fetch_all!(
+            tx.conn(),
+            "SELECT t.id, t.name FROM tags t WHERE t.repository_id = $1 AND t.digest = $2",
+            [repository_id, digest],
+            |r| pair(r.col("id"), r.col("name"))
+        ),
+        Doomed::Name(name) => fetch_all!(
+            tx.conn(),
+            "SELECT t.id, t.name FROM tags t WHERE t.repository_id = $1 AND t.name = $2",
+            [repository_id, name],
+            |r| pair(r.col("id"), r.col("name"))
+        ),
+        Doomed::All => fetch_all!(
+            tx.conn(),
+            "SELECT t.id, t.name FROM tags t WHERE t.repository_id = $1",
+            [repository_id],
+            |r| pair(r.col("id"), r.col("name"))
+        ),
+    };
     for (id, name) in &doomed {
         execute!(tx.conn(), "DELETE FROM tags WHERE id = $1", [*id]);
         let a = removal_activity(
@@ -440,8 +461,7 @@ impl Store {
         self.delete_tags(
             namespace_id,
             repository,
-            "t.digest = $2",
-            digest,
+            Doomed::Digest(digest),
             actor,
             event,
             now,
@@ -463,8 +483,7 @@ impl Store {
         self.delete_tags(
             namespace_id,
             repository,
-            "t.name = $2",
-            tag,
+            Doomed::Name(tag),
             actor,
             event,
             now,
@@ -477,8 +496,7 @@ impl Store {
         &self,
         namespace_id: Id,
         repository: &str,
-        which: &'static str,
-        value: &str,
+        which: Doomed<'_>,
         actor: &Actor,
         event: Option<Id>,
         now: Timestamp,
@@ -492,7 +510,6 @@ impl Store {
                 repository_id,
                 repository,
                 which,
-                value,
                 actor,
                 now,
             )
@@ -524,8 +541,7 @@ impl Store {
             namespace_id,
             repository_id,
             &name,
-            "$2 = $2",
-            "",
+            Doomed::All,
             actor,
             now,
         )
@@ -645,13 +661,11 @@ impl Store {
             [registry_id],
             |r| {
                 let kind: String = r.col("n_kind")?;
+                let kind = NamespaceKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Other(format!("unknown namespace kind {kind:?}")))?;
                 let ns: String = r.col("n_name")?;
                 let repository: String = r.col("r_name")?;
-                let full_name = if kind == NamespaceKind::Global.as_str() {
-                    repository.clone()
-                } else {
-                    format!("{ns}/{repository}")
-                };
+                let full_name = full_repository_name(kind, &ns, &repository);
                 let tag: Option<String> = r.col("t_name")?;
                 let digest: Option<String> = r.col("t_digest")?;
                 Ok::<_, StoreError>(InventoryRow {
