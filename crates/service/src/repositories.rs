@@ -13,6 +13,7 @@ use portcullis_domain::{Error, Result};
 use portcullis_registry::inventory_client::ClientError;
 use portcullis_storage::{ActivityScope, Actor, RepositoryFilter, RepositoryScope};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 pub const REPOSITORY_SORT: &[&str] = &["id", "name", "created_at", "updated_at"];
 pub const TAG_SORT: &[&str] = &["id", "name", "size", "pushed_at", "pulled_at", "created_at"];
@@ -124,17 +125,13 @@ impl RepositoryService {
         let mut namespaces: HashMap<Id, Option<NamespaceListing>> = HashMap::new();
         let mut items = Vec::with_capacity(page.items.len());
         for listing in page.items {
-            let ns_id = listing.repository.namespace_id;
-            if !namespaces.contains_key(&ns_id) {
-                let ns = self.namespace_of(actor, &listing).await?;
-                namespaces.insert(ns_id, ns);
-            }
+            let ns = match namespaces.entry(listing.repository.namespace_id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.namespace_of(actor, &listing).await?),
+            };
             // The scope already filtered by pull rights; a namespace deleted meanwhile
             // or a rule the SQL does not know drops the row.
-            if let Some(details) = namespaces[&ns_id]
-                .as_ref()
-                .and_then(|ns| self.describe(actor, listing, ns))
-            {
+            if let Some(details) = ns.as_ref().and_then(|ns| self.describe(actor, listing, ns)) {
                 items.push(details);
             }
         }
