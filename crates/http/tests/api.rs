@@ -1400,17 +1400,7 @@ async fn management_changes_leave_activities() {
     let alice_pw = pw("alice");
     let alice = Auth::Basic("alice", &alice_pw);
     let admin = Auth::Portus("admin", &admin);
-    let ns = app
-        .get("/api/v1/namespaces?all=true", alice)
-        .await
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "devs")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let ns = namespace_id(&app, alice, "devs").await;
     let ok = |r: &Resp| assert!(r.status.is_success(), "{:?}", r.body);
     ok(&app
         .put(

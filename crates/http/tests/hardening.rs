@@ -73,18 +73,7 @@ async fn pull_only_tokens_cannot_write_anything() {
         json!({"application": "ro", "pull_only": true}),
     )
     .await;
-    let ns = app
-        .get("/api/v1/namespaces", Auth::Basic("alice", &alice_pw))
-        .await;
-    let ns = ns
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "devs")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let ns = namespace_id(&app, Auth::Basic("alice", &alice_pw), "devs").await;
 
     // The three reported exploits, with both ways of presenting the token.
     for auth in [Auth::Bearer(&alice_ro), Auth::Portus("alice", &alice_ro)] {

@@ -42,18 +42,7 @@ async fn inventory(app: &TestApp, admin: &str) -> Ids {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let namespaces = app
-        .get("/api/v1/namespaces?all=true", Auth::Portus("admin", admin))
-        .await
-        .body;
-    let devs = namespaces
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "devs")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let devs = namespace_id(app, Auth::Portus("admin", admin), "devs").await;
     let store = app.other_node().await;
     let push = |ns: i64, repo: &str, digest: &str| PushRecord {
         namespace_id: ns,

@@ -20,18 +20,7 @@ const HOOKS: &str = "/api/v1/namespaces/7/webhooks";
 
 /// The id of namespace `devs` of [`team_fixture`], checked.
 async fn devs_namespace(app: &TestApp, admin: &str) -> i64 {
-    let r = app
-        .get("/api/v1/namespaces?all=true", Auth::Portus("admin", admin))
-        .await;
-    let ns = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "devs")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let ns = namespace_id(app, Auth::Portus("admin", admin), "devs").await;
     assert_eq!(format!("/api/v1/namespaces/{ns}/webhooks"), HOOKS);
     ns
 }

@@ -103,28 +103,12 @@ pub struct WebhookDetails {
     pub destroyable: bool,
 }
 
-/// The fields of a new webhook as entered.
+/// A webhook's fields as entered. On create, `name` and `url` are required and the
+/// others default (GET, `application/json`, no credentials, disabled as in Portus, push
+/// and delete, `*`); on update, `None` leaves a field alone and an empty password
+/// removes it.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookInput {
-    pub name: String,
-    pub url: String,
-    /// Default GET (Portus).
-    pub request_method: Option<String>,
-    /// Default `application/json`.
-    pub content_type: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Default false: new webhooks start disabled (Portus).
-    pub enabled: Option<bool>,
-    /// Default push and delete.
-    pub actions: Option<Vec<String>>,
-    /// Default `*`.
-    pub repository_glob: Option<String>,
-}
-
-/// Changes to a webhook; `None` leaves a field alone, an empty password removes it.
-#[derive(Debug, Clone, Default)]
-pub struct WebhookChanges {
     pub name: Option<String>,
     pub url: Option<String>,
     pub request_method: Option<String>,
@@ -372,8 +356,9 @@ impl WebhookService {
             return Err(actor.refusal());
         }
         let mut p = Problems::default();
-        p.check("name", name_problem(&input.name));
-        let url = parse_url(&mut p, &input.url);
+        let name = input.name.as_deref().unwrap_or_default();
+        p.check("name", name_problem(name));
+        let url = parse_url(&mut p, input.url.as_deref().unwrap_or_default());
         let method = input
             .request_method
             .as_deref()
@@ -406,7 +391,7 @@ impl WebhookService {
         let secret = new_token(random, SECRET_PREFIX);
         let new = NewWebhook {
             namespace_id: ns.namespace.id,
-            name: input.name.trim().to_owned(),
+            name: name.trim().to_owned(),
             url,
             request_method: method,
             content_type,
@@ -433,7 +418,7 @@ impl WebhookService {
         actor: &Authenticated,
         ns_id: Id,
         id: Id,
-        changes: &WebhookChanges,
+        changes: &WebhookInput,
     ) -> Result<WebhookDetails> {
         let (ns, before) = self
             .for_change(actor, ns_id, id, can_manage_webhook)

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_domain::webhooks::{WebhookDelivery, WebhookHeader};
 use portcullis_service::Services;
-use portcullis_service::webhooks::{WebhookChanges, WebhookDetails, WebhookInput};
+use portcullis_service::webhooks::{WebhookDetails, WebhookInput};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -171,6 +171,22 @@ pub struct WebhookFields {
     repository_glob: Option<String>,
 }
 
+impl From<WebhookFields> for WebhookInput {
+    fn from(f: WebhookFields) -> Self {
+        Self {
+            name: f.name,
+            url: f.url,
+            request_method: f.request_method,
+            content_type: f.content_type,
+            username: f.username,
+            password: f.password,
+            enabled: f.enabled,
+            actions: f.actions,
+            repository_glob: f.repository_glob,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookBody {
     webhook: WebhookFields,
@@ -217,19 +233,7 @@ pub async fn create(
     ApiPath(ns): ApiPath<i64>,
     ApiJson(b): ApiJson<WebhookBody>,
 ) -> ApiResult<Response> {
-    let f = b.webhook;
-    let input = WebhookInput {
-        name: f.name.unwrap_or_default(),
-        url: f.url.unwrap_or_default(),
-        request_method: f.request_method,
-        content_type: f.content_type,
-        username: f.username,
-        password: f.password,
-        enabled: f.enabled,
-        actions: f.actions,
-        repository_glob: f.repository_glob,
-    };
-    let (details, secret) = s.webhooks.create(&me, ns, &input).await?;
+    let (details, secret) = s.webhooks.create(&me, ns, &b.webhook.into()).await?;
     let body = CreatedWebhookEntity {
         webhook: WebhookEntity::from(&details),
         secret,
@@ -260,20 +264,8 @@ pub async fn update(
     ApiPath((ns, id)): ApiPath<(i64, i64)>,
     ApiJson(b): ApiJson<WebhookBody>,
 ) -> ApiResult<Json<WebhookEntity>> {
-    let f = b.webhook;
-    let changes = WebhookChanges {
-        name: f.name,
-        url: f.url,
-        request_method: f.request_method,
-        content_type: f.content_type,
-        username: f.username,
-        password: f.password,
-        enabled: f.enabled,
-        actions: f.actions,
-        repository_glob: f.repository_glob,
-    };
     Ok(Json(WebhookEntity::from(
-        &s.webhooks.update(&me, ns, id, &changes).await?,
+        &s.webhooks.update(&me, ns, id, &b.webhook.into()).await?,
     )))
 }
 
@@ -286,9 +278,9 @@ pub async fn toggle_enabled(
     ApiPath((ns, id)): ApiPath<(i64, i64)>,
 ) -> ApiResult<Json<WebhookEntity>> {
     let current = s.webhooks.show(&me, ns, id).await?;
-    let changes = WebhookChanges {
+    let changes = WebhookInput {
         enabled: Some(!current.webhook.enabled),
-        ..WebhookChanges::default()
+        ..WebhookInput::default()
     };
     Ok(Json(WebhookEntity::from(
         &s.webhooks.update(&me, ns, id, &changes).await?,

@@ -182,6 +182,19 @@ impl TestApp {
     }
 }
 
+/// The id of the namespace called `name`, as `auth` lists it.
+pub async fn namespace_id(app: &TestApp, auth: Auth<'_>, name: &str) -> i64 {
+    let r = app.get("/api/v1/namespaces?all=true", auth).await;
+    r.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no namespace {name}: {:?}", r.body))["id"]
+        .as_i64()
+        .unwrap()
+}
+
 pub fn pw(name: &str) -> String {
     format!("{name}-password")
 }
