@@ -104,6 +104,23 @@ pub struct WebhookDelivery {
     pub updated_at: Timestamp,
 }
 
+/// One attempt of a delivery, as sent and answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    pub id: Id,
+    pub delivery_id: Id,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub request_header: String,
+    pub request_body: String,
+    pub response_header: String,
+    pub response_body: String,
+    pub duration_ms: i64,
+    pub created_at: Timestamp,
+}
+
 impl WebhookDelivery {
     /// A 2xx answer (Portus counted only 200).
     pub fn succeeded(&self) -> bool {

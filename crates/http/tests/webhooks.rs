@@ -536,6 +536,19 @@ async fn deliveries_are_signed_retried_and_never_duplicated(backend: Backend) {
         (json!(200), json!(2), json!(true))
     );
 
+    // Every attempt is kept.
+    let r = app
+        .get(&format!("{HOOKS}/{hook}/deliveries/{}", d[0]["id"]), carol)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let statuses: Vec<Value> = r.body["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| json!([a["attempt"], a["status"]]))
+        .collect();
+    assert_eq!(statuses, [json!([1, 500]), json!([2, 200])]);
+
     // The same event again (the registry retrying): no second delivery.
     notify(&app, delete_envelope("ev-1")).await;
     drain(&app).await;

@@ -21,7 +21,7 @@ use portcullis_domain::policy::{
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::webhooks::{
     BodyType, HEADER_VALUE_MAX, NAME_MAX, RequestMethod, URL_MAX, Webhook, WebhookAction,
-    WebhookDelivery, WebhookHeader, actions_problem, glob_problem, name_problem,
+    WebhookAttempt, WebhookDelivery, WebhookHeader, actions_problem, glob_problem, name_problem,
 };
 use portcullis_domain::{Error, Result};
 use portcullis_storage::{
@@ -613,6 +613,27 @@ impl WebhookService {
             .deliveries_of_webhook(w.id, params.to_page_request(DELIVERY_SORT)?)
             .await?;
         Ok(params.paged(page.items, page.total))
+    }
+
+    /// One delivery with every attempt.
+    pub async fn delivery(
+        &self,
+        actor: &Authenticated,
+        ns_id: Id,
+        id: Id,
+        delivery_id: Id,
+    ) -> Result<(WebhookDelivery, Vec<WebhookAttempt>)> {
+        let ns = self.namespace(actor, ns_id).await?;
+        let w = self.webhook_in(&ns, id).await?;
+        let delivery = self
+            .ctx
+            .store
+            .delivery_by_id(delivery_id)
+            .await?
+            .filter(|d| d.webhook_id == w.id)
+            .ok_or(Error::NotFound("Webhook delivery"))?;
+        let attempts = self.ctx.store.delivery_attempts(delivery.id).await?;
+        Ok((delivery, attempts))
     }
 
     /// Queues the stored event again, sent with the webhook's current settings.

@@ -46,6 +46,7 @@ embedded_migrations! {
     1 => "0001_initial",
     2 => "0002_refresh_token_binding",
     3 => "0003_inventory",
+    4 => "0004_webhook_attempts",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -12,8 +12,8 @@ use portcullis_domain::inventory::NewJob;
 use portcullis_domain::model::Id;
 use portcullis_domain::time::Timestamp;
 use portcullis_domain::webhooks::{
-    BodyType, RequestMethod, Webhook, WebhookAction, WebhookDelivery, WebhookHeader,
-    format_actions, parse_actions,
+    BodyType, RequestMethod, Webhook, WebhookAction, WebhookAttempt, WebhookDelivery,
+    WebhookHeader, format_actions, parse_actions,
 };
 
 const WEBHOOK_COLUMNS: &str = "w.id, w.namespace_id, w.name, w.url, w.request_method, \
@@ -452,20 +452,21 @@ impl Store {
         Ok(Page { items, total })
     }
 
-    /// Records an attempt (counting it); `false` when the delivery was pruned or its
-    /// webhook deleted meanwhile.
+    /// Records an attempt: the delivery row shows it as the latest and counts it, and
+    /// it joins the delivery's attempts, in one transaction. `false` when the delivery
+    /// was pruned or its webhook deleted meanwhile.
     pub async fn record_delivery_attempt(
         &self,
         id: Id,
         a: &DeliveryAttempt,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut c = self.db.writer().await?;
-        Ok(execute!(
-            c.conn(),
+        let mut tx = self.db.begin().await?;
+        let attempt: Option<i64> = fetch_optional!(
+            tx.conn(),
             "UPDATE webhook_deliveries SET status = $2, error = $3, request_header = $4, \
              request_body = $5, response_header = $6, response_body = $7, duration_ms = $8, \
-             attempts = attempts + 1, updated_at = $9 WHERE id = $1",
+             attempts = attempts + 1, updated_at = $9 WHERE id = $1 RETURNING attempts",
             [
                 id,
                 a.status,
@@ -476,8 +477,57 @@ impl Store {
                 a.response_body.as_str(),
                 a.duration_ms,
                 now.0,
+            ],
+            |r| r.col::<i64>("attempts")
+        );
+        let Some(attempt) = attempt else {
+            return Ok(false);
+        };
+        execute!(
+            tx.conn(),
+            "INSERT INTO webhook_delivery_attempts (delivery_id, attempt, status, error, \
+             request_header, request_body, response_header, response_body, duration_ms, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            [
+                id,
+                attempt,
+                a.status,
+                a.error.as_deref(),
+                a.request_header.as_str(),
+                a.request_body.as_str(),
+                a.response_header.as_str(),
+                a.response_body.as_str(),
+                a.duration_ms,
+                now.0,
             ]
-        ) == 1)
+        );
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every attempt of a delivery, first first.
+    pub async fn delivery_attempts(&self, delivery_id: Id) -> StoreResult<Vec<WebhookAttempt>> {
+        let mut c = self.db.reader().await?;
+        Ok(fetch_all!(
+            c.conn(),
+            "SELECT id, delivery_id, attempt, status, error, request_header, request_body, \
+             response_header, response_body, duration_ms, created_at \
+             FROM webhook_delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+            [delivery_id],
+            |r| Ok::<_, StoreError>(WebhookAttempt {
+                id: r.col("id")?,
+                delivery_id: r.col("delivery_id")?,
+                attempt: r.col("attempt")?,
+                status: r.col("status")?,
+                error: r.col("error")?,
+                request_header: r.col("request_header")?,
+                request_body: r.col("request_body")?,
+                response_header: r.col("response_header")?,
+                response_body: r.col("response_body")?,
+                duration_ms: r.col("duration_ms")?,
+                created_at: Timestamp(r.col("created_at")?),
+            })
+        ))
     }
 
     /// Keeps the newest `keep` deliveries of each webhook and deletes the rest.

@@ -2200,6 +2200,13 @@ async fn contract_webhook_deliveries(store: &Store) {
         (Some(204), 2, "oops", Some(12), at(3))
     );
     assert!(d.succeeded());
+    let attempts = store.delivery_attempts(d.id).await.unwrap();
+    let seen: Vec<(i64, Option<i64>, i64)> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.status, a.created_at.0))
+        .collect();
+    assert_eq!(seen, [(1, Some(500), at(2).0), (2, Some(204), at(3).0)]);
+    assert_eq!(attempts[0].request_header, "A: 1");
 
     // Re-sending queues another job for the same delivery.
     store
@@ -2251,7 +2258,14 @@ async fn contract_webhook_deliveries(store: &Store) {
         1,
         "the other webhook keeps its own"
     );
-    // An attempt on a pruned delivery is not recorded.
+    // An attempt on a pruned delivery is not recorded; its attempts went with it.
+    assert!(
+        store
+            .delivery_attempts(created[0])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         !store
             .record_delivery_attempt(created[0], &attempt, at(9))

@@ -147,7 +147,7 @@ pub fn router() -> OpenApiRouter<Services> {
         .routes(routes!(webhooks::headers, webhooks::create_header))
         .routes(routes!(webhooks::destroy_header))
         .routes(routes!(webhooks::deliveries))
-        .routes(routes!(webhooks::resend))
+        .routes(routes!(webhooks::delivery, webhooks::resend))
         .routes(routes!(meta::openapi_spec))
         .layer(cors)
 }

@@ -16,7 +16,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_domain::webhooks::{WebhookDelivery, WebhookHeader};
+use portcullis_domain::webhooks::{WebhookAttempt, WebhookDelivery, WebhookHeader};
 use portcullis_service::Services;
 use portcullis_service::webhooks::{WebhookDetails, WebhookInput};
 use serde::{Deserialize, Serialize};
@@ -149,6 +149,45 @@ impl From<&WebhookDelivery> for WebhookDeliveryEntity {
             updated_at: time(d.updated_at),
         }
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAttemptEntity {
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// 0 when no response arrived.
+    pub status: i64,
+    pub error: Option<String>,
+    pub request_header: String,
+    pub request_body: String,
+    pub response_header: String,
+    pub response_body: String,
+    pub duration_ms: i64,
+    pub created_at: String,
+}
+
+impl From<&WebhookAttempt> for WebhookAttemptEntity {
+    fn from(a: &WebhookAttempt) -> Self {
+        Self {
+            attempt: a.attempt,
+            status: a.status.unwrap_or(0),
+            error: a.error.clone(),
+            request_header: a.request_header.clone(),
+            request_body: a.request_body.clone(),
+            response_header: a.response_header.clone(),
+            response_body: a.response_body.clone(),
+            duration_ms: a.duration_ms,
+            created_at: time(a.created_at),
+        }
+    }
+}
+
+/// A delivery with every attempt, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryDetailsEntity {
+    #[serde(flatten)]
+    pub delivery: WebhookDeliveryEntity,
+    pub attempt_log: Vec<WebhookAttemptEntity>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -378,6 +417,21 @@ pub async fn deliveries(
         &page,
         items,
     ))
+}
+
+/// A delivery with every attempt.
+#[utoipa::path(get, path = "/api/v1/namespaces/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}", tag = "webhooks", params(("id" = i64, Path), ("webhook_id" = i64, Path), ("delivery_id" = i64, Path)),
+    responses((status = 200, body = WebhookDeliveryDetailsEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity)))]
+pub async fn delivery(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath((ns, id, delivery_id)): ApiPath<(i64, i64, i64)>,
+) -> ApiResult<Json<WebhookDeliveryDetailsEntity>> {
+    let (d, attempts) = s.webhooks.delivery(&me, ns, id, delivery_id).await?;
+    Ok(Json(WebhookDeliveryDetailsEntity {
+        delivery: WebhookDeliveryEntity::from(&d),
+        attempt_log: attempts.iter().map(WebhookAttemptEntity::from).collect(),
+    }))
 }
 
 /// Send a delivery again with the webhook's current settings. Queued: the answer is
