@@ -280,6 +280,12 @@ async fn bad_webhooks_are_refused_with_the_field() {
             "url",
         ),
         (
+            json!({"name": "x", "url": "http://169.254.169.254/latest"}),
+            "url",
+        ),
+        (json!({"name": "x", "url": "http://[::1]:8080/"}), "url"),
+        (json!({"name": "x", "url": "10.0.0.7/hook"}), "url"),
+        (
             json!({"name": "x", "url": "https://h.example.com", "request_method": "PUT"}),
             "request_method",
         ),
@@ -591,7 +597,13 @@ async fn private_addresses_are_refused_by_default() {
     devs_namespace(&app, &admin).await;
     let admin = Auth::Portus("admin", &admin);
     let receiver = Receiver::start(&[]).await.unwrap();
+    // An IP literal is refused when the webhook is saved ...
     let r = app.post(HOOKS, admin, hook_body(&receiver.url)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    // ... a name is checked after resolution, at delivery.
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let r = app.post(HOOKS, admin, hook_body(&by_name)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let hook = r.body["id"].as_i64().unwrap();
     notify(&app, delete_envelope("ev-private")).await;
     drain(&app).await;

@@ -29,7 +29,7 @@ use portcullis_storage::{
 };
 use portcullis_webhooks::{
     AddressPolicy, ContentType, Deliverer, Method, Sealer, WebhookRequest, check_custom_header,
-    normalize_url,
+    ip_literal, normalize_url,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -201,15 +201,30 @@ fn parse_actions(p: &mut Problems, actions: &[String]) -> Vec<WebhookAction> {
     parsed
 }
 
-fn parse_url(p: &mut Problems, url: &str) -> String {
+/// The normalised URL. An IP literal the address policy refuses is refused here
+/// already (a host name is checked after resolution, at every delivery).
+fn parse_url(p: &mut Problems, policy: AddressPolicy, url: &str) -> String {
     if url.chars().count() > URL_MAX {
         p.add("url", "is too long");
         return String::new();
     }
-    normalize_url(url).unwrap_or_else(|e| {
-        p.add("url", e);
-        String::new()
-    })
+    let normalized = match normalize_url(url) {
+        Ok(u) => u,
+        Err(e) => {
+            p.add("url", e);
+            return String::new();
+        }
+    };
+    let literal = portcullis_webhooks::Url::parse(&normalized)
+        .ok()
+        .and_then(|u| ip_literal(&u));
+    if literal.is_some_and(|ip| !policy.permits(ip)) {
+        p.add(
+            "url",
+            "is a loopback, private or link-local address (webhooks.allow_private_networks is off)",
+        );
+    }
+    normalized
 }
 
 /// A UUID (version 4) from the injected randomness.
@@ -358,7 +373,11 @@ impl WebhookService {
         let mut p = Problems::default();
         let name = input.name.as_deref().unwrap_or_default();
         p.check("name", name_problem(name));
-        let url = parse_url(&mut p, input.url.as_deref().unwrap_or_default());
+        let url = parse_url(
+            &mut p,
+            self.ctx.webhooks.policy,
+            input.url.as_deref().unwrap_or_default(),
+        );
         let method = input
             .request_method
             .as_deref()
@@ -427,7 +446,10 @@ impl WebhookService {
         if let Some(name) = &changes.name {
             p.check("name", name_problem(name));
         }
-        let url = changes.url.as_deref().map(|u| parse_url(&mut p, u));
+        let url = changes
+            .url
+            .as_deref()
+            .map(|u| parse_url(&mut p, self.ctx.webhooks.policy, u));
         let method = changes
             .request_method
             .as_deref()

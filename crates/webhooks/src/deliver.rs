@@ -262,6 +262,16 @@ pub fn redirect_permitted(policy: &AddressPolicy, url: &Url) -> bool {
     }
 }
 
+/// The address of a URL whose host is an IP literal.
+#[must_use]
+pub fn ip_literal(url: &Url) -> Option<IpAddr> {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    }
+}
+
 /// Normalises a webhook URL as entered by a user.
 ///
 /// A missing scheme gets `http://` (as Portus did); only http and https are
@@ -428,12 +438,7 @@ impl Deliverer {
 
         // reqwest does not call the resolver for IP literals, so they are
         // checked here, before anything is sent.
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
+        if let Some(ip) = ip_literal(&url).filter(|ip| !self.policy.permits(*ip)) {
             return Err(Refused::Literal(ip).to_string());
         }
 

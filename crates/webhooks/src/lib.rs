@@ -16,7 +16,7 @@ pub mod sign;
 
 pub use deliver::{
     ContentType, Deliverer, DeliveryError, DeliveryOutcome, Method, WebhookRequest,
-    check_custom_header, form_body, normalize_url, redirect_permitted,
+    check_custom_header, form_body, ip_literal, normalize_url, redirect_permitted,
 };
 pub use guard::AddressPolicy;
 pub use seal::{SealError, Sealer};
