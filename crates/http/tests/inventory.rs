@@ -340,4 +340,18 @@ async fn each_credential_keeps_its_limits() {
         1,
         "nothing lost"
     );
+    // Deleting the namespace deletes its images in the registry first: with the
+    // registry down, nothing is deleted.
+    let devs = namespace_id(&app, alice, "devs").await;
+    let r = app
+        .delete(&format!("/api/v1/namespaces/{devs}"), alice)
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+    assert_eq!(app.get(&private, alice).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v1/namespaces/{devs}"), alice)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
