@@ -525,6 +525,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             c.security_policy.refresh_token_idle_days,
         ),
         ("background.workers", c.background.workers),
+        ("background.lease_seconds", c.background.lease_seconds),
         (
             "background.sync.period_seconds",
             c.background.sync.period_seconds,

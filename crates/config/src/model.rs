@@ -57,6 +57,9 @@ pub struct Background {
     pub embedded: bool,
     /// Jobs one worker process runs at once.
     pub workers: i64,
+    /// Seconds a claimed job is leased for (renewed at a third of that while it runs);
+    /// a job of a worker that died is taken over once its lease has expired.
+    pub lease_seconds: i64,
     /// Processing of registry notifications (Portus: disabling it only logs a warning;
     /// so does Portcullis, and events then wait, stored, until it is on again).
     pub registry: Enabled,
@@ -317,6 +320,7 @@ impl Default for Config {
             background: Background {
                 embedded: true,
                 workers: 2,
+                lease_seconds: 30,
                 registry: on(),
                 sync: SyncSettings {
                     enabled: true,

@@ -152,12 +152,19 @@ fn registry_of<'r>(registries: &'r [Registry], n: &Notification) -> Option<&'r R
 }
 
 /// What intake decides for one event: processed later, or only kept.
+///
+/// Pulls by Portcullis itself (the worker fetching a pushed manifest, a sync's lookups,
+/// the garbage collector) are kept as `ignored`: they are not pulls by anyone, and
+/// recording them would mark every tag as just pulled after each push and each sync,
+/// so `delete.garbage_collector.older_than` would never find an unused tag (and every
+/// sync period would queue one event per tag).
 fn intake_status(n: &Notification, registry: Option<&Registry>) -> EventStatus {
     if registry.is_none() {
         return EventStatus::UnknownRegistry;
     }
     match n.action.as_str() {
         "delete" => EventStatus::Pending,
+        "pull" if n.actor.as_deref() == Some(SYSTEM_ACTOR) => EventStatus::Ignored,
         "push" | "pull" if n.is_manifest_event() => EventStatus::Pending,
         _ => EventStatus::Ignored,
     }
@@ -504,5 +511,65 @@ pub(crate) async fn orphan_namespace(
         // Created concurrently: use that one.
         Err(StoreError::Conflict(_)) => store.namespace_by_name(registry.id, name).await,
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str, actor: Option<&str>) -> Notification {
+        let raw = serde_json::json!({
+            "id": "e1",
+            "timestamp": "2025-01-01T00:00:00Z",
+            "action": action,
+            "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "repository": "ns/app",
+                "digest": "sha256:aa",
+                "tag": "v1",
+            },
+            "actor": {"name": actor.unwrap_or_default()},
+            "request": {"host": "registry.test:5000", "method": "GET"},
+        });
+        let body = serde_json::json!({ "events": [raw] }).to_string();
+        parse_envelope(body.as_bytes()).unwrap().remove(0)
+    }
+
+    fn registry() -> Registry {
+        Registry {
+            id: 1,
+            name: "r".into(),
+            hostname: "registry.test:5000".into(),
+            use_ssl: false,
+            external_hostname: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn intake_keeps_only_what_the_worker_must_process() {
+        let r = registry();
+        let status =
+            |action: &str, actor: Option<&str>| intake_status(&event(action, actor), Some(&r));
+        assert_eq!(status("push", Some("alice")), EventStatus::Pending);
+        assert_eq!(status("pull", Some("alice")), EventStatus::Pending);
+        assert_eq!(
+            status("pull", None),
+            EventStatus::Pending,
+            "anonymous pulls count"
+        );
+        assert_eq!(status("delete", Some("alice")), EventStatus::Pending);
+        assert_eq!(status("mount", Some("alice")), EventStatus::Ignored);
+        // Portcullis's own reads are not pulls; its own pushes and deletes still count.
+        assert_eq!(status("pull", Some(SYSTEM_ACTOR)), EventStatus::Ignored);
+        assert_eq!(status("push", Some(SYSTEM_ACTOR)), EventStatus::Pending);
+        assert_eq!(status("delete", Some(SYSTEM_ACTOR)), EventStatus::Pending);
+        assert_eq!(
+            intake_status(&event("push", Some("alice")), None),
+            EventStatus::UnknownRegistry
+        );
     }
 }

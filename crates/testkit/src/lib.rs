@@ -1,5 +1,6 @@
 pub mod images;
 pub mod postgres;
+pub mod proxy;
 pub mod receiver;
 pub mod registry;
 pub mod registry_layout;

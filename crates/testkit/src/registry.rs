@@ -31,9 +31,12 @@ pub struct Registry {
     child: Child,
     dir: PathBuf,
     log_path: PathBuf,
-    /// `127.0.0.1:PORT`: the address clients use, the token `service`, and the
-    /// `hostname` to register in Portcullis.
+    /// `127.0.0.1:PORT`: the address it listens on and clients use; also the token
+    /// `service` and the `hostname` to register in Portcullis, unless started with
+    /// [`Registry::start_as`].
     pub addr: String,
+    /// The token `service`: [`Registry::addr`], or what [`Registry::start_as`] was given.
+    pub service: String,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
@@ -46,6 +49,17 @@ impl Registry {
         let binary = require_tool("docker-registry")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         Self::start_retrying(&binary, Auth::Token(server), dir).await
+    }
+
+    /// Like [`Registry::start`], but Portcullis knows the registry as `service` (its
+    /// token `service`, so the `hostname` to register), e.g. the address of a proxy in
+    /// front of it, while clients may still reach it directly at [`Registry::addr`].
+    /// Its notifications then carry that address as `request.host`: register it as the
+    /// registry's `external_hostname`.
+    pub async fn start_as(server: &Server, dir: &Path, service: &str) -> Result<Self> {
+        let binary = require_tool("docker-registry")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Self::start_retrying(&binary, Auth::TokenAs(server, service), dir).await
     }
 
     /// Starts a registry **without authentication** (and with deletes enabled) on the
@@ -73,9 +87,18 @@ impl Registry {
     async fn start_once(binary: &Path, auth: Auth<'_>, dir: &Path) -> Result<Self, StartError> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let config = match auth {
-            Auth::Token(server) => server.registry_config(&addr, &dir.join("data")).await?,
-            Auth::None => plain_config(&addr, &dir.join("data"))?,
+        let (config, service) = match auth {
+            Auth::Token(server) => (
+                server.registry_config(&addr, &dir.join("data")).await?,
+                addr.clone(),
+            ),
+            Auth::TokenAs(server, service) => (
+                server
+                    .registry_config_as(service, &addr, &dir.join("data"))
+                    .await?,
+                service.to_owned(),
+            ),
+            Auth::None => (plain_config(&addr, &dir.join("data"))?, addr.clone()),
         };
         let config_path = dir.join("config.yml");
         std::fs::write(&config_path, config)
@@ -139,6 +162,7 @@ impl Registry {
             dir: dir.to_owned(),
             log_path,
             addr,
+            service,
             url,
         })
     }
@@ -182,6 +206,8 @@ impl Drop for Registry {
 enum Auth<'a> {
     /// Bearer tokens from this Portcullis (its `registry-config`).
     Token(&'a Server),
+    /// The same, with this token `service` instead of the listen address.
+    TokenAs(&'a Server, &'a str),
     /// Not at all.
     None,
 }

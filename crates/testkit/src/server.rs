@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
@@ -170,16 +170,74 @@ impl Server {
         String::from_utf8(out.stdout).context("portcullis printed non-UTF-8")
     }
 
+    /// Runs another subcommand like [`Server::subcommand`], whatever its exit status:
+    /// the caller checks status, stdout and stderr.
+    pub async fn subcommand_output<I, S>(&self, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = portcullis_command(&self.binary, &self.env, &self.work_dir);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let timeout = Duration::from_secs(60);
+        tokio::time::timeout(timeout, cmd.output())
+            .await
+            .map_err(|_| anyhow!("portcullis subcommand: no answer within {timeout:?}"))?
+            .context("portcullis subcommand: cannot start")
+    }
+
+    /// Starts a long-running subcommand (`worker`, say) with the same environment and
+    /// working directory, its stderr in `work_dir/<log_name>.log`. It is killed when
+    /// the [`Process`] is dropped.
+    pub fn spawn<I, S>(&self, args: I, log_name: &str) -> Result<Process>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let log_path = self.work_dir.join(format!("{log_name}.log"));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let child = portcullis_command(&self.binary, &self.env, &self.work_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {}", self.binary.display()))?;
+        Ok(Process {
+            child,
+            log_path,
+            name: log_name.to_owned(),
+        })
+    }
+
     /// `portcullis registry-config` for a registry reachable at `registry`
     /// (`host:port`, also its listen address) storing blobs in `storage_dir`.
     pub async fn registry_config(&self, registry: &str, storage_dir: &Path) -> Result<String> {
+        self.registry_config_as(registry, registry, storage_dir)
+            .await
+    }
+
+    /// `portcullis registry-config` for a registry whose token `service` (the
+    /// hostname Portcullis knows it by) is `service`, listening on `listen`.
+    pub async fn registry_config_as(
+        &self,
+        service: &str,
+        listen: &str,
+        storage_dir: &Path,
+    ) -> Result<String> {
         let storage = storage_dir.to_str().context("storage dir is not UTF-8")?;
         self.subcommand([
             "registry-config",
             "--registry",
-            registry,
+            service,
             "--listen",
-            registry,
+            listen,
             "--storage-dir",
             storage,
             "--portcullis-url",
@@ -218,6 +276,54 @@ impl Drop for Server {
                 "--- portcullis log ({}) ---\n{}\n--- end of portcullis log ---",
                 self.log_path.display(),
                 self.log()
+            );
+        }
+    }
+}
+
+/// A long-running `portcullis` subcommand started by [`Server::spawn`].
+pub struct Process {
+    child: Child,
+    log_path: PathBuf,
+    name: String,
+}
+
+impl Process {
+    /// Process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `SIGKILL`: the process gets no chance to clean up. Waits for it to be gone.
+    pub async fn kill(&mut self) -> Result<ExitStatus> {
+        self.child.start_kill().context("sending SIGKILL")?;
+        self.child
+            .wait()
+            .await
+            .context("waiting for the killed process")
+    }
+
+    /// `Some` once it exited.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Its log (stderr) so far.
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- portcullis {} log ({}) ---\n{}\n--- end of portcullis {} log ---",
+                self.name,
+                self.log_path.display(),
+                self.log(),
+                self.name
             );
         }
     }

@@ -17,8 +17,9 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// Seconds a claimed job is leased for; a heartbeat renews it at a third of that. A
-/// worker that dies leaves the lease to expire and another worker takes the job over.
+/// Seconds a claimed job is leased for unless `background.lease_seconds` says otherwise;
+/// a heartbeat renews it at a third of that. A worker that dies leaves the lease to
+/// expire and another worker takes the job over.
 pub const LEASE_SECS: i64 = 30;
 /// How often the queue is polled when nothing wakes the worker (a safety net).
 const POLL: Duration = Duration::from_secs(5);
@@ -31,14 +32,23 @@ pub struct Worker {
     /// Names this worker in `jobs.worker` (host and process id by default).
     id: Arc<str>,
     concurrency: usize,
+    /// `background.lease_seconds`.
+    lease_secs: i64,
 }
 
 impl Worker {
+    /// A worker leasing jobs for `background.lease_seconds` of the services' config.
     pub fn new(services: Services, id: impl Into<Arc<str>>, concurrency: usize) -> Self {
+        let lease_secs = services.config().background.lease_seconds;
         Self {
             services,
             id: id.into(),
             concurrency: concurrency.max(1),
+            lease_secs: if lease_secs > 0 {
+                lease_secs
+            } else {
+                LEASE_SECS
+            },
         }
     }
 
@@ -52,7 +62,7 @@ impl Worker {
 
     /// Claims and runs one due job. `None` when nothing is due.
     pub async fn run_one(&self) -> Result<Option<(Job, JobOutcome)>, portcullis_domain::Error> {
-        let Some(job) = self.services.claim_job(&self.id, LEASE_SECS).await? else {
+        let Some(job) = self.services.claim_job(&self.id, self.lease_secs).await? else {
             return Ok(None);
         };
         let outcome = self.execute(&job).await;
@@ -76,11 +86,13 @@ impl Worker {
             let services = self.services.clone();
             let job = job.clone();
             let id = self.id.clone();
+            let lease_secs = self.lease_secs;
+            // A third of the lease, so two renewals may fail before it lapses.
+            let period = Duration::from_millis((lease_secs.max(1) as u64).saturating_mul(1000) / 3);
             tokio::spawn(async move {
-                let period = Duration::from_secs((LEASE_SECS / 3).max(1) as u64);
                 loop {
                     tokio::time::sleep(period).await;
-                    match services.extend_lease(&job, &id, LEASE_SECS).await {
+                    match services.extend_lease(&job, &id, lease_secs).await {
                         Ok(true) => {}
                         Ok(false) => break,
                         Err(e) => tracing::warn!(job = job.id, error = %e, "lease not renewed"),
@@ -126,7 +138,7 @@ impl Worker {
             // Fill the free slots with due jobs.
             let mut claimed_any = false;
             while let Ok(permit) = slots.clone().try_acquire_owned() {
-                match self.services.claim_job(&self.id, LEASE_SECS).await {
+                match self.services.claim_job(&self.id, self.lease_secs).await {
                     Ok(Some(job)) => {
                         claimed_any = true;
                         let worker = self.clone();

@@ -439,3 +439,49 @@ fn show_prints_values_as_written_and_loads_back() {
         Config::default()
     );
 }
+
+#[test]
+fn background_lease_seconds() {
+    assert_eq!(
+        load_yaml("", &[]).unwrap().config.background.lease_seconds,
+        30
+    );
+    let l = load_yaml(
+        "background: { lease_seconds: 90 }",
+        &[("PORTCULLIS_BACKGROUND_LEASE_SECONDS", "3")],
+    )
+    .unwrap();
+    assert_eq!(l.config.background.lease_seconds, 3);
+    assert_eq!(
+        l.sources["background.lease_seconds"],
+        "environment PORTCULLIS_BACKGROUND_LEASE_SECONDS"
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(
+        load_yaml("background: { lease_seconds: 90 }", &[])
+            .unwrap()
+            .config
+            .background
+            .lease_seconds,
+        90
+    );
+    for (yaml, e, expected) in [
+        (
+            "background: { lease_seconds: 0 }",
+            &[][..],
+            "config key background.lease_seconds = \"0\" (from file test.yml): expected a number greater than 0",
+        ),
+        (
+            "",
+            &[("PORTCULLIS_BACKGROUND_LEASE_SECONDS", "-5")][..],
+            "config key background.lease_seconds = \"-5\" (from environment PORTCULLIS_BACKGROUND_LEASE_SECONDS): expected a number greater than 0",
+        ),
+        (
+            "background: { lease_seconds: soon }",
+            &[][..],
+            "config key background.lease_seconds = \"soon\" (from file test.yml): expected a whole number",
+        ),
+    ] {
+        assert_eq!(load_yaml(yaml, e).unwrap_err().to_string(), expected);
+    }
+}
