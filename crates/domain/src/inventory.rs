@@ -302,49 +302,82 @@ pub fn plan_sync(
 ) -> Vec<SyncChange> {
     let mut changes = Vec::new();
     for (repository, tags) in remote {
-        let RemoteTags::Listed(tags) = tags else {
-            continue;
-        };
-        let known = local.get(repository);
-        for (tag, digest) in tags {
-            match known.and_then(|k| k.get(tag)) {
-                None => changes.push(SyncChange::AddTag {
-                    repository: repository.clone(),
-                    tag: tag.clone(),
-                    digest: digest.clone(),
-                }),
-                Some(d) if d != digest => changes.push(SyncChange::MoveTag {
-                    repository: repository.clone(),
-                    tag: tag.clone(),
-                    digest: digest.clone(),
-                }),
-                Some(_) => {}
-            }
-        }
-        if policy.delete
-            && let Some(known) = known
-        {
-            for tag in known.keys().filter(|t| !tags.contains_key(*t)) {
-                changes.push(SyncChange::DeleteTag {
-                    repository: repository.clone(),
-                    tag: tag.clone(),
-                });
-            }
-            if tags.is_empty() {
-                changes.push(SyncChange::DeleteRepository {
-                    repository: repository.clone(),
-                });
-            }
+        if let RemoteTags::Listed(tags) = tags {
+            changes.extend(plan_repository(
+                repository,
+                local.get(repository),
+                tags,
+                policy,
+            ));
         }
     }
-    if policy.delete {
-        for repository in local.keys().filter(|r| !remote.contains_key(*r)) {
+    changes.extend(plan_gone_repositories(
+        local,
+        |r| remote.contains_key(r),
+        policy,
+    ));
+    changes
+}
+
+/// [`plan_sync`] for one listed repository: `known` is what the inventory holds of
+/// it, `tags` what the registry listed (tag → digest).
+pub fn plan_repository(
+    repository: &str,
+    known: Option<&BTreeMap<String, String>>,
+    tags: &BTreeMap<String, String>,
+    policy: SyncPolicy,
+) -> Vec<SyncChange> {
+    let mut changes = Vec::new();
+    for (tag, digest) in tags {
+        match known.and_then(|k| k.get(tag)) {
+            None => changes.push(SyncChange::AddTag {
+                repository: repository.to_owned(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            }),
+            Some(d) if d != digest => changes.push(SyncChange::MoveTag {
+                repository: repository.to_owned(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    if policy.delete
+        && let Some(known) = known
+    {
+        for tag in known.keys().filter(|t| !tags.contains_key(*t)) {
+            changes.push(SyncChange::DeleteTag {
+                repository: repository.to_owned(),
+                tag: tag.clone(),
+            });
+        }
+        if tags.is_empty() {
             changes.push(SyncChange::DeleteRepository {
-                repository: repository.clone(),
+                repository: repository.to_owned(),
             });
         }
     }
     changes
+}
+
+/// [`plan_sync`] for the repositories the catalog no longer lists (`in_catalog`
+/// false): deleted when the policy deletes.
+pub fn plan_gone_repositories(
+    local: &BTreeMap<String, BTreeMap<String, String>>,
+    in_catalog: impl Fn(&str) -> bool,
+    policy: SyncPolicy,
+) -> Vec<SyncChange> {
+    if !policy.delete {
+        return Vec::new();
+    }
+    local
+        .keys()
+        .filter(|r| !in_catalog(r))
+        .map(|repository| SyncChange::DeleteRepository {
+            repository: repository.clone(),
+        })
+        .collect()
 }
 
 // ---- Garbage collection ----

@@ -14,6 +14,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -129,7 +130,17 @@ pub struct RegistryClient {
     hostname: String,
     timeout: Duration,
     tokens: Arc<dyn TokenSource>,
+    /// Platforms read from config blobs, by config digest. A blob's digest fixes its
+    /// content, so the answer never changes; tags of one image (`latest`, `v1`, …) and
+    /// a sync's many tags of few builds then cost one blob read, not one per tag.
+    platforms: Arc<std::sync::Mutex<HashMap<String, ConfigPlatform>>>,
 }
+
+/// `os`, `architecture`, `variant` of an image config.
+type ConfigPlatform = (String, String, Option<String>);
+
+/// Entries [`RegistryClient::platforms`] holds before it starts over.
+const PLATFORM_CACHE_ENTRIES: usize = 10_000;
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,6 +185,7 @@ impl RegistryClient {
             hostname: hostname.to_owned(),
             timeout,
             tokens,
+            platforms: Arc::default(),
         })
     }
 
@@ -519,9 +531,12 @@ impl RegistryClient {
         &self,
         repository: &str,
         config_digest: &str,
-    ) -> Option<(String, String, Option<String>)> {
+    ) -> Option<ConfigPlatform> {
         if !is_digest(config_digest) {
             return None;
+        }
+        if let Some(known) = self.cached_platforms().get(config_digest) {
+            return Some(known.clone());
         }
         let path = format!("v2/{repository}/blobs/{config_digest}");
         let at = self.at(&Method::GET, &path);
@@ -530,7 +545,23 @@ impl RegistryClient {
             .await
             .ok()?;
         let body = read_limited(response, &at).await.ok()?;
-        platform_of_config(&body)
+        // The body must be the blob asked for before its answer is kept for others.
+        if format!("sha256:{}", hex_lower(&Sha256::digest(&body))) != config_digest {
+            return None;
+        }
+        let platform = platform_of_config(&body)?;
+        let mut cache = self.cached_platforms();
+        if cache.len() >= PLATFORM_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(config_digest.to_owned(), platform.clone());
+        Some(platform)
+    }
+
+    fn cached_platforms(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConfigPlatform>> {
+        self.platforms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -798,7 +829,7 @@ fn descriptor_size(descriptor: &Value) -> Option<i64> {
 
 /// `os`/`architecture`/`variant` of an image config (both OCI and Docker put them at
 /// the top level).
-fn platform_of_config(body: &[u8]) -> Option<(String, String, Option<String>)> {
+fn platform_of_config(body: &[u8]) -> Option<ConfigPlatform> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let field = |name: &str| {
         value

@@ -23,6 +23,7 @@ use portcullis_registry::inventory_client::{
 use portcullis_registry::jwt::{AccessEntry, Claims, TokenSigner};
 use portcullis_registry::notifications::{Notification, parse_envelope};
 use portcullis_storage::{Actor, EventFilter, NewNamespace, PushRecord, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,19 +49,44 @@ pub(crate) struct SelfTokens {
     audience: String,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
+    /// Signed tokens by scope with their expiry, reused while they have
+    /// [`SELF_TOKEN_MARGIN_SECS`] left: a sync sends each repository a dozen requests.
+    issued: std::sync::Mutex<HashMap<String, (String, i64)>>,
+}
+
+/// How long Portcullis's own registry tokens live.
+const SELF_TOKEN_SECS: i64 = 300;
+/// A cached token is not handed out with less than this left: it must outlast the
+/// request (with retries and clock skew) it is used for.
+const SELF_TOKEN_MARGIN_SECS: i64 = 120;
+/// Scopes [`SelfTokens::issued`] holds before it starts over.
+const SELF_TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+impl SelfTokens {
+    fn issued(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {
+        self.issued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl TokenSource for SelfTokens {
-    fn token(&self, scope: &str) -> std::result::Result<String, String> {
-        let scope = parse_scope(scope).map_err(|e| e.to_string())?;
+    fn token(&self, scope_text: &str) -> std::result::Result<String, String> {
         let now = self.clock.now().as_secs();
+        if let Some((token, exp)) = self.issued().get(scope_text)
+            && *exp - SELF_TOKEN_MARGIN_SECS > now
+        {
+            return Ok(token.clone());
+        }
+        let scope = parse_scope(scope_text).map_err(|e| e.to_string())?;
+        let exp = now + SELF_TOKEN_SECS;
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: SYSTEM_ACTOR.to_owned(),
             aud: self.audience.clone(),
             iat: now,
             nbf: now - 5,
-            exp: now + 300,
+            exp,
             jti: random_id(self.random.as_ref()),
             access: Some(vec![AccessEntry {
                 resource_type: scope.resource_type.as_str().to_owned(),
@@ -72,7 +98,13 @@ impl TokenSource for SelfTokens {
                     .collect(),
             }]),
         };
-        self.signer.sign(&claims).map_err(|e| e.to_string())
+        let token = self.signer.sign(&claims).map_err(|e| e.to_string())?;
+        let mut issued = self.issued();
+        if issued.len() >= SELF_TOKEN_CACHE_ENTRIES {
+            issued.clear();
+        }
+        issued.insert(scope_text.to_owned(), (token.clone(), exp));
+        Ok(token)
     }
 }
 
@@ -96,6 +128,7 @@ pub(crate) fn registry_client(
         audience: registry.hostname.clone(),
         clock: ctx.clock.clone(),
         random: ctx.random.clone(),
+        issued: std::sync::Mutex::default(),
     });
     let timeout = Duration::from_secs(ctx.config.registry.read_timeout.value.max(1) as u64);
     let client = Arc::new(

@@ -8,17 +8,23 @@ use crate::background::{JobOutcome, SyncPayload};
 use crate::inventory::{
     SYSTEM_ACTOR, manifest_facts, orphan_namespace, registry_client, split_repository,
 };
-use portcullis_domain::inventory::{ManifestFacts, RemoteTags, SyncChange, SyncPolicy, plan_sync};
+use portcullis_domain::inventory::{
+    ManifestFacts, SyncChange, SyncPolicy, plan_gone_repositories, plan_repository,
+};
 use portcullis_domain::model::{Id, Registry};
 use portcullis_domain::{Error, Result};
 use portcullis_registry::inventory_client::RegistryClient;
 use portcullis_storage::{Actor, PushRecord};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// Registry requests a sync has in flight at once.
 const CONCURRENCY: usize = 16;
+/// Tags a sync writes per transaction: one commit per tag was most of a large sync's
+/// database time.
+const WRITE_BATCH: usize = 500;
 
 /// What a sync did (or, dry, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,7 +117,7 @@ impl SyncService {
         let store = &self.ctx.store;
         // Events stored after this point win over what the sync read.
         let mark = store.last_event_row_id().await?;
-        let client = Arc::new(registry_client(&self.ctx, registry)?);
+        let client = registry_client(&self.ctx, registry)?;
         let page = u32::try_from(self.ctx.config.registry.catalog_page.value).unwrap_or(100);
         let catalog = client.catalog(page).await.map_err(|e| {
             Error::Unavailable(
@@ -131,100 +137,141 @@ impl SyncService {
             );
         }
         let total = catalog.len();
-        let (remote, facts) = read_remote(&client, catalog, &local, page, progress).await;
-        let mut report = SyncReport {
-            registry: registry.name.clone(),
+        let in_catalog: BTreeSet<String> = catalog.iter().cloned().collect();
+        let policy = SyncPolicy { delete };
+        let mut writer = Writer {
+            report: SyncReport {
+                registry: registry.name.clone(),
+                dry_run,
+                repositories: total,
+                ..SyncReport::default()
+            },
+            sync: self,
+            client: &client,
+            registry,
+            ids: &ids,
+            mark,
             dry_run,
-            repositories: total,
-            ..SyncReport::default()
+            namespaces: HashMap::new(),
+            pushes: Vec::new(),
         };
-        let mut skip: BTreeSet<String> = remote
-            .iter()
-            .filter(|(_, t)| matches!(t, RemoteTags::Unreadable))
-            .map(|(r, _)| r.clone())
-            .collect();
-        skip.extend(
-            store
-                .repositories_with_events_after(registry.id, mark)
-                .await?,
-        );
-        report.skipped = skip.iter().cloned().collect();
-        let changes = plan_sync(&local, &remote, SyncPolicy { delete });
-        for change in changes {
-            let repository = match &change {
-                SyncChange::AddTag { repository, .. }
-                | SyncChange::MoveTag { repository, .. }
-                | SyncChange::DeleteTag { repository, .. }
-                | SyncChange::DeleteRepository { repository } => repository.clone(),
-            };
-            if skip.contains(&repository) {
+        // Each repository is planned and written as soon as its tags are read, while
+        // the other reads go on: reading and writing overlap.
+        let mut reads = read_remote(&client, catalog, &local, page);
+        let mut done = 0;
+        while let Some(joined) = reads.join_next().await {
+            done += 1;
+            progress(done, total);
+            let Ok((repository, listed)) = joined else {
                 continue;
-            }
-            let (ns_name, repo_name) = split_repository(&repository);
-            let moved = matches!(change, SyncChange::MoveTag { .. });
+            };
+            let Some((tags, facts)) = listed else {
+                writer.report.skipped.push(repository);
+                continue;
+            };
+            let changes = plan_repository(&repository, local.get(&repository), &tags, policy);
+            writer.apply(changes, facts).await?;
+        }
+        let gone = plan_gone_repositories(&local, |r| in_catalog.contains(r), policy);
+        writer.apply(gone, Facts::new()).await?;
+        writer.flush().await?;
+        let mut report = writer.report;
+        report.skipped.sort();
+        report.skipped.dedup();
+        Ok(report)
+    }
+}
+
+/// Manifest facts by tag, for the tags a read fetched whole.
+type Facts = BTreeMap<String, ManifestFacts>;
+/// A repository's tags with their digests, and the facts read along; `None` when its
+/// tags could not be read.
+type RemoteRead = Option<(BTreeMap<String, String>, Facts)>;
+
+/// A tag a sync will write, with how the report names it.
+struct PendingPush {
+    full_name: String,
+    label: String,
+    moved: bool,
+    record: PushRecord,
+}
+
+/// Applies one sync's changes: tags are collected and written [`WRITE_BATCH`] at a
+/// time; a repository that received a registry event since the sync began (`mark`)
+/// is left to that event, checked just before each write.
+struct Writer<'a> {
+    report: SyncReport,
+    sync: &'a SyncService,
+    client: &'a Arc<RegistryClient>,
+    registry: &'a Registry,
+    /// Inventory repositories by full name: (namespace id, repository id, name).
+    ids: &'a BTreeMap<String, (Id, Id, String)>,
+    mark: Id,
+    dry_run: bool,
+    /// Namespace ids by name (looked up, or created as orphans, once each).
+    namespaces: HashMap<Option<String>, Option<Id>>,
+    pushes: Vec<PendingPush>,
+}
+
+impl Writer<'_> {
+    async fn apply(&mut self, changes: Vec<SyncChange>, mut facts: Facts) -> Result<()> {
+        for change in changes {
             match change {
-                SyncChange::AddTag { tag, digest, .. }
-                | SyncChange::MoveTag { tag, digest, .. } => {
-                    let label = format!("{repository}:{tag}");
-                    if moved {
-                        report.updated.push(label);
-                    } else {
-                        report.added.push(label);
-                    }
-                    if dry_run {
-                        continue;
-                    }
-                    let manifest = match facts.get(&(repository.clone(), tag.clone())) {
-                        Some(m) => m.clone(),
-                        None => match client.manifest(&repository, &digest).await {
-                            Ok(m) => manifest_facts(m),
-                            Err(e) => {
-                                tracing::warn!(%repository, %tag, error = %e, "sync: manifest unreadable");
-                                continue;
-                            }
-                        },
-                    };
-                    let Some(namespace) = orphan_namespace(&self.ctx, registry, ns_name).await?
-                    else {
-                        continue;
-                    };
-                    let record = PushRecord {
-                        namespace_id: namespace.id,
-                        repository: repo_name.to_owned(),
-                        tag,
-                        manifest,
-                        actor: actor(),
-                    };
-                    store
-                        .record_push(&record, None, self.ctx.clock.now())
-                        .await?;
+                SyncChange::AddTag {
+                    repository,
+                    tag,
+                    digest,
+                } => {
+                    self.push(repository, tag, &digest, false, &mut facts)
+                        .await?
                 }
-                SyncChange::DeleteTag { tag, .. } => {
-                    report.deleted.push(format!("{repository}:{tag}"));
-                    if dry_run {
+                SyncChange::MoveTag {
+                    repository,
+                    tag,
+                    digest,
+                } => {
+                    self.push(repository, tag, &digest, true, &mut facts)
+                        .await?
+                }
+                SyncChange::DeleteTag { repository, tag } => {
+                    if self.changed_by_events(&repository).await? {
                         continue;
                     }
-                    if let Some((namespace_id, _, name)) = ids.get(&repository) {
-                        store
+                    self.report.deleted.push(format!("{repository}:{tag}"));
+                    if self.dry_run {
+                        continue;
+                    }
+                    self.flush().await?;
+                    if let Some((namespace_id, _, name)) = self.ids.get(&repository) {
+                        self.sync
+                            .ctx
+                            .store
                             .delete_tag_by_name(
                                 *namespace_id,
                                 name,
                                 &tag,
                                 &actor(),
                                 None,
-                                self.ctx.clock.now(),
+                                self.sync.ctx.clock.now(),
                             )
                             .await?;
                     }
                 }
-                SyncChange::DeleteRepository { .. } => {
-                    report.deleted.push(repository.clone());
-                    if dry_run {
+                SyncChange::DeleteRepository { repository } => {
+                    if self.changed_by_events(&repository).await? {
                         continue;
                     }
-                    if let Some((_, repository_id, _)) = ids.get(&repository) {
-                        match store
-                            .delete_repository(*repository_id, &actor(), self.ctx.clock.now())
+                    self.report.deleted.push(repository.clone());
+                    if self.dry_run {
+                        continue;
+                    }
+                    self.flush().await?;
+                    if let Some((_, repository_id, _)) = self.ids.get(&repository) {
+                        match self
+                            .sync
+                            .ctx
+                            .store
+                            .delete_repository(*repository_id, &actor(), self.sync.ctx.clock.now())
                             .await
                         {
                             Ok(()) | Err(portcullis_storage::StoreError::NotFound) => {}
@@ -234,25 +281,134 @@ impl SyncService {
                 }
             }
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// Queues an added or moved tag; its manifest facts come from the read (a new
+    /// tag's `GET`) or, for a moved tag (only a `HEAD` so far), are fetched now.
+    async fn push(
+        &mut self,
+        repository: String,
+        tag: String,
+        digest: &str,
+        moved: bool,
+        facts: &mut Facts,
+    ) -> Result<()> {
+        let label = format!("{repository}:{tag}");
+        if self.dry_run {
+            if moved {
+                self.report.updated.push(label);
+            } else {
+                self.report.added.push(label);
+            }
+            return Ok(());
+        }
+        let manifest = match facts.remove(&tag) {
+            Some(m) => m,
+            None => match self.client.manifest(&repository, digest).await {
+                Ok(m) => manifest_facts(m),
+                Err(e) => {
+                    tracing::warn!(%repository, %tag, error = %e, "sync: manifest unreadable");
+                    return Ok(());
+                }
+            },
+        };
+        let (ns_name, repo_name) = split_repository(&repository);
+        let key = ns_name.map(str::to_owned);
+        let namespace_id = match self.namespaces.get(&key) {
+            Some(known) => *known,
+            None => {
+                let found = orphan_namespace(&self.sync.ctx, self.registry, ns_name)
+                    .await?
+                    .map(|n| n.id);
+                self.namespaces.insert(key, found);
+                found
+            }
+        };
+        let Some(namespace_id) = namespace_id else {
+            return Ok(());
+        };
+        self.pushes.push(PendingPush {
+            label,
+            moved,
+            record: PushRecord {
+                namespace_id,
+                repository: repo_name.to_owned(),
+                tag,
+                manifest,
+                actor: actor(),
+            },
+            full_name: repository,
+        });
+        if self.pushes.len() >= WRITE_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the queued tags in one transaction, except those of repositories an
+    /// event changed meanwhile.
+    async fn flush(&mut self) -> Result<()> {
+        if self.pushes.is_empty() {
+            return Ok(());
+        }
+        let changed = self.events_since_mark().await?;
+        let mut records = Vec::with_capacity(self.pushes.len());
+        for p in std::mem::take(&mut self.pushes) {
+            if changed.contains(&p.full_name) {
+                self.report.skipped.push(p.full_name);
+            } else if p.moved {
+                self.report.updated.push(p.label);
+                records.push(p.record);
+            } else {
+                self.report.added.push(p.label);
+                records.push(p.record);
+            }
+        }
+        if !records.is_empty() {
+            self.sync
+                .ctx
+                .store
+                .record_pushes(&records, self.sync.ctx.clock.now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether an event changed `repository` since the sync began; it is then
+    /// reported as skipped. Dry runs read nothing more.
+    async fn changed_by_events(&mut self, repository: &str) -> Result<bool> {
+        if self.dry_run || !self.events_since_mark().await?.contains(repository) {
+            return Ok(false);
+        }
+        self.report.skipped.push(repository.to_owned());
+        Ok(true)
+    }
+
+    async fn events_since_mark(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .sync
+            .ctx
+            .store
+            .repositories_with_events_after(self.registry.id, self.mark)
+            .await?
+            .into_iter()
+            .collect())
     }
 }
 
-type Facts = BTreeMap<(String, String), ManifestFacts>;
-
-/// Reads every repository's tags and their digests, `CONCURRENCY` requests at a time.
-/// Known tags cost a `HEAD` (has it moved?); new tags a `GET`, whose facts are kept
-/// for the insert.
-async fn read_remote(
+/// Reads every repository's tags and their digests, `CONCURRENCY` requests at a time,
+/// one task per repository: `(repository, None)` when its tags could not be read.
+/// Known tags cost a `HEAD` (has it moved?); new tags a `GET`, whose facts (by tag)
+/// are kept for the insert.
+fn read_remote(
     client: &Arc<RegistryClient>,
     catalog: Vec<String>,
     local: &BTreeMap<String, BTreeMap<String, String>>,
     page: u32,
-    progress: Progress<'_>,
-) -> (BTreeMap<String, RemoteTags>, Facts) {
+) -> JoinSet<(String, RemoteRead)> {
     let semaphore = Arc::new(Semaphore::new(CONCURRENCY));
-    let total = catalog.len();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = JoinSet::new();
     for repository in catalog {
         let known: BTreeSet<String> = local
             .get(&repository)
@@ -265,28 +421,7 @@ async fn read_remote(
             (repository, result)
         });
     }
-    let mut remote = BTreeMap::new();
-    let mut facts = Facts::new();
-    let mut done = 0;
-    while let Some(joined) = tasks.join_next().await {
-        done += 1;
-        progress(done, total);
-        let Ok((repository, result)) = joined else {
-            continue;
-        };
-        match result {
-            Some((tags, new_facts)) => {
-                for (tag, f) in new_facts {
-                    facts.insert((repository.clone(), tag), f);
-                }
-                remote.insert(repository, RemoteTags::Listed(tags));
-            }
-            None => {
-                remote.insert(repository, RemoteTags::Unreadable);
-            }
-        }
-    }
-    (remote, facts)
+    tasks
 }
 
 async fn read_repository(
@@ -295,7 +430,7 @@ async fn read_repository(
     repository: &str,
     known: &BTreeSet<String>,
     page: u32,
-) -> Option<(BTreeMap<String, String>, Vec<(String, ManifestFacts)>)> {
+) -> RemoteRead {
     let tags = {
         let _permit = semaphore.acquire().await.ok()?;
         match client.tags(repository, page).await {
@@ -307,8 +442,8 @@ async fn read_repository(
         }
     };
     let mut digests = BTreeMap::new();
-    let mut facts = Vec::new();
-    let mut lookups = tokio::task::JoinSet::new();
+    let mut facts = Facts::new();
+    let mut lookups = JoinSet::new();
     for tag in tags {
         let client = client.clone();
         let semaphore = semaphore.clone();
@@ -336,7 +471,7 @@ async fn read_repository(
         match result {
             Ok((digest, f)) => {
                 if let Some(f) = f {
-                    facts.push((tag.clone(), f));
+                    facts.insert(tag.clone(), f);
                 }
                 digests.insert(tag, digest);
             }

@@ -306,11 +306,15 @@ async fn connect_sqlite(path: &str) -> StoreResult<Db> {
     let options = options.filename(path).journal_mode(SqliteJournalMode::Wal);
     // The writer connects first: it creates the file and switches it to WAL, which the
     // read-only connections then find in place.
+    // No liveness ping before each use: a file database has no connection to lose,
+    // and the ping was one more round trip through the driver's thread per statement.
     let write = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(SQLITE_WRITE_CONNECTIONS)
         .connect_with(options.clone().create_if_missing(true))
         .await?;
     let read = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(SQLITE_READ_CONNECTIONS)
         .connect_with(options.read_only(true))
         .await?;

@@ -53,53 +53,158 @@ pub struct EventFilter {
     pub registry_id: Option<Id>,
 }
 
+/// Group commit for [`Store::store_events`]. A registry posts one envelope (one event,
+/// for distribution 2.8) per request, many at once, and on SQLite every transaction
+/// queues for the single writing connection; committing each alone made the
+/// transaction overhead (begin, wake-up job, commit) the cost of intake. Callers
+/// instead leave their envelope in `waiting`, then take turns on `writer`: whoever
+/// holds it writes everything waiting in one transaction and answers each caller.
+/// Every caller still gets its own result, and nobody is answered before its events
+/// are committed.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    waiting: std::sync::Mutex<Vec<Submission>>,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+struct Submission {
+    events: Vec<NewRegistryEvent>,
+    wake: NewJob,
+    now: Timestamp,
+    answer: tokio::sync::oneshot::Sender<StoreResult<u64>>,
+}
+
+impl GroupCommit {
+    fn take_waiting(&self) -> Vec<Submission> {
+        let mut waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut *waiting)
+    }
+}
+
 impl Store {
-    /// Stores `events` (one transaction; an event id seen before is skipped, so a
-    /// registry's retry stores nothing twice) and, when one of them waits for
-    /// processing, queues `wake` too. Returns how many were new.
+    /// Stores `events` (an event id seen before is skipped, so a registry's retry
+    /// stores nothing twice) and, when one of them waits for processing, queues `wake`
+    /// too, in one transaction, possibly shared with concurrent calls (see
+    /// [`GroupCommit`]). Returns how many were new.
     pub async fn store_events(
         &self,
         events: &[NewRegistryEvent],
         wake: &NewJob,
         now: Timestamp,
     ) -> StoreResult<u64> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.intake
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Submission {
+                events: events.to_vec(),
+                wake: wake.clone(),
+                now,
+                answer,
+            });
+        // Whoever held the writer before us either took our submission (and answered
+        // it before letting go) or left it waiting for us.
+        let turn = self.intake.writer.clone().lock_owned().await;
+        let batch = self.intake.take_waiting();
+        if !batch.is_empty() {
+            // In a task of its own, so a caller that goes away (its client hung up)
+            // cannot abandon a transaction other callers are waiting for.
+            let store = self.clone();
+            let written = tokio::spawn(async move {
+                store.write_submissions(batch).await;
+                drop(turn);
+            });
+            let _ = written.await;
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(StoreError::Other(
+                "the transaction storing these events was abandoned".to_owned(),
+            ))
+        })
+    }
+
+    /// Writes `batch` in one transaction. When that fails and it held several
+    /// envelopes, each is tried alone, so one caller's trouble is not the others'.
+    async fn write_submissions(&self, batch: Vec<Submission>) {
+        if batch.len() > 1 {
+            let parts: Vec<&[NewRegistryEvent]> =
+                batch.iter().map(|s| s.events.as_slice()).collect();
+            let last = &batch[batch.len() - 1];
+            if let Ok(counts) = self.insert_events(&parts, &last.wake, last.now).await {
+                for (submission, stored) in batch.into_iter().zip(counts) {
+                    let _ = submission.answer.send(Ok(stored));
+                }
+                return;
+            }
+        }
+        for submission in batch {
+            let result = self
+                .insert_events(&[&submission.events], &submission.wake, submission.now)
+                .await
+                .map(|counts| counts[0]);
+            let _ = submission.answer.send(result);
+        }
+    }
+
+    /// One transaction: every envelope of `parts`, then `wake` when an event that
+    /// waits for processing was new. How many events of each envelope were new.
+    async fn insert_events(
+        &self,
+        parts: &[&[NewRegistryEvent]],
+        wake: &NewJob,
+        now: Timestamp,
+    ) -> StoreResult<Vec<u64>> {
         let mut tx = self.db.begin().await?;
-        let mut stored = 0;
+        let mut counts = Vec::with_capacity(parts.len());
         let mut pending = false;
-        for e in events {
-            let n = execute!(
-                tx.conn(),
-                "INSERT INTO registry_events (event_id, registry_id, status, action, repository, \
-                 tag, digest, media_type, actor, request_host, data, attempts, occurred_at, \
-                 received_at, processed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14) \
-                 ON CONFLICT (event_id) DO NOTHING",
-                [
-                    e.event_id.as_str(),
-                    e.registry_id,
-                    e.status.as_str(),
-                    e.action.as_str(),
-                    e.repository.as_str(),
-                    e.tag.as_deref(),
-                    e.digest.as_deref(),
-                    e.media_type.as_deref(),
-                    e.actor.as_deref(),
-                    e.request_host.as_deref(),
-                    e.data.as_str(),
-                    e.occurred_at.0,
-                    now.0,
-                    (e.status != EventStatus::Pending).then_some(now.0),
-                ]
-            );
-            stored += n;
-            pending |= n == 1 && e.status == EventStatus::Pending;
+        for events in parts {
+            let mut stored = 0;
+            for e in *events {
+                let n = execute!(
+                    tx.conn(),
+                    "INSERT INTO registry_events (event_id, registry_id, status, action, \
+                     repository, tag, digest, media_type, actor, request_host, data, attempts, \
+                     occurred_at, received_at, processed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                    [
+                        e.event_id.as_str(),
+                        e.registry_id,
+                        e.status.as_str(),
+                        e.action.as_str(),
+                        e.repository.as_str(),
+                        e.tag.as_deref(),
+                        e.digest.as_deref(),
+                        e.media_type.as_deref(),
+                        e.actor.as_deref(),
+                        e.request_host.as_deref(),
+                        e.data.as_str(),
+                        e.occurred_at.0,
+                        now.0,
+                        (e.status != EventStatus::Pending).then_some(now.0),
+                    ]
+                );
+                stored += n;
+                pending |= n == 1 && e.status == EventStatus::Pending;
+            }
+            counts.push(stored);
         }
         if pending {
             enqueue(tx.conn(), wake, now).await?;
             tx.notify_jobs().await?;
         }
         tx.commit().await?;
-        Ok(stored)
+        Ok(counts)
     }
 
     /// The oldest `limit` events waiting for processing, in arrival order.

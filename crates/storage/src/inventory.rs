@@ -377,74 +377,20 @@ impl Store {
         event: Option<Id>,
         now: Timestamp,
     ) -> StoreResult<Tag> {
-        let platforms = serde_json::to_string(&p.manifest.platforms)
-            .map_err(|e| StoreError::Other(format!("platforms: {e}")))?;
         let mut tx = self.db.begin().await?;
-        let ns = namespace_names(&mut tx, p.namespace_id).await?;
-        execute!(
-            tx.conn(),
-            "INSERT INTO repositories (namespace_id, name, description, created_at, updated_at) \
-             VALUES ($1, $2, '', $3, $3) ON CONFLICT (namespace_id, name) DO NOTHING",
-            [p.namespace_id, p.repository.as_str(), now.0]
-        );
-        let repository_id = repository_id_in(&mut tx, p.namespace_id, &p.repository)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let m = &p.manifest;
-        let sql = format!(
-            "INSERT INTO tags AS t (repository_id, name, digest, media_type, image_id, size, \
-             platforms, author_id, author_name, pushed_at, pulled_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $10, $10) \
-             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, \
-             media_type = excluded.media_type, image_id = excluded.image_id, \
-             size = excluded.size, platforms = excluded.platforms, \
-             author_id = excluded.author_id, author_name = excluded.author_name, \
-             pushed_at = excluded.pushed_at, updated_at = excluded.updated_at \
-             RETURNING {TAG_RETURNING}"
-        );
-        let tag = fetch_one!(
-            tx.conn(),
-            sqlx::AssertSqlSafe(sql),
-            [
-                repository_id,
-                p.tag.as_str(),
-                m.digest.as_str(),
-                m.media_type.as_str(),
-                m.image_id.as_str(),
-                m.size,
-                platforms,
-                p.actor.user_id,
-                p.actor.name.as_str(),
-                now.0,
-            ],
-            |r| tag_row(r)
-        );
-        execute!(
-            tx.conn(),
-            "UPDATE repositories SET updated_at = $1 WHERE id = $2",
-            [now.0, repository_id]
-        );
-        let mut parameters = std::collections::BTreeMap::new();
-        parameters.insert("repository_name".to_owned(), json!(p.repository));
-        parameters.insert("namespace_name".to_owned(), json!(ns.name));
-        parameters.insert("tag_name".to_owned(), json!(p.tag));
-        parameters.insert("digest".to_owned(), json!(m.digest));
-        let activity = NewActivity {
-            key: "repository.push".to_owned(),
-            owner_id: p.actor.user_id,
-            owner_name: p.actor.name.clone(),
-            trackable_type: "repository".to_owned(),
-            trackable_id: Some(repository_id),
-            recipient_type: Some("tag".to_owned()),
-            recipient_id: Some(tag.id),
-            namespace_id: Some(p.namespace_id),
-            team_id: Some(ns.team_id),
-            parameters,
-        };
-        insert_activity(tx.conn(), &activity, now).await?;
+        let tag = push_in(&mut tx, p, now).await?;
         mark_event(&mut tx, event, now).await?;
         tx.commit().await?;
         Ok(tag)
+    }
+
+    /// [`Store::record_push`] for many tags (a sync's), in one transaction.
+    pub async fn record_pushes(&self, pushes: &[PushRecord], now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        for p in pushes {
+            push_in(&mut tx, p, now).await?;
+        }
+        tx.commit().await
     }
 
     /// Deletes every tag of the repository pointing at `digest` (then the repository if
@@ -865,4 +811,74 @@ impl Store {
             .col::<i64>("n"));
         Ok(Page { items, total })
     }
+}
+
+/// Creates or moves the tag of `p` (and its repository on first push) and writes the
+/// `repository.push` activity.
+async fn push_in(tx: &mut Tx, p: &PushRecord, now: Timestamp) -> StoreResult<Tag> {
+    let platforms = serde_json::to_string(&p.manifest.platforms)
+        .map_err(|e| StoreError::Other(format!("platforms: {e}")))?;
+    let ns = namespace_names(tx, p.namespace_id).await?;
+    execute!(
+        tx.conn(),
+        "INSERT INTO repositories (namespace_id, name, description, created_at, updated_at) \
+             VALUES ($1, $2, '', $3, $3) ON CONFLICT (namespace_id, name) DO NOTHING",
+        [p.namespace_id, p.repository.as_str(), now.0]
+    );
+    let repository_id = repository_id_in(tx, p.namespace_id, &p.repository)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let m = &p.manifest;
+    let sql = format!(
+        "INSERT INTO tags AS t (repository_id, name, digest, media_type, image_id, size, \
+             platforms, author_id, author_name, pushed_at, pulled_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $10, $10) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, \
+             media_type = excluded.media_type, image_id = excluded.image_id, \
+             size = excluded.size, platforms = excluded.platforms, \
+             author_id = excluded.author_id, author_name = excluded.author_name, \
+             pushed_at = excluded.pushed_at, updated_at = excluded.updated_at \
+             RETURNING {TAG_RETURNING}"
+    );
+    let tag = fetch_one!(
+        tx.conn(),
+        sqlx::AssertSqlSafe(sql),
+        [
+            repository_id,
+            p.tag.as_str(),
+            m.digest.as_str(),
+            m.media_type.as_str(),
+            m.image_id.as_str(),
+            m.size,
+            platforms,
+            p.actor.user_id,
+            p.actor.name.as_str(),
+            now.0,
+        ],
+        |r| tag_row(r)
+    );
+    execute!(
+        tx.conn(),
+        "UPDATE repositories SET updated_at = $1 WHERE id = $2",
+        [now.0, repository_id]
+    );
+    let mut parameters = std::collections::BTreeMap::new();
+    parameters.insert("repository_name".to_owned(), json!(p.repository));
+    parameters.insert("namespace_name".to_owned(), json!(ns.name));
+    parameters.insert("tag_name".to_owned(), json!(p.tag));
+    parameters.insert("digest".to_owned(), json!(m.digest));
+    let activity = NewActivity {
+        key: "repository.push".to_owned(),
+        owner_id: p.actor.user_id,
+        owner_name: p.actor.name.clone(),
+        trackable_type: "repository".to_owned(),
+        trackable_id: Some(repository_id),
+        recipient_type: Some("tag".to_owned()),
+        recipient_id: Some(tag.id),
+        namespace_id: Some(p.namespace_id),
+        team_id: Some(ns.team_id),
+        parameters,
+    };
+    insert_activity(tx.conn(), &activity, now).await?;
+    Ok(tag)
 }

@@ -59,6 +59,8 @@ use portcullis_domain::model::{Id, NamespaceKind, Role, Visibility};
 #[derive(Debug, Clone)]
 pub struct Store {
     db: db::Db,
+    /// Shared by every clone: concurrent `store_events` calls commit together.
+    intake: std::sync::Arc<events::GroupCommit>,
 }
 
 /// Which page of a list, sorted how.
@@ -198,6 +200,7 @@ impl Store {
     pub async fn connect(url: &str) -> StoreResult<Store> {
         Ok(Store {
             db: db::Db::connect(url).await?,
+            intake: std::sync::Arc::default(),
         })
     }
 

@@ -122,6 +122,7 @@ race! {
     race_claim_jobs,
     race_claim_schedule,
     race_enqueue_deliveries,
+    race_store_events,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -2297,4 +2298,32 @@ async fn race_enqueue_deliveries(store: &Store) {
         );
     }
     assert_eq!(store.queued_jobs().await.unwrap(), ROUNDS as i64);
+}
+
+/// Concurrent envelopes share transactions (group commit), yet each caller learns how
+/// many of its own events were new, a retried id is stored once, and exactly one wake
+/// job is queued.
+async fn race_store_events(store: &Store) {
+    const CALLERS: usize = 40;
+    let counts = concurrently(store, CALLERS, |i, store| async move {
+        let envelope = [
+            event(&format!("own{i}"), EventStatus::Pending, "push", "ns/app"),
+            event("shared", EventStatus::Pending, "push", "ns/app"),
+        ];
+        store.store_events(&envelope, &wake(), at(1)).await.unwrap()
+    })
+    .await;
+    assert!(counts.iter().all(|n| *n == 1 || *n == 2), "{counts:?}");
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        CALLERS as u64 + 1,
+        "every own event once, the shared one once: {counts:?}"
+    );
+    assert_eq!(counts.iter().filter(|n| **n == 2).count(), 1);
+    let stored = store
+        .list_events(&EventFilter::default(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(stored.total, CALLERS as i64 + 1);
+    assert_eq!(wake_jobs(store, JobState::Queued).await.len(), 1);
 }
