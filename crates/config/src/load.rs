@@ -524,6 +524,14 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             "security_policy.refresh_token_idle_days",
             c.security_policy.refresh_token_idle_days,
         ),
+        (
+            "security_policy.session_idle_minutes",
+            c.security_policy.session_idle_minutes,
+        ),
+        (
+            "security_policy.session_lifetime_hours",
+            c.security_policy.session_lifetime_hours,
+        ),
         ("background.workers", c.background.workers),
         ("background.lease_seconds", c.background.lease_seconds),
         (

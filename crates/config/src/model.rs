@@ -245,6 +245,10 @@ pub struct SecurityPolicy {
     pub refresh_token_lifetime_days: i64,
     /// Days without use after which a refresh token stops working (at most the lifetime).
     pub refresh_token_idle_days: i64,
+    /// Minutes without a request after which a web UI session ends.
+    pub session_idle_minutes: i64,
+    /// Hours a web UI session lasts at most, however busy.
+    pub session_lifetime_hours: i64,
 }
 
 impl Default for Config {
@@ -316,6 +320,8 @@ impl Default for Config {
                 authorization_cache_seconds: 2,
                 refresh_token_lifetime_days: 30,
                 refresh_token_idle_days: 7,
+                session_idle_minutes: 120,
+                session_lifetime_hours: 24,
             },
             background: Background {
                 embedded: true,

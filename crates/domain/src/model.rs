@@ -199,6 +199,18 @@ pub struct ApplicationToken {
     pub created_at: Timestamp,
 }
 
+/// A signed-in web UI browser. The cookie holds a secret; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Id,
+    pub user_id: Id,
+    pub user_agent: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// The absolute end, however busy the session is.
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
     pub id: Id,

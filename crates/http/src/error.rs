@@ -45,18 +45,23 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Logs the cause of an internal or availability error, once, where the response is
+/// rendered (the API here, the web UI's error page); clients never see it.
+pub fn log_cause(e: &Error) {
+    if let Some(cause) = e.cause() {
+        let cause = causes(cause.as_ref());
+        if status_of(e) == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(%cause, "service unavailable");
+        } else {
+            tracing::error!(%cause, "internal error");
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        // Causes go to the log, once, here; never to the client.
-        if let Some(cause) = self.0.cause() {
-            let cause = causes(cause.as_ref());
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                tracing::error!(%cause, "service unavailable");
-            } else {
-                tracing::error!(%cause, "internal error");
-            }
-        }
+        log_cause(&self.0);
         let message = match &self.0 {
             Error::Invalid(fields) => json!(fields),
             Error::Internal(_) => json!("Internal server error"),

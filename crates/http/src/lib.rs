@@ -17,13 +17,19 @@ use tower_http::limit::RequestBodyLimitLayer;
 /// Largest request body accepted anywhere (notification envelopes are far smaller).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The whole application router.
-pub fn router(services: Services) -> Router {
+/// The registry endpoints and the API, without a fallback: the web UI crate merges
+/// them with its pages.
+pub fn routes() -> Router<Services> {
     let (api, _) = api::router().split_for_parts();
     Router::new()
         .merge(registry_endpoints::router())
         .merge(api)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+}
+
+/// The registry endpoints and the API alone, answering JSON for unknown paths.
+pub fn router(services: Services) -> Router {
+    routes()
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -31,7 +37,7 @@ pub fn router(services: Services) -> Router {
 }
 
 /// A timestamp as RFC 3339 in UTC, the form of every time in the API and token bodies.
-pub(crate) fn rfc3339(ts: portcullis_domain::time::Timestamp) -> String {
+pub fn rfc3339(ts: portcullis_domain::time::Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts.0) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .format(&time::format_description::well_known::Rfc3339)

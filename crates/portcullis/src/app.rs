@@ -224,7 +224,7 @@ pub async fn serve(app: App) -> Result<()> {
     writeln!(stdout, "listening on {addr}")?;
     stdout.flush()?;
     drop(stdout);
-    let router = portcullis_http::router(app.services);
+    let router = portcullis_web::app(app.services);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

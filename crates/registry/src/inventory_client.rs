@@ -17,6 +17,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -133,7 +134,7 @@ pub struct RegistryClient {
     /// Platforms read from config blobs, by config digest. A blob's digest fixes its
     /// content, so the answer never changes; tags of one image (`latest`, `v1`, …) and
     /// a sync's many tags of few builds then cost one blob read, not one per tag.
-    platforms: Arc<std::sync::Mutex<HashMap<String, ConfigPlatform>>>,
+    platforms: Arc<std::sync::Mutex<HashMap<String, Arc<OnceCell<ConfigPlatform>>>>>,
 }
 
 /// `os`, `architecture`, `variant` of an image config.
@@ -535,30 +536,38 @@ impl RegistryClient {
         if !is_digest(config_digest) {
             return None;
         }
-        if let Some(known) = self.cached_platforms().get(config_digest) {
-            return Some(known.clone());
-        }
-        let path = format!("v2/{repository}/blobs/{config_digest}");
-        let at = self.at(&Method::GET, &path);
-        let response = self
-            .request(Method::GET, &path, &pull_scope(repository), None)
-            .await
-            .ok()?;
-        let body = read_limited(response, &at).await.ok()?;
-        // The body must be the blob asked for before its answer is kept for others.
-        if format!("sha256:{}", hex_lower(&Sha256::digest(&body))) != config_digest {
-            return None;
-        }
-        let platform = platform_of_config(&body)?;
-        let mut cache = self.cached_platforms();
-        if cache.len() >= PLATFORM_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(config_digest.to_owned(), platform.clone());
-        Some(platform)
+        // One read per digest even when many tags of one image are read at once: the
+        // first caller fetches, the others wait for its answer (a failure is not kept,
+        // the next caller tries again).
+        let cell = {
+            let mut cache = self.cached_platforms();
+            if cache.len() >= PLATFORM_CACHE_ENTRIES && !cache.contains_key(config_digest) {
+                cache.clear();
+            }
+            cache.entry(config_digest.to_owned()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            let path = format!("v2/{repository}/blobs/{config_digest}");
+            let at = self.at(&Method::GET, &path);
+            let response = self
+                .request(Method::GET, &path, &pull_scope(repository), None)
+                .await
+                .map_err(|_| ())?;
+            let body = read_limited(response, &at).await.map_err(|_| ())?;
+            // The body must be the blob asked for before its answer is kept for others.
+            if format!("sha256:{}", hex_lower(&Sha256::digest(&body))) != config_digest {
+                return Err(());
+            }
+            platform_of_config(&body).ok_or(())
+        })
+        .await
+        .ok()
+        .cloned()
     }
 
-    fn cached_platforms(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConfigPlatform>> {
+    fn cached_platforms(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<ConfigPlatform>>>> {
         self.platforms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -32,8 +32,17 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     Password,
-    ApplicationToken { id: Id, pull_only: bool },
-    RefreshToken { id: Id },
+    /// A web UI session cookie (signed in with a password).
+    Session {
+        id: Id,
+    },
+    ApplicationToken {
+        id: Id,
+        pull_only: bool,
+    },
+    RefreshToken {
+        id: Id,
+    },
 }
 
 #[derive(Debug, Clone)]

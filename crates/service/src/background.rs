@@ -204,11 +204,13 @@ impl BackgroundService {
             let deliveries = store
                 .prune_deliveries(self.ctx.config.webhooks.history)
                 .await?;
-            Ok::<_, StoreError>((jobs, events, deliveries))
+            let idle_secs = self.ctx.config.security_policy.session_idle_minutes * 60;
+            let sessions = store.prune_sessions(now, now.plus_secs(-idle_secs)).await?;
+            Ok::<_, StoreError>((jobs, events, deliveries, sessions))
         };
         match pruned.await {
-            Ok((jobs, events, deliveries)) => {
-                tracing::debug!(jobs, events, deliveries, "cleanup");
+            Ok((jobs, events, deliveries, sessions)) => {
+                tracing::debug!(jobs, events, deliveries, sessions, "cleanup");
                 JobOutcome::Done
             }
             Err(e) => JobOutcome::Retry(e.to_string()),

@@ -42,6 +42,7 @@ pub mod rate_limit;
 pub mod registries;
 pub mod repositories;
 pub mod secrets;
+pub mod sessions;
 pub mod sync;
 pub mod teams;
 pub mod token;
@@ -65,6 +66,7 @@ pub use portcullis_webhooks::Sealer;
 pub use registries::RegistryService;
 pub use repositories::RepositoryService;
 pub use secrets::RandomSource;
+pub use sessions::SessionService;
 pub use sync::SyncService;
 pub use teams::TeamService;
 pub use token::TokenService;
@@ -126,6 +128,7 @@ pub struct Services {
     pub sync: SyncService,
     pub gc: GcService,
     pub webhooks: WebhookService,
+    pub sessions: SessionService,
     context: Arc<Context>,
 }
 
@@ -177,6 +180,7 @@ impl Services {
             sync: SyncService::new(context.clone()),
             gc: GcService::new(context.clone()),
             webhooks: WebhookService::new(context.clone()),
+            sessions: SessionService::new(context.clone()),
             context,
         }
     }

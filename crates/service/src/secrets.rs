@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 pub const APPLICATION_TOKEN_PREFIX: &str = "pcat_";
 /// Prefix of refresh (identity) tokens handed to `docker login`.
 pub const REFRESH_TOKEN_PREFIX: &str = "pcrt_";
+/// Prefix of web UI session secrets (the cookie's value).
+pub const SESSION_TOKEN_PREFIX: &str = "pcs_";
+/// Prefix of the value binding a signed-out visitor's CSRF token.
+pub const VISITOR_TOKEN_PREFIX: &str = "pcv_";
 
 /// The source of randomness; tests pass a seeded one.
 pub trait RandomSource: Send + Sync + 'static {

@@ -182,6 +182,49 @@ impl UserService {
         Ok((user, CreatedToken { token, plain }))
     }
 
+    /// Self-service sign-up (the web UI): allowed when `signup.enabled`, and for the
+    /// very first user when `first_user_admin.enabled` (who then becomes an admin).
+    /// Both rules are decided inside the transaction that creates the user.
+    pub async fn sign_up(&self, input: &UserInput) -> Result<User> {
+        let signup_open = self.ctx.config.signup.enabled;
+        let first_user_admin = self.ctx.config.first_user_admin.enabled;
+        if !signup_open && !first_user_admin {
+            return Err(Error::Disabled(
+                "Sign-up is disabled on this instance".into(),
+            ));
+        }
+        let input = UserInput {
+            admin: false,
+            bot: false,
+            ..input.clone()
+        };
+        let (new_user, base) = self.validated_new_user(&input).await?;
+        let user = self
+            .ctx
+            .store
+            .sign_up_user(
+                &new_user,
+                base.as_deref(),
+                first_user_admin,
+                signup_open,
+                self.ctx.clock.now(),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused(Refusal::SignupClosed) => {
+                    Error::Disabled("Sign-up is disabled on this instance".into())
+                }
+                other => other.into(),
+            })?;
+        self.ctx.grants_changed();
+        Ok(user)
+    }
+
+    /// Whether the instance has no user yet (its front page leads to sign-up).
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(!self.ctx.store.has_users().await?)
+    }
+
     /// An admin creates a user or a bot (see [`Self::create_user_unchecked`]).
     pub async fn create_user(
         &self,

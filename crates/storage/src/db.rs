@@ -47,6 +47,7 @@ embedded_migrations! {
     2 => "0002_refresh_token_binding",
     3 => "0003_inventory",
     4 => "0004_webhook_attempts",
+    5 => "0005_sessions",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

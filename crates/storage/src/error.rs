@@ -44,6 +44,9 @@ pub enum Refusal {
     /// The user already holds this many application tokens.
     #[error("Users cannot have more than {0} application tokens")]
     TokenQuota(i64),
+    /// Sign-up is closed: `signup` is disabled and this is not the first user.
+    #[error("sign-up is disabled on this instance")]
+    SignupClosed,
 }
 
 /// Unique constraints and the field each protects: (PostgreSQL constraint or index name,

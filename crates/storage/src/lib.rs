@@ -34,6 +34,7 @@ mod inventory;
 mod jobs;
 mod namespaces;
 mod registries;
+mod sessions;
 mod teams;
 mod tokens;
 mod users;

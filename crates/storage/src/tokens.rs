@@ -277,7 +277,7 @@ impl Store {
     /// reader checks first: even an UPDATE that matches nothing queues for the single
     /// writer, and this runs on every authenticated token request. PostgreSQL's UPDATE
     /// writes nothing when no row matches, so it goes straight there.
-    async fn touch(
+    pub(crate) async fn touch(
         &self,
         check: &'static str,
         update: &'static str,

@@ -265,6 +265,46 @@ impl Store {
         Ok(user)
     }
 
+    /// Self-service sign-up, decided inside one guarded transaction: the first user
+    /// becomes an admin when `first_user_admin`; anybody else is created (not an
+    /// admin) only when `signup_open`, else `Refused(SignupClosed)`. Concurrent
+    /// sign-ups on an empty instance make exactly one admin.
+    pub async fn sign_up_user(
+        &self,
+        u: &NewUser,
+        personal_namespace_base: Option<&str>,
+        first_user_admin: bool,
+        signup_open: bool,
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let mut tx = self.db.begin().await?;
+        tx.guard(Guard::Users).await?;
+        let users: i64 = fetch_one!(tx.conn(), "SELECT count(*) AS n FROM users", [], |r| r
+            .col::<i64>("n"));
+        let admin = users == 0 && first_user_admin;
+        if !admin && !signup_open {
+            return Err(StoreError::Refused(Refusal::SignupClosed));
+        }
+        let new_user = NewUser {
+            admin,
+            bot: false,
+            ..u.clone()
+        };
+        let user = insert_user(&mut tx, &new_user, personal_namespace_base, now).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Whether any user exists (an empty instance leads to sign-up).
+    pub async fn has_users(&self) -> StoreResult<bool> {
+        let mut c = self.db.reader().await?;
+        Ok(
+            fetch_optional!(c.conn(), "SELECT id FROM users LIMIT 1", [], |r| r
+                .col::<Id>("id"))
+            .is_some(),
+        )
+    }
+
     /// The first-admin bootstrap: creates `u` as an admin with the application token
     /// `token`, only while there is no user at all — checked and written in one guarded
     /// transaction, so concurrent bootstraps create exactly one admin
@@ -412,12 +452,14 @@ impl Store {
         // disable ends every device session (re-enabling finds none left).
         let credentials_changed = changes.password_hash.is_some() || changes.enabled == Some(false);
         if credentials_changed {
-            // A new password or a disabled account ends every device session.
+            // A new password or a disabled account ends every device session and
+            // every web UI session.
             execute!(
                 tx.conn(),
                 "DELETE FROM refresh_tokens WHERE user_id = $1",
                 [id]
             );
+            execute!(tx.conn(), "DELETE FROM sessions WHERE user_id = $1", [id]);
         }
         if let Some(admin) = changes.admin
             && admin != user.admin

@@ -1,0 +1,241 @@
+//! Sign in, sign up, sign out. Sign-in goes through the same authenticator as the
+//! token endpoint: one password check per attempt whatever the account, the same
+//! lockout and rate limit, and the same answer for a wrong password, an unknown, a
+//! disabled or a locked account.
+
+use super::{Chrome, page};
+use crate::render::{PageError, PageResult};
+use crate::session::{NoFields, SESSION_COOKIE, Submitted, Viewer, see_other, set_cookie};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use portcullis_domain::Error;
+use portcullis_service::users::UserInput;
+use portcullis_service::{AuthMethod, Authenticated, Services};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(askama::Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    chrome: Chrome,
+    username: String,
+    error: Option<String>,
+    lockout_attempts: i64,
+    lockout_minutes: i64,
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn sign_in_form(
+    s: &Services,
+    viewer: &Viewer,
+    status: StatusCode,
+    username: String,
+    error: Option<String>,
+) -> PageResult {
+    let policy = &s.config().security_policy;
+    let t = SignInPage {
+        chrome: Chrome::new(s, viewer, "Sign in", "sign_in"),
+        username,
+        error,
+        lockout_attempts: policy.lockout_attempts,
+        lockout_minutes: policy.lockout_minutes,
+    };
+    page(s, viewer, status, &t)
+}
+
+pub async fn sign_in_page(State(s): State<Services>, viewer: Viewer) -> PageResult {
+    if viewer.caller.is_some() {
+        return Ok(see_other("/dashboard"));
+    }
+    sign_in_form(&s, &viewer, StatusCode::OK, String::new(), None)
+}
+
+/// A new session: its cookie and the way in.
+fn signed_in(s: &Services, cookie: &str) -> axum::response::Response {
+    let mut response = see_other("/dashboard");
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(s, SESSION_COOKIE, cookie, None),
+    );
+    response
+}
+
+pub async fn sign_in(State(s): State<Services>, submitted: Submitted<SignInForm>) -> PageResult {
+    let Submitted { viewer, form } = submitted;
+    let result = s
+        .sessions
+        .sign_in(
+            &form.username,
+            &form.password,
+            &viewer.client,
+            &viewer.user_agent,
+        )
+        .await;
+    let (status, message) = match result {
+        Ok(new) => return Ok(signed_in(&s, &new.cookie)),
+        Err(Error::Unauthenticated) => (StatusCode::UNAUTHORIZED, "Invalid username or password."),
+        Err(Error::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts from your address. Wait a minute and try again.",
+        ),
+        Err(e) => return Err(PageError::Domain(e)),
+    };
+    sign_in_form(&s, &viewer, status, form.username, Some(message.to_owned()))
+}
+
+pub async fn sign_out(State(s): State<Services>, submitted: Submitted<NoFields>) -> PageResult {
+    if let Some(cookie) = &submitted.viewer.session_cookie {
+        s.sessions.sign_out(cookie).await?;
+    }
+    let mut response = see_other("/users/sign_in");
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&s, SESSION_COOKIE, "", Some(0)),
+    );
+    Ok(response)
+}
+
+#[derive(askama::Template)]
+#[template(path = "sign_up.html")]
+struct SignUpPage {
+    chrome: Chrome,
+    form: SignUpForm,
+    errors: BTreeMap<String, Vec<String>>,
+    first_user: bool,
+    display_name: bool,
+}
+
+impl SignUpPage {
+    fn error(&self, field: &str) -> String {
+        self.errors
+            .get(field)
+            .map(|m| m.join(", "))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct SignUpForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirmation: String,
+}
+
+/// Whether sign-up is open to this visitor: `signup.enabled`, or the first user.
+async fn sign_up_open(s: &Services) -> Result<(bool, bool), PageError> {
+    let first = s.config().first_user_admin.enabled && s.users.is_empty().await?;
+    Ok((s.config().signup.enabled || first, first))
+}
+
+fn sign_up_form(
+    s: &Services,
+    viewer: &Viewer,
+    status: StatusCode,
+    form: SignUpForm,
+    errors: BTreeMap<String, Vec<String>>,
+    first_user: bool,
+) -> PageResult {
+    let t = SignUpPage {
+        chrome: Chrome::new(s, viewer, "Create an account", "sign_up"),
+        form: SignUpForm {
+            password: String::new(),
+            password_confirmation: String::new(),
+            ..form
+        },
+        errors,
+        first_user,
+        display_name: s.config().display_name.enabled,
+    };
+    page(s, viewer, status, &t)
+}
+
+fn sign_up_closed() -> PageError {
+    PageError::Domain(Error::Disabled(
+        "Sign-up is disabled on this instance: ask an administrator for an account.".into(),
+    ))
+}
+
+pub async fn sign_up_page(State(s): State<Services>, viewer: Viewer) -> PageResult {
+    if viewer.caller.is_some() {
+        return Ok(see_other("/dashboard"));
+    }
+    let (open, first) = sign_up_open(&s).await?;
+    if !open {
+        return Err(sign_up_closed());
+    }
+    sign_up_form(
+        &s,
+        &viewer,
+        StatusCode::OK,
+        SignUpForm::default(),
+        BTreeMap::new(),
+        first,
+    )
+}
+
+pub async fn sign_up(State(s): State<Services>, submitted: Submitted<SignUpForm>) -> PageResult {
+    let Submitted { viewer, form } = submitted;
+    let (open, first) = sign_up_open(&s).await?;
+    if !open {
+        return Err(sign_up_closed());
+    }
+    if form.password != form.password_confirmation {
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            "password_confirmation".to_owned(),
+            vec!["doesn't match the password".to_owned()],
+        );
+        return sign_up_form(
+            &s,
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            errors,
+            first,
+        );
+    }
+    let display_name = Some(form.display_name.trim().to_owned())
+        .filter(|d| !d.is_empty() && s.config().display_name.enabled);
+    let input = UserInput {
+        username: form.username.trim().to_owned(),
+        email: form.email.trim().to_owned(),
+        password: Some(form.password.clone()),
+        display_name,
+        ..Default::default()
+    };
+    let user = match s.users.sign_up(&input).await {
+        Ok(user) => user,
+        Err(Error::Invalid(errors)) => {
+            return sign_up_form(
+                &s,
+                &viewer,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                errors,
+                first,
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // The password was just set: the new account is signed in at once.
+    let caller = Authenticated {
+        user,
+        method: AuthMethod::Password,
+    };
+    let new = s.sessions.open(caller, &viewer.user_agent).await?;
+    Ok(signed_in(&s, &new.cookie))
+}

@@ -1,0 +1,104 @@
+//! The pages. Each module holds the handlers of one area and the templates' view
+//! models; handlers call services only.
+
+mod account;
+mod dashboard;
+mod explore;
+
+use crate::session::Viewer;
+use axum::Router;
+use axum::routing::{get, post};
+use portcullis_service::Services;
+
+pub(crate) fn routes() -> Router<Services> {
+    Router::new()
+        .route("/", get(dashboard::root))
+        .route("/dashboard", get(dashboard::dashboard))
+        .route(
+            "/users/sign_in",
+            get(account::sign_in_page).post(account::sign_in),
+        )
+        .route("/users/sign_out", post(account::sign_out))
+        .route(
+            "/users/sign_up",
+            get(account::sign_up_page).post(account::sign_up),
+        )
+        .route("/help", get(explore::help))
+        .route("/explore", get(explore::explore))
+}
+
+/// The signed-in user as the page header shows them.
+pub struct ChromeUser {
+    pub username: String,
+    pub shown_name: String,
+    pub admin: bool,
+}
+
+/// What every page's frame needs: title, navigation, the user, the CSRF token for the
+/// sign-out form, asset URLs.
+pub struct Chrome {
+    pub title: String,
+    pub user: Option<ChromeUser>,
+    pub csrf: String,
+    pub style: String,
+    pub script: String,
+    /// The navigation entry to mark as current.
+    pub section: &'static str,
+    /// Anonymous visitors may browse public repositories.
+    pub explore: bool,
+    pub signup: bool,
+}
+
+impl Chrome {
+    pub fn new(services: &Services, viewer: &Viewer, title: &str, section: &'static str) -> Self {
+        let config = services.config();
+        Chrome {
+            title: title.to_owned(),
+            user: viewer.caller.as_ref().map(|c| ChromeUser {
+                username: c.user.username.clone(),
+                shown_name: c
+                    .user
+                    .display_name
+                    .clone()
+                    .filter(|_| config.display_name.enabled)
+                    .unwrap_or_else(|| c.user.username.clone()),
+                admin: c.user.admin,
+            }),
+            csrf: viewer.csrf.clone(),
+            style: crate::assets::style_url(),
+            script: crate::assets::script_url(),
+            section,
+            explore: config.anonymous_browsing.enabled,
+            signup: config.signup.enabled,
+        }
+    }
+
+    /// The frame of a page shown without a viewer (error pages from the fallback).
+    pub fn bare(title: &str) -> Self {
+        Chrome {
+            title: title.to_owned(),
+            user: None,
+            csrf: String::new(),
+            style: crate::assets::style_url(),
+            script: crate::assets::script_url(),
+            section: "",
+            explore: false,
+            signup: false,
+        }
+    }
+}
+
+/// Renders a page for a viewer, with the cookies the viewer needs.
+pub(crate) fn page(
+    services: &Services,
+    viewer: &Viewer,
+    status: axum::http::StatusCode,
+    t: &impl askama::Template,
+) -> crate::render::PageResult {
+    use axum::response::IntoResponse;
+    let body = crate::render::html(t)?;
+    Ok(viewer.finish(
+        services,
+        (status, axum::response::Html(body)).into_response(),
+    ))
+}
