@@ -185,6 +185,11 @@ impl Services {
         }
     }
 
+    /// The services' clock, for values a caller computes from now (a token's expiry).
+    pub fn now(&self) -> portcullis_domain::time::Timestamp {
+        self.context.clock.now()
+    }
+
     /// The configuration the services run with.
     pub fn config(&self) -> &Config {
         &self.context.config

@@ -334,6 +334,80 @@ impl UserService {
         self.listing(user.id).await
     }
 
+    /// A user changes their own password (the profile page). The current password is
+    /// checked like a sign-in (rate limit, lockout, one verification), so a stolen
+    /// session cannot lock its owner out by changing it. Ends every session and
+    /// device token of the user, as any password change does.
+    pub async fn change_own_password(
+        &self,
+        actor: &Authenticated,
+        current: &str,
+        new: &str,
+        client: &str,
+    ) -> Result<User> {
+        actor.require_writable()?;
+        if actor.user.bot {
+            return Err(Error::Forbidden);
+        }
+        match self
+            .ctx
+            .auth
+            .password(&actor.user.username, current, client)
+            .await
+            .map_err(Error::from)
+        {
+            Ok(_) => {}
+            Err(Error::Unauthenticated) => {
+                return Err(Error::invalid("current_password", "is not right"));
+            }
+            Err(e) => return Err(e),
+        }
+        validate_password(new).map_err(|m| Error::invalid("password", m))?;
+        let update = UserUpdate {
+            password_hash: Some(self.ctx.auth.hash_password(new).await?),
+            ..UserUpdate::default()
+        };
+        let (user, _) = self
+            .ctx
+            .store
+            .update_user(actor.user.id, &update, self.ctx.clock.now())
+            .await
+            .map_err(not_found_as("User"))?;
+        self.ctx.auth.forget_user(user.id);
+        Ok(user)
+    }
+
+    /// A user changes their own email and display name (the profile page).
+    pub async fn update_own_profile(
+        &self,
+        actor: &Authenticated,
+        email: &str,
+        display_name: Option<&str>,
+    ) -> Result<User> {
+        actor.require_writable()?;
+        let mut problems = BTreeMap::new();
+        if !is_plausible_email(email) {
+            problems.insert("email".to_owned(), vec!["is invalid".to_owned()]);
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let update = UserUpdate {
+            email: Some(email.to_owned()),
+            display_name: display_name
+                .filter(|_| self.ctx.config.display_name.enabled)
+                .map(|d| (!d.trim().is_empty()).then(|| d.trim().to_owned())),
+            ..UserUpdate::default()
+        };
+        let (user, _) = self
+            .ctx
+            .store
+            .update_user(actor.user.id, &update, self.ctx.clock.now())
+            .await
+            .map_err(not_found_as("User"))?;
+        Ok(user)
+    }
+
     /// Never the last enabled admin, nor the only owner of a team (guarded in storage).
     pub async fn delete_user(&self, actor: &Authenticated, id: Id) -> Result<()> {
         actor.require_admin_to_change()?;

@@ -114,10 +114,7 @@ struct SignUpPage {
 
 impl SignUpPage {
     fn error(&self, field: &str) -> String {
-        self.errors
-            .get(field)
-            .map(|m| m.join(", "))
-            .unwrap_or_default()
+        super::errors_of(&self.errors, field)
     }
 }
 

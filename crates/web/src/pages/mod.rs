@@ -4,6 +4,9 @@
 mod account;
 mod dashboard;
 mod explore;
+mod namespaces;
+mod profile;
+mod repositories;
 
 use crate::session::Viewer;
 use axum::Router;
@@ -23,13 +26,45 @@ pub(crate) fn routes() -> Router<Services> {
             "/users/sign_up",
             get(account::sign_up_page).post(account::sign_up),
         )
+        .route("/users/edit", get(profile::show))
+        .route("/users/profile", post(profile::update_account))
+        .route("/users/tokens", post(profile::create_token))
+        .route("/users/tokens/{id}/delete", post(profile::revoke_token))
+        .route("/users/sessions/{id}/delete", post(profile::end_session))
+        .route("/users/password", post(profile::change_password))
+        .route(
+            "/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/namespaces/{id}",
+            get(namespaces::show).post(namespaces::update),
+        )
+        .route("/namespaces/{id}/delete", post(namespaces::delete))
+        .route("/repositories", get(repositories::list))
+        .route("/repositories/{id}", get(repositories::show))
+        .route("/repositories/{id}/star", post(repositories::star))
+        .route(
+            "/repositories/{id}/description",
+            post(repositories::describe),
+        )
+        .route("/repositories/{id}/comments", post(repositories::comment))
+        .route(
+            "/repositories/{id}/comments/{comment_id}/delete",
+            post(repositories::delete_comment),
+        )
+        .route(
+            "/repositories/{id}/tags/delete",
+            post(repositories::delete_tags),
+        )
+        .route("/repositories/{id}/delete", post(repositories::delete))
+        .route("/tags/{id}", get(repositories::tag))
         .route("/help", get(explore::help))
         .route("/explore", get(explore::explore))
 }
 
 /// The signed-in user as the page header shows them.
 pub struct ChromeUser {
-    pub username: String,
     pub shown_name: String,
     pub admin: bool,
 }
@@ -55,7 +90,6 @@ impl Chrome {
         Chrome {
             title: title.to_owned(),
             user: viewer.caller.as_ref().map(|c| ChromeUser {
-                username: c.user.username.clone(),
                 shown_name: c
                     .user
                     .display_name
@@ -86,6 +120,14 @@ impl Chrome {
             signup: false,
         }
     }
+}
+
+/// The messages for one field of a refused form, joined (empty when it was fine).
+pub(crate) fn errors_of(
+    errors: &std::collections::BTreeMap<String, Vec<String>>,
+    field: &str,
+) -> String {
+    errors.get(field).map(|m| m.join(", ")).unwrap_or_default()
 }
 
 /// Renders a page for a viewer, with the cookies the viewer needs.

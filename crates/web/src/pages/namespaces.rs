@@ -1,0 +1,237 @@
+//! Namespaces: the list in Portus's panels (special, member, other), creation, and a
+//! namespace's page (description, visibility, delete, its repositories).
+
+use super::dashboard::RepositoryRow;
+use super::{Chrome, errors_of, page};
+use crate::markdown;
+use crate::render::{PageError, PageResult};
+use crate::session::{NoFields, Submitted, Viewer, see_other};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use portcullis_domain::Error;
+use portcullis_domain::model::{NamespaceKind, Role};
+use portcullis_service::Services;
+use portcullis_service::listing::ListParams;
+use portcullis_service::namespaces::{NamespaceChanges, NamespaceDetails};
+use portcullis_storage::RepositoryFilter;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub struct NamespaceRow {
+    pub id: i64,
+    pub name: String,
+    pub team: String,
+    pub visibility: &'static str,
+    pub role: &'static str,
+    pub created: String,
+}
+
+fn role_name(role: Option<Role>) -> &'static str {
+    match role {
+        Some(Role::Owner) => "owner",
+        Some(Role::Contributor) => "contributor",
+        Some(Role::Viewer) => "viewer",
+        None => "",
+    }
+}
+
+impl NamespaceRow {
+    fn new(d: &NamespaceDetails) -> Self {
+        NamespaceRow {
+            id: d.namespace.id,
+            name: d.namespace.name.clone(),
+            team: d.team.name.clone(),
+            visibility: d.namespace.visibility.as_str(),
+            role: role_name(d.role),
+            created: crate::format::when(d.namespace.created_at),
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "namespaces.html")]
+struct NamespacesPage {
+    chrome: Chrome,
+    special: Vec<NamespaceRow>,
+    member: Vec<NamespaceRow>,
+    other: Vec<NamespaceRow>,
+    form: NewNamespaceForm,
+    errors: BTreeMap<String, Vec<String>>,
+}
+
+impl NamespacesPage {
+    fn error(&self, field: &str) -> String {
+        errors_of(&self.errors, field)
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct NewNamespaceForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    team: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn namespaces_page(
+    s: &Services,
+    viewer: &Viewer,
+    status: StatusCode,
+    form: NewNamespaceForm,
+    errors: BTreeMap<String, Vec<String>>,
+) -> PageResult {
+    let me = viewer.signed_in()?;
+    let all = ListParams {
+        all: true,
+        ..ListParams::default()
+    };
+    let (mut special, mut member, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    for d in s.namespaces.list_namespaces(me, &all).await?.items {
+        let row = NamespaceRow::new(&d);
+        match d.namespace.kind {
+            NamespaceKind::Global => special.push(row),
+            NamespaceKind::Personal if d.namespace.user_id == Some(me.user.id) => {
+                special.push(row);
+            }
+            _ if d.role.is_some() => member.push(row),
+            _ => other.push(row),
+        }
+    }
+    let t = NamespacesPage {
+        chrome: Chrome::new(s, viewer, "Namespaces", "namespaces"),
+        special,
+        member,
+        other,
+        form,
+        errors,
+    };
+    page(s, viewer, status, &t)
+}
+
+pub async fn list(State(s): State<Services>, viewer: Viewer) -> PageResult {
+    namespaces_page(
+        &s,
+        &viewer,
+        StatusCode::OK,
+        NewNamespaceForm::default(),
+        BTreeMap::new(),
+    )
+    .await
+}
+
+pub async fn create(
+    State(s): State<Services>,
+    submitted: Submitted<NewNamespaceForm>,
+) -> PageResult {
+    let Submitted { viewer, form } = submitted;
+    let me = viewer.signed_in()?;
+    let created = s
+        .namespaces
+        .create_namespace(
+            me,
+            form.name.trim(),
+            form.team.trim(),
+            &form.description,
+            None,
+        )
+        .await;
+    match created {
+        Ok(d) => Ok(see_other(&format!("/namespaces/{}", d.namespace.id))),
+        Err(Error::Invalid(errors)) => {
+            namespaces_page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await
+        }
+        Err(Error::NotFound("Team")) => {
+            let mut errors = BTreeMap::new();
+            errors.insert("team".to_owned(), vec!["does not exist".to_owned()]);
+            namespaces_page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "namespace.html")]
+struct NamespacePage {
+    chrome: Chrome,
+    ns: NamespaceRow,
+    team_id: i64,
+    description_html: String,
+    description: String,
+    role: &'static str,
+    push: bool,
+    change_visibility: bool,
+    updatable: bool,
+    destroyable: bool,
+    repositories: Vec<RepositoryRow>,
+}
+
+pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<i64>) -> PageResult {
+    let me = viewer.signed_in()?;
+    let d = s.namespaces.show_namespace(me, id).await?;
+    let filter = RepositoryFilter {
+        namespace_id: Some(id),
+        ..RepositoryFilter::default()
+    };
+    let all = ListParams {
+        all: true,
+        ..ListParams::default()
+    };
+    let repositories = s
+        .repositories
+        .list(Some(me), &filter, &all)
+        .await?
+        .items
+        .iter()
+        .map(RepositoryRow::new)
+        .collect();
+    let t = NamespacePage {
+        chrome: Chrome::new(&s, &viewer, &d.namespace.name, "namespaces"),
+        ns: NamespaceRow::new(&d),
+        team_id: d.team.id,
+        description_html: markdown::render(&d.namespace.description),
+        description: d.namespace.description.clone(),
+        role: role_name(d.role),
+        push: d.push,
+        change_visibility: d.change_visibility,
+        updatable: d.updatable,
+        destroyable: d.destroyable,
+        repositories,
+    };
+    page(&s, &viewer, StatusCode::OK, &t)
+}
+
+#[derive(Deserialize)]
+pub struct NamespaceForm {
+    description: Option<String>,
+    visibility: Option<String>,
+}
+
+pub async fn update(
+    State(s): State<Services>,
+    Path(id): Path<i64>,
+    submitted: Submitted<NamespaceForm>,
+) -> PageResult {
+    let me = submitted.viewer.signed_in()?;
+    let changes = NamespaceChanges {
+        description: submitted.form.description,
+        visibility: submitted.form.visibility,
+        ..NamespaceChanges::default()
+    };
+    s.namespaces.update_namespace(me, id, changes).await?;
+    Ok(see_other(&format!("/namespaces/{id}")))
+}
+
+pub async fn delete(
+    State(s): State<Services>,
+    Path(id): Path<i64>,
+    submitted: Submitted<NoFields>,
+) -> PageResult {
+    let me = submitted.viewer.signed_in()?;
+    s.namespaces
+        .delete_namespace(me, id)
+        .await
+        .map_err(PageError::from)?;
+    Ok(see_other("/namespaces"))
+}
