@@ -82,7 +82,7 @@ impl NamespaceDetails {
         }
     }
 
-    fn facts(&self) -> NamespaceFacts {
+    pub fn facts(&self) -> NamespaceFacts {
         NamespaceFacts {
             kind: self.namespace.kind,
             visibility: self.namespace.visibility,

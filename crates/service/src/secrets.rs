@@ -14,6 +14,8 @@ pub const APPLICATION_TOKEN_PREFIX: &str = "pcat_";
 pub const REFRESH_TOKEN_PREFIX: &str = "pcrt_";
 /// Prefix of web UI session secrets (the cookie's value).
 pub const SESSION_TOKEN_PREFIX: &str = "pcs_";
+/// Prefix of single-use password reset tokens.
+pub const RESET_TOKEN_PREFIX: &str = "pcpr_";
 /// Prefix of the value binding a signed-out visitor's CSRF token.
 pub const VISITOR_TOKEN_PREFIX: &str = "pcv_";
 

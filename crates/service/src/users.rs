@@ -3,7 +3,7 @@
 use crate::activity::Audit;
 use crate::auth::Authenticated;
 use crate::listing::{ListParams, Paged};
-use crate::secrets::{APPLICATION_TOKEN_PREFIX, new_token, token_hash};
+use crate::secrets::{APPLICATION_TOKEN_PREFIX, RESET_TOKEN_PREFIX, new_token, token_hash};
 use portcullis_domain::model::{ApplicationToken, Id, RefreshToken, User, UserListing};
 use portcullis_domain::names::{
     is_plausible_email, namespace_name_for_username, validate_password, validate_username,
@@ -56,6 +56,9 @@ pub struct CreatedToken {
 }
 
 /// Attributes clients may sort users by.
+/// How long a password reset link works (Portus/Devise: 6 hours).
+const RESET_TOKEN_SECS: i64 = 6 * 3600;
+
 pub const USER_SORT: &[&str] = &[
     "id",
     "username",
@@ -373,6 +376,63 @@ impl UserService {
             .update_user(actor.user.id, &update, self.ctx.clock.now())
             .await
             .map_err(not_found_as("User"))?;
+        self.ctx.auth.forget_user(user.id);
+        Ok(user)
+    }
+
+    /// An admin creates a single-use reset link token for a user (valid 6 hours, as
+    /// Portus's); bots have no password to reset.
+    pub async fn create_password_reset(
+        &self,
+        actor: &Authenticated,
+        user_id: Id,
+    ) -> Result<String> {
+        actor.require_admin_to_change()?;
+        let user = self
+            .ctx
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(Error::NotFound("User"))?;
+        if user.bot {
+            return Err(Error::Unprocessable(
+                "bots have no password: manage their application tokens instead".into(),
+            ));
+        }
+        let plain = new_token(self.ctx.random.as_ref(), RESET_TOKEN_PREFIX);
+        let now = self.ctx.clock.now();
+        self.ctx
+            .store
+            .create_password_reset(
+                user.id,
+                &token_hash(&plain),
+                now,
+                now.plus_secs(RESET_TOKEN_SECS),
+            )
+            .await?;
+        Ok(plain)
+    }
+
+    /// Sets a new password with a reset token, once: the token is checked before the
+    /// password is hashed and used up in the transaction that writes it. Every session
+    /// and device token of the user ends.
+    pub async fn reset_password(&self, token: &str, password: &str) -> Result<User> {
+        let invalid = || Error::invalid("token", "is invalid or has expired");
+        let hash = token_hash(token);
+        let now = self.ctx.clock.now();
+        if !token.starts_with(RESET_TOKEN_PREFIX)
+            || !self.ctx.store.password_reset_usable(&hash, now).await?
+        {
+            return Err(invalid());
+        }
+        validate_password(password).map_err(|m| Error::invalid("password", m))?;
+        let password_hash = self.ctx.auth.hash_password(password).await?;
+        let user = self
+            .ctx
+            .store
+            .reset_password(&hash, &password_hash, now)
+            .await?
+            .ok_or_else(invalid)?;
         self.ctx.auth.forget_user(user.id);
         Ok(user)
     }

@@ -48,6 +48,7 @@ embedded_migrations! {
     3 => "0003_inventory",
     4 => "0004_webhook_attempts",
     5 => "0005_sessions",
+    6 => "0006_password_resets",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

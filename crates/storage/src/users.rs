@@ -295,6 +295,86 @@ impl Store {
         Ok(user)
     }
 
+    /// Stores a password reset token (its hash) for a user.
+    pub async fn create_password_reset(
+        &self,
+        user_id: Id,
+        token_hash: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut c = self.db.writer().await?;
+        execute!(
+            c.conn(),
+            "INSERT INTO password_resets (user_id, token_hash, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, NULL)",
+            [user_id, token_hash, now.0, expires_at.0]
+        );
+        Ok(())
+    }
+
+    /// Whether a reset token could be used now (checked before the password is hashed,
+    /// so a bad link costs no hash; [`Self::reset_password`] checks again).
+    pub async fn password_reset_usable(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut c = self.db.reader().await?;
+        Ok(fetch_optional!(
+            c.conn(),
+            "SELECT id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL \
+             AND expires_at > $2",
+            [token_hash, now.0],
+            |r| r.col::<Id>("id")
+        )
+        .is_some())
+    }
+
+    /// Uses a reset token: in one transaction, marks it used (only if unused and not
+    /// expired, in the statement that checks it, so two concurrent uses succeed once),
+    /// sets the new password, and ends what a password change ends (sessions, refresh
+    /// tokens, the user's other reset tokens). `None`: no such usable token, or the
+    /// user is a bot or disabled.
+    pub async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        let mut tx = self.db.begin().await?;
+        let Some(user_id) = fetch_optional!(
+            tx.conn(),
+            "UPDATE password_resets SET used_at = $2 WHERE token_hash = $1 \
+             AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
+            [token_hash, now.0],
+            |r| r.col::<Id>("user_id")
+        ) else {
+            return Ok(None);
+        };
+        let user = fetch_optional!(
+            tx.conn(),
+            "UPDATE users SET password_hash = $2, credential_version = credential_version + 1, \
+             updated_at = $3 WHERE id = $1 AND NOT bot AND enabled \
+             RETURNING id, username, email, display_name, password_hash, admin, enabled, bot, \
+             failed_attempts, locked_at, credential_version, created_at, updated_at",
+            [user_id, password_hash, now.0],
+            |r| user_row(r, "")
+        );
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        for sql in [
+            "DELETE FROM refresh_tokens WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM password_resets WHERE user_id = $1 AND used_at IS NULL",
+        ] {
+            execute!(tx.conn(), sql, [user_id]);
+        }
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+
     /// Whether any user exists (an empty instance leads to sign-up).
     pub async fn has_users(&self) -> StoreResult<bool> {
         let mut c = self.db.reader().await?;

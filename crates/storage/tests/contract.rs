@@ -48,7 +48,9 @@ impl Keep {
     /// Deletes every row, behind the store's back, for races that need an empty
     /// database each round (cheaper than a new PostgreSQL database per round).
     async fn wipe(&self) {
-        const TABLES: [&str; 7] = [
+        const TABLES: [&str; 9] = [
+            "sessions",
+            "password_resets",
             "refresh_tokens",
             "application_tokens",
             "team_users",
@@ -198,6 +200,9 @@ contract! {
     contract_refresh_tokens,
     contract_refresh_tokens_die_with_application_token,
     contract_touch_writes_at_most_once_a_minute,
+    contract_sessions,
+    contract_password_resets,
+    contract_sign_up_user,
     contract_close,
 }
 
@@ -211,6 +216,8 @@ race! {
     race_token_quota,
     race_delete_owner_vs_other_owner,
     race_failed_logins_lock_once,
+    race_sign_up_first_admin,
+    race_password_reset_used_once,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -3759,4 +3766,269 @@ async fn raw_sqlite(dir: &std::path::Path) -> sqlx::SqliteConnection {
     sqlx::SqliteConnection::connect(&sqlite_url(dir))
         .await
         .unwrap()
+}
+
+// ---------------------------------------------------------------- web sessions, resets
+
+async fn contract_sessions(store: &Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let s1 = store
+        .create_session(alice.id, "hash-1", "Firefox", at(0), at(3600))
+        .await
+        .unwrap();
+    assert_eq!((s1.user_id, s1.user_agent.as_str()), (alice.id, "Firefox"));
+    assert_eq!(
+        (s1.created_at, s1.last_seen_at, s1.expires_at),
+        (at(0), at(0), at(3600))
+    );
+    let (found, owner) = store.session_by_hash("hash-1").await.unwrap().unwrap();
+    assert_eq!((found, owner.id), (s1.clone(), alice.id));
+    assert!(store.session_by_hash("nope").await.unwrap().is_none());
+    // Touching is recorded at most once a minute.
+    store.touch_session(s1.id, at(30)).await.unwrap();
+    assert_eq!(
+        store
+            .session_by_hash("hash-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .last_seen_at,
+        at(0)
+    );
+    store.touch_session(s1.id, at(61)).await.unwrap();
+    assert_eq!(
+        store
+            .session_by_hash("hash-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .last_seen_at,
+        at(61)
+    );
+    let s2 = store
+        .create_session(alice.id, "hash-2", "Chromium", at(100), at(3700))
+        .await
+        .unwrap();
+    let b1 = store
+        .create_session(bob.id, "hash-b", "", at(0), at(3600))
+        .await
+        .unwrap();
+    let ids =
+        |v: Vec<portcullis_domain::model::Session>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_sessions(alice.id).await.unwrap()),
+        [s1.id, s2.id]
+    );
+    // One's own session only.
+    assert!(matches!(
+        store.delete_session(alice.id, b1.id).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_session(alice.id, s2.id).await.unwrap();
+    store.delete_session_by_hash("hash-2").await.unwrap(); // gone already: fine
+    assert_eq!(ids(store.list_sessions(alice.id).await.unwrap()), [s1.id]);
+    // A password change or a disable ends the user's sessions; other users keep theirs.
+    let update = UserUpdate {
+        password_hash: Some("$argon2id$new".into()),
+        ..UserUpdate::default()
+    };
+    store.update_user(alice.id, &update, at(200)).await.unwrap();
+    assert!(store.list_sessions(alice.id).await.unwrap().is_empty());
+    assert_eq!(ids(store.list_sessions(bob.id).await.unwrap()), [b1.id]);
+    store
+        .create_session(bob.id, "hash-b2", "", at(300), at(9000))
+        .await
+        .unwrap();
+    let disable = UserUpdate {
+        enabled: Some(false),
+        ..UserUpdate::default()
+    };
+    store.update_user(bob.id, &disable, at(400)).await.unwrap();
+    assert!(store.list_sessions(bob.id).await.unwrap().is_empty());
+    // Pruning: past the absolute end, or idle since the cutoff.
+    let carol = user(store, "carol").await;
+    for (hash, created, expires) in [("old", 0, 100), ("idle", 0, 99_999), ("fresh", 500, 99_999)] {
+        store
+            .create_session(carol.id, hash, "", at(created), at(expires))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.prune_sessions(at(1000), at(400)).await.unwrap(), 2);
+    let left: Vec<_> = store.list_sessions(carol.id).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(store.session_by_hash("fresh").await.unwrap().is_some());
+    // Deleting the user deletes its sessions.
+    assert!(store.delete_user(carol.id).await.unwrap());
+    assert!(store.session_by_hash("fresh").await.unwrap().is_none());
+}
+
+async fn contract_password_resets(store: &Store) {
+    let alice = user(store, "alice").await;
+    store
+        .create_session(alice.id, "alice-session", "", at(0), at(99_999))
+        .await
+        .unwrap();
+    store
+        .create_password_reset(alice.id, "r1", at(0), at(600))
+        .await
+        .unwrap();
+    store
+        .create_password_reset(alice.id, "r2", at(0), at(600))
+        .await
+        .unwrap();
+    assert!(store.password_reset_usable("r1", at(10)).await.unwrap());
+    assert!(
+        !store.password_reset_usable("r1", at(600)).await.unwrap(),
+        "expired"
+    );
+    assert!(!store.password_reset_usable("nope", at(10)).await.unwrap());
+    assert!(
+        store
+            .reset_password("r1", "$argon2id$late", at(600))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let changed = store
+        .reset_password("r1", "$argon2id$reset", at(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.id, alice.id);
+    assert_eq!(changed.password_hash.as_deref(), Some("$argon2id$reset"));
+    assert_eq!(changed.credential_version, alice.credential_version + 1);
+    // Used once; the other token and every session ended with the change.
+    assert!(
+        store
+            .reset_password("r1", "$argon2id$again", at(11))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.password_reset_usable("r2", at(11)).await.unwrap());
+    assert!(
+        store
+            .session_by_hash("alice-session")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A disabled user's token does not work, and is not used up by trying.
+    let bob = user(store, "bob").await;
+    store
+        .create_password_reset(bob.id, "rb", at(0), at(600))
+        .await
+        .unwrap();
+    let disable = UserUpdate {
+        enabled: Some(false),
+        ..UserUpdate::default()
+    };
+    store.update_user(bob.id, &disable, at(1)).await.unwrap();
+    assert!(
+        store
+            .reset_password("rb", "$argon2id$x", at(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.password_reset_usable("rb", at(2)).await.unwrap());
+}
+
+async fn contract_sign_up_user(store: &Store) {
+    assert!(!store.has_users().await.unwrap());
+    // Closed sign-up and no first-admin rule: nobody gets in, even on an empty instance.
+    let refused = store
+        .sign_up_user(&new_user("x"), Some("x"), false, false, at(0))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused(Refusal::SignupClosed))),
+        "{refused:?}"
+    );
+    let first = store
+        .sign_up_user(&new_user("first"), Some("first"), true, false, at(0))
+        .await
+        .unwrap();
+    assert!(first.admin && !first.bot);
+    assert!(store.has_users().await.unwrap());
+    let refused = store
+        .sign_up_user(&new_user("second"), Some("second"), true, false, at(1))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::Refused(Refusal::SignupClosed))
+    ));
+    let second = store
+        .sign_up_user(&new_user("second"), Some("second"), true, true, at(1))
+        .await
+        .unwrap();
+    assert!(!second.admin);
+    // A bot or admin flag on the input is ignored: sign-up makes plain users.
+    let third = NewUser {
+        admin: true,
+        bot: true,
+        ..new_user("third")
+    };
+    let third = store
+        .sign_up_user(&third, Some("third"), true, true, at(2))
+        .await
+        .unwrap();
+    assert!(!third.admin && !third.bot);
+}
+
+async fn race_sign_up_first_admin(backend: Backend) {
+    let (keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        if round > 0 {
+            keep.wipe().await;
+        }
+        let results = concurrently(&store, 8, |i, s| async move {
+            let name = format!("user{i}");
+            s.sign_up_user(&new_user(&name), Some(&name), true, true, at(1))
+                .await
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert!(refused.is_empty(), "round {round}: {refused:?}");
+        assert_eq!(ok.iter().filter(|u| u.admin).count(), 1, "round {round}");
+        assert_eq!(enabled_admins(&store).await.len(), 1, "round {round}");
+        // With sign-up closed, only the first one gets in.
+        keep.wipe().await;
+        let results = concurrently(&store, 8, |i, s| async move {
+            let name = format!("closed{i}");
+            s.sign_up_user(&new_user(&name), Some(&name), true, false, at(1))
+                .await
+        })
+        .await;
+        let (ok, refused) = outcomes(results);
+        assert_eq!(ok.len(), 1, "round {round}");
+        assert!(ok[0].admin);
+        assert_eq!(refused, vec![Refusal::SignupClosed; 7], "round {round}");
+    }
+}
+
+async fn race_password_reset_used_once(backend: Backend) {
+    let (keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        if round > 0 {
+            keep.wipe().await;
+        }
+        let alice = user(&store, "alice").await;
+        store
+            .create_password_reset(alice.id, "token", at(0), at(600))
+            .await
+            .unwrap();
+        let results = concurrently(&store, 8, |i, s| async move {
+            s.reset_password("token", &format!("$argon2id${i}"), at(1))
+                .await
+        })
+        .await;
+        let used: Vec<User> = results.into_iter().filter_map(|r| r.unwrap()).collect();
+        assert_eq!(used.len(), 1, "round {round}");
+        let stored = store.user_by_id(alice.id).await.unwrap().unwrap();
+        assert_eq!(stored.password_hash, used[0].password_hash, "round {round}");
+        assert_eq!(stored.credential_version, alice.credential_version + 1);
+    }
 }

@@ -65,6 +65,10 @@ const UNMAPPED_UNIQUES: &[(&str, &str)] = &[
         "hash of a fresh random token: a collision is not the user's doing",
     ),
     (
+        "password_resets_token_hash_key",
+        "hash of a fresh random token: a collision is not the user's doing",
+    ),
+    (
         "sessions_token_hash_key",
         "hash of a fresh random token: a collision is not the user's doing",
     ),

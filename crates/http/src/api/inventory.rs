@@ -627,7 +627,7 @@ pub async fn activities(
 /// One line per activity: time, key, owner, object and its parameters. Cells are
 /// quoted, and a leading `=`, `+`, `-` or `@` is defused so a spreadsheet never runs
 /// a pushed tag name as a formula.
-fn activities_csv(items: &[Activity]) -> String {
+pub fn activities_csv(items: &[Activity]) -> String {
     fn cell(v: &str) -> String {
         let defused = if v.starts_with(['=', '+', '-', '@']) {
             format!("'{v}")

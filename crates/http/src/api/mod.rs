@@ -4,6 +4,7 @@
 
 mod entities;
 mod inventory;
+pub use inventory::activities_csv;
 mod meta;
 mod namespaces;
 mod registries;

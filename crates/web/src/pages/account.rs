@@ -22,6 +22,7 @@ struct SignInPage {
     error: Option<String>,
     lockout_attempts: i64,
     lockout_minutes: i64,
+    reset_done: bool,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +39,7 @@ fn sign_in_form(
     status: StatusCode,
     username: String,
     error: Option<String>,
+    reset_done: bool,
 ) -> PageResult {
     let policy = &s.config().security_policy;
     let t = SignInPage {
@@ -46,15 +48,26 @@ fn sign_in_form(
         error,
         lockout_attempts: policy.lockout_attempts,
         lockout_minutes: policy.lockout_minutes,
+        reset_done,
     };
     page(s, viewer, status, &t)
 }
 
-pub async fn sign_in_page(State(s): State<Services>, viewer: Viewer) -> PageResult {
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    reset: Option<String>,
+}
+
+pub async fn sign_in_page(
+    State(s): State<Services>,
+    viewer: Viewer,
+    axum::extract::Query(q): axum::extract::Query<SignInQuery>,
+) -> PageResult {
     if viewer.caller.is_some() {
         return Ok(see_other("/dashboard"));
     }
-    sign_in_form(&s, &viewer, StatusCode::OK, String::new(), None)
+    let reset_done = q.reset.as_deref() == Some("done");
+    sign_in_form(&s, &viewer, StatusCode::OK, String::new(), None, reset_done)
 }
 
 /// A new session: its cookie and the way in.
@@ -87,7 +100,14 @@ pub async fn sign_in(State(s): State<Services>, submitted: Submitted<SignInForm>
         ),
         Err(e) => return Err(PageError::Domain(e)),
     };
-    sign_in_form(&s, &viewer, status, form.username, Some(message.to_owned()))
+    sign_in_form(
+        &s,
+        &viewer,
+        status,
+        form.username,
+        Some(message.to_owned()),
+        false,
+    )
 }
 
 pub async fn sign_out(State(s): State<Services>, submitted: Submitted<NoFields>) -> PageResult {
@@ -235,4 +255,97 @@ pub async fn sign_up(State(s): State<Services>, submitted: Submitted<SignUpForm>
     };
     let new = s.sessions.open(caller, &viewer.user_agent).await?;
     Ok(signed_in(&s, &new.cookie))
+}
+
+#[derive(askama::Template)]
+#[template(path = "forgot_password.html")]
+struct ForgotPage {
+    chrome: Chrome,
+}
+
+/// "Forgot your password?": mail is not part of this instance yet, so the page says how
+/// to get a reset link (from an administrator) instead of pretending to send one.
+pub async fn forgot_password(State(s): State<Services>, viewer: Viewer) -> PageResult {
+    let t = ForgotPage {
+        chrome: Chrome::new(&s, &viewer, "Forgot your password?", "sign_in"),
+    };
+    page(&s, &viewer, StatusCode::OK, &t)
+}
+
+#[derive(askama::Template)]
+#[template(path = "reset_password.html")]
+struct ResetPage {
+    chrome: Chrome,
+    token: String,
+    errors: BTreeMap<String, Vec<String>>,
+}
+
+impl ResetPage {
+    fn error(&self, field: &str) -> String {
+        super::errors_of(&self.errors, field)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResetQuery {
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn reset_password_page(
+    State(s): State<Services>,
+    viewer: Viewer,
+    axum::extract::Query(q): axum::extract::Query<ResetQuery>,
+) -> PageResult {
+    let t = ResetPage {
+        chrome: Chrome::new(&s, &viewer, "Choose a new password", "sign_in"),
+        token: q.token,
+        errors: BTreeMap::new(),
+    };
+    page(&s, &viewer, StatusCode::OK, &t)
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirmation: String,
+}
+
+pub async fn reset_password(
+    State(s): State<Services>,
+    submitted: Submitted<ResetForm>,
+) -> PageResult {
+    let Submitted { viewer, form } = submitted;
+    let refused = |errors| ResetPage {
+        chrome: Chrome::new(&s, &viewer, "Choose a new password", "sign_in"),
+        token: form.token.clone(),
+        errors,
+    };
+    if form.password != form.password_confirmation {
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            "password_confirmation".to_owned(),
+            vec!["doesn't match the password".to_owned()],
+        );
+        return page(
+            &s,
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &refused(errors),
+        );
+    }
+    match s.users.reset_password(&form.token, &form.password).await {
+        Ok(_) => Ok(see_other("/users/sign_in?reset=done")),
+        Err(Error::Invalid(errors)) => page(
+            &s,
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &refused(errors),
+        ),
+        Err(e) => Err(e.into()),
+    }
 }

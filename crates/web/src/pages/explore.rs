@@ -87,3 +87,84 @@ pub async fn explore(
     };
     page(&s, &viewer, StatusCode::OK, &t)
 }
+
+#[derive(askama::Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    chrome: Chrome,
+    query: String,
+    repositories: Vec<RepositoryRow>,
+    /// (id, name, description)
+    namespaces: Vec<(i64, String, String)>,
+    teams: Vec<(i64, String, String)>,
+}
+
+/// Repositories, namespaces and teams the caller may see, matching the text before a
+/// `:` (so `ns/app:v1` finds `ns/app`), as Portus's search did.
+pub async fn search(
+    State(s): State<Services>,
+    viewer: Viewer,
+    Query(q): Query<ExploreQuery>,
+) -> PageResult {
+    let me = viewer.signed_in()?;
+    let text = q
+        .search
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let needle = text.to_lowercase();
+    let matches = |name: &str, description: &str| {
+        !needle.is_empty()
+            && (name.to_lowercase().contains(&needle)
+                || description.to_lowercase().contains(&needle))
+    };
+    let all = ListParams {
+        all: true,
+        ..ListParams::default()
+    };
+    let (repositories, namespaces, teams) = if needle.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let filter = RepositoryFilter {
+            query: Some(text.clone()),
+            ..RepositoryFilter::default()
+        };
+        let repositories = s
+            .repositories
+            .list(Some(me), &filter, &all)
+            .await?
+            .items
+            .iter()
+            .map(RepositoryRow::new)
+            .collect();
+        let namespaces = s
+            .namespaces
+            .list_namespaces(me, &all)
+            .await?
+            .items
+            .into_iter()
+            .filter(|d| matches(&d.namespace.name, &d.namespace.description))
+            .map(|d| (d.namespace.id, d.namespace.name, d.namespace.description))
+            .collect();
+        let teams = s
+            .teams
+            .list_teams(me, &all)
+            .await?
+            .items
+            .into_iter()
+            .filter(|t| matches(&t.team.name, &t.team.description))
+            .map(|t| (t.team.id, t.team.name, t.team.description))
+            .collect();
+        (repositories, namespaces, teams)
+    };
+    let t = SearchPage {
+        chrome: Chrome::new(&s, &viewer, "Search", "search"),
+        query: q.search,
+        repositories,
+        namespaces,
+        teams,
+    };
+    page(&s, &viewer, StatusCode::OK, &t)
+}

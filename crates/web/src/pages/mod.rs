@@ -2,11 +2,14 @@
 //! models; handlers call services only.
 
 mod account;
+mod admin;
 mod dashboard;
 mod explore;
 mod namespaces;
 mod profile;
 mod repositories;
+mod teams;
+mod webhooks;
 
 use crate::session::Viewer;
 use axum::Router;
@@ -22,6 +25,9 @@ pub(crate) fn routes() -> Router<Services> {
             get(account::sign_in_page).post(account::sign_in),
         )
         .route("/users/sign_out", post(account::sign_out))
+        .route("/users/password/new", get(account::forgot_password))
+        .route("/users/password/edit", get(account::reset_password_page))
+        .route("/users/password/reset", post(account::reset_password))
         .route(
             "/users/sign_up",
             get(account::sign_up_page).post(account::sign_up),
@@ -41,6 +47,38 @@ pub(crate) fn routes() -> Router<Services> {
             get(namespaces::show).post(namespaces::update),
         )
         .route("/namespaces/{id}/delete", post(namespaces::delete))
+        .route(
+            "/namespaces/{ns}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}",
+            get(webhooks::show).post(webhooks::update),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}/delete",
+            post(webhooks::delete),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}/secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}/headers",
+            post(webhooks::add_header),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}/headers/{header}/delete",
+            post(webhooks::delete_header),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}",
+            get(webhooks::delivery),
+        )
+        .route(
+            "/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/resend",
+            post(webhooks::resend),
+        )
         .route("/repositories", get(repositories::list))
         .route("/repositories/{id}", get(repositories::show))
         .route("/repositories/{id}/star", post(repositories::star))
@@ -59,6 +97,35 @@ pub(crate) fn routes() -> Router<Services> {
         )
         .route("/repositories/{id}/delete", post(repositories::delete))
         .route("/tags/{id}", get(repositories::tag))
+        .route("/teams", get(teams::list).post(teams::create))
+        .route("/teams/{id}", get(teams::show).post(teams::update))
+        .route("/teams/{id}/delete", post(teams::delete))
+        .route("/teams/{id}/members", post(teams::add_member))
+        .route("/teams/{id}/members/{member_id}", post(teams::change_role))
+        .route(
+            "/teams/{id}/members/{member_id}/delete",
+            post(teams::remove_member),
+        )
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{id}", post(admin::update_user))
+        .route("/admin/users/{id}/edit", get(admin::edit_user))
+        .route("/admin/users/{id}/admin", post(admin::set_admin))
+        .route("/admin/users/{id}/enabled", post(admin::set_enabled))
+        .route("/admin/users/{id}/delete", post(admin::delete_user))
+        .route("/admin/users/{id}/reset_link", post(admin::reset_link))
+        .route(
+            "/admin/registries",
+            get(admin::registries).post(admin::create_registry),
+        )
+        .route("/admin/registries/{id}", post(admin::update_registry))
+        .route("/admin/registries/{id}/edit", get(admin::edit_registry))
+        .route("/admin/activities", get(admin::activities))
+        .route("/admin/activities.csv", get(admin::activities_csv))
+        .route("/admin/events", get(admin::events))
+        .route("/admin/jobs", get(admin::jobs))
+        .route("/admin/jobs/{id}/retry", post(admin::retry_job))
+        .route("/admin/jobs/{id}/cancel", post(admin::cancel_job))
+        .route("/search", get(explore::search))
         .route("/help", get(explore::help))
         .route("/explore", get(explore::explore))
 }
@@ -119,6 +186,29 @@ impl Chrome {
             explore: false,
             signup: false,
         }
+    }
+}
+
+/// Page links of a paged list. `base` ends in `?` or `&`, ready for `page=`.
+pub struct Pager {
+    pub page: i64,
+    pub total_pages: i64,
+    pub total: i64,
+    base: String,
+}
+
+impl Pager {
+    pub fn new<T>(paged: &portcullis_service::listing::Paged<T>, base: &str) -> Self {
+        Pager {
+            page: paged.page,
+            total_pages: paged.total_pages,
+            total: paged.total,
+            base: base.to_owned(),
+        }
+    }
+
+    pub fn url(&self, page: i64) -> String {
+        format!("{}page={page}", self.base)
     }
 }
 

@@ -2,6 +2,7 @@
 //! namespace's page (description, visibility, delete, its repositories).
 
 use super::dashboard::RepositoryRow;
+use super::teams::role_name;
 use super::{Chrome, errors_of, page};
 use crate::markdown;
 use crate::render::{PageError, PageResult};
@@ -9,7 +10,7 @@ use crate::session::{NoFields, Submitted, Viewer, see_other};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_domain::Error;
-use portcullis_domain::model::{NamespaceKind, Role};
+use portcullis_domain::model::NamespaceKind;
 use portcullis_service::Services;
 use portcullis_service::listing::ListParams;
 use portcullis_service::namespaces::{NamespaceChanges, NamespaceDetails};
@@ -26,17 +27,8 @@ pub struct NamespaceRow {
     pub created: String,
 }
 
-fn role_name(role: Option<Role>) -> &'static str {
-    match role {
-        Some(Role::Owner) => "owner",
-        Some(Role::Contributor) => "contributor",
-        Some(Role::Viewer) => "viewer",
-        None => "",
-    }
-}
-
 impl NamespaceRow {
-    fn new(d: &NamespaceDetails) -> Self {
+    pub(crate) fn new(d: &NamespaceDetails) -> Self {
         NamespaceRow {
             id: d.namespace.id,
             name: d.namespace.name.clone(),
@@ -161,6 +153,7 @@ struct NamespacePage {
     description: String,
     role: &'static str,
     push: bool,
+    webhooks: bool,
     change_visibility: bool,
     updatable: bool,
     destroyable: bool,
@@ -194,6 +187,7 @@ pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<i64>
         description: d.namespace.description.clone(),
         role: role_name(d.role),
         push: d.push,
+        webhooks: d.webhooks,
         change_visibility: d.change_visibility,
         updatable: d.updatable,
         destroyable: d.destroyable,

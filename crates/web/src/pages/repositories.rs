@@ -2,7 +2,7 @@
 //! by digest with the pull command, tag deletion, comments) and a tag's page.
 
 use super::dashboard::RepositoryRow;
-use super::{Chrome, page};
+use super::{Chrome, Pager, page};
 use crate::format;
 use crate::markdown;
 use crate::render::PageResult;
@@ -24,23 +24,7 @@ struct RepositoriesPage {
     chrome: Chrome,
     query: String,
     repositories: Vec<RepositoryRow>,
-    page: i64,
-    total_pages: i64,
-    total: i64,
-}
-
-impl RepositoriesPage {
-    /// The URL of another page of this list, keeping the search.
-    fn page_url(&self, page: i64) -> String {
-        let query: String = form_urlencoded_component(&self.query);
-        format!("/repositories?page={page}&search={query}")
-    }
-}
-
-fn form_urlencoded_component(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|v| v.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
+    pager: Pager,
 }
 
 #[derive(Deserialize)]
@@ -68,13 +52,13 @@ pub async fn list(
         ..ListParams::default()
     };
     let found = s.repositories.list(Some(me), &filter, &params).await?;
+    // The search stays in the page links.
+    let search = serde_urlencoded::to_string([("search", q.search.as_str())]).unwrap_or_default();
     let t = RepositoriesPage {
         chrome: Chrome::new(&s, &viewer, "Repositories", "repositories"),
         query: q.search,
         repositories: found.items.iter().map(RepositoryRow::new).collect(),
-        page: found.page,
-        total_pages: found.total_pages,
-        total: found.total,
+        pager: Pager::new(&found, &format!("/repositories?{search}&")),
     };
     page(&s, &viewer, StatusCode::OK, &t)
 }

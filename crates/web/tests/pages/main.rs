@@ -8,5 +8,7 @@
 mod common;
 
 mod account;
+mod admin;
 mod browser;
 mod inventory;
+mod teams;
