@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine of this project's kind: installs the real
-# components the tests run against (Debian's registry, skopeo, umoci), then runs every
-# test. PostgreSQL is found by the tests themselves: $PORTCULLIS_TEST_DATABASE_URL, else
-# the server on 127.0.0.1:5432, else a throwaway cluster they start. Nothing is skipped:
-# a missing component fails the run.
+# components the tests run against (Debian's registry, skopeo, umoci, Chromium and its
+# WebDriver), then runs every test. PostgreSQL is found by the tests themselves:
+# $PORTCULLIS_TEST_DATABASE_URL, else the server on 127.0.0.1:5432, else a throwaway
+# cluster they start. Nothing is skipped: a missing component fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ packages=()
 command -v docker-registry >/dev/null || packages+=(docker-registry)
 command -v skopeo >/dev/null || packages+=(skopeo)
 command -v umoci >/dev/null || packages+=(umoci)
+command -v chromium >/dev/null || packages+=(chromium)
+command -v chromedriver >/dev/null || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing ${packages[*]}"
   sudo_cmd=()

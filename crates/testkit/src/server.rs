@@ -32,7 +32,7 @@ pub fn require_tool(name: &str) -> Result<PathBuf> {
     }
     bail!(
         "`{name}` is not installed (not found on PATH); run scripts/test.sh, which installs \
-         docker-registry, skopeo and umoci (Debian packages of the same names)"
+         docker-registry, skopeo, umoci, chromium and chromium-driver (Debian packages)"
     )
 }
 

@@ -149,6 +149,8 @@ pub struct Chrome {
     /// Anonymous visitors may browse public repositories.
     pub explore: bool,
     pub signup: bool,
+    /// An error page shown without knowing the viewer: no navigation but the brand.
+    pub bare: bool,
 }
 
 impl Chrome {
@@ -171,6 +173,7 @@ impl Chrome {
             section,
             explore: config.anonymous_browsing.enabled,
             signup: config.signup.enabled,
+            bare: false,
         }
     }
 
@@ -185,6 +188,7 @@ impl Chrome {
             section: "",
             explore: false,
             signup: false,
+            bare: true,
         }
     }
 }

@@ -268,6 +268,13 @@ pub async fn delete_tags(
     submitted: Submitted<BTreeMap<String, String>>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
+    let namespace_id = s
+        .repositories
+        .show(Some(me), id)
+        .await?
+        .listing
+        .repository
+        .namespace_id;
     let chosen: Vec<Id> = submitted
         .form
         .keys()
@@ -280,7 +287,14 @@ pub async fn delete_tags(
         }
         s.repositories.delete_tag(me, tag_id).await?;
     }
-    Ok(see_other(&format!("/repositories/{id}")))
+    // Its last tag gone, the repository goes too: back to its namespace then.
+    match s.repositories.show(Some(me), id).await {
+        Ok(_) => Ok(see_other(&format!("/repositories/{id}"))),
+        Err(portcullis_domain::Error::NotFound(_)) => {
+            Ok(see_other(&format!("/namespaces/{namespace_id}")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn delete(
