@@ -437,6 +437,27 @@ impl UserService {
         Ok(user)
     }
 
+    /// A user disables their own account (Portus's profile page allowed it): every
+    /// session and device token ends; an admin re-enables it. The last enabled admin
+    /// cannot (guarded in storage).
+    pub async fn disable_own_account(&self, actor: &Authenticated) -> Result<()> {
+        actor.require_writable()?;
+        if actor.user.bot {
+            return Err(Error::Forbidden);
+        }
+        let update = UserUpdate {
+            enabled: Some(false),
+            ..UserUpdate::default()
+        };
+        self.ctx
+            .store
+            .update_user(actor.user.id, &update, self.ctx.clock.now())
+            .await
+            .map_err(not_found_as("User"))?;
+        self.ctx.auth.forget_user(actor.user.id);
+        Ok(())
+    }
+
     /// A user changes their own email and display name (the profile page).
     pub async fn update_own_profile(
         &self,

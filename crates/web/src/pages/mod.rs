@@ -37,6 +37,8 @@ pub(crate) fn routes() -> Router<Services> {
         .route("/users/tokens", post(profile::create_token))
         .route("/users/tokens/{id}/delete", post(profile::revoke_token))
         .route("/users/sessions/{id}/delete", post(profile::end_session))
+        .route("/users/devices/{id}/delete", post(profile::revoke_device))
+        .route("/users/disable", post(profile::disable_account))
         .route("/users/password", post(profile::change_password))
         .route(
             "/namespaces",

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_domain::Error;
 use portcullis_domain::model::NamespaceKind;
+use portcullis_domain::policy::can_change_namespace_team;
 use portcullis_service::Services;
 use portcullis_service::listing::ListParams;
 use portcullis_service::namespaces::{NamespaceChanges, NamespaceDetails};
@@ -156,11 +157,25 @@ struct NamespacePage {
     webhooks: bool,
     change_visibility: bool,
     updatable: bool,
+    /// A team namespace may be renamed and moved to another team.
+    renamable: bool,
+    change_team: bool,
     destroyable: bool,
     repositories: Vec<RepositoryRow>,
+    error: Option<String>,
 }
 
 pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<i64>) -> PageResult {
+    namespace_page(&s, &viewer, id, StatusCode::OK, None).await
+}
+
+async fn namespace_page(
+    s: &Services,
+    viewer: &Viewer,
+    id: i64,
+    status: StatusCode,
+    error: Option<String>,
+) -> PageResult {
     let me = viewer.signed_in()?;
     let d = s.namespaces.show_namespace(me, id).await?;
     let filter = RepositoryFilter {
@@ -179,8 +194,11 @@ pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<i64>
         .iter()
         .map(RepositoryRow::new)
         .collect();
+    let team_namespace = d.namespace.kind == NamespaceKind::Team;
+    let change_team = team_namespace
+        && can_change_namespace_team(&me.subject(), &d.facts(), &s.config().policy_options());
     let t = NamespacePage {
-        chrome: Chrome::new(&s, &viewer, &d.namespace.name, "namespaces"),
+        chrome: Chrome::new(s, viewer, &d.namespace.name, "namespaces"),
         ns: NamespaceRow::new(&d),
         team_id: d.team.id,
         description_html: markdown::render(&d.namespace.description),
@@ -190,14 +208,19 @@ pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<i64>
         webhooks: d.webhooks,
         change_visibility: d.change_visibility,
         updatable: d.updatable,
+        renamable: d.updatable && team_namespace,
+        change_team,
         destroyable: d.destroyable,
         repositories,
+        error,
     };
-    page(&s, &viewer, StatusCode::OK, &t)
+    page(s, viewer, status, &t)
 }
 
 #[derive(Deserialize)]
 pub struct NamespaceForm {
+    name: Option<String>,
+    team: Option<String>,
     description: Option<String>,
     visibility: Option<String>,
 }
@@ -207,14 +230,40 @@ pub async fn update(
     Path(id): Path<i64>,
     submitted: Submitted<NamespaceForm>,
 ) -> PageResult {
-    let me = submitted.viewer.signed_in()?;
+    let Submitted { viewer, form } = submitted;
+    let me = viewer.signed_in()?;
+    let given = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let changes = NamespaceChanges {
-        description: submitted.form.description,
-        visibility: submitted.form.visibility,
-        ..NamespaceChanges::default()
+        name: given(form.name),
+        team: given(form.team),
+        description: form.description,
+        visibility: form.visibility,
     };
-    s.namespaces.update_namespace(me, id, changes).await?;
-    Ok(see_other(&format!("/namespaces/{id}")))
+    match s.namespaces.update_namespace(me, id, changes).await {
+        Ok(_) => Ok(see_other(&format!("/namespaces/{id}"))),
+        Err(e @ (Error::Invalid(_) | Error::Unprocessable(_))) => {
+            namespace_page(
+                &s,
+                &viewer,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(Error::NotFound("Team")) => {
+            let message = "There is no such team to move the namespace to.".to_owned();
+            namespace_page(
+                &s,
+                &viewer,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(message),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn delete(

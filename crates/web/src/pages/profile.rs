@@ -25,6 +25,14 @@ pub struct TokenRow {
     pub created: String,
 }
 
+pub struct DeviceRow {
+    pub id: i64,
+    pub client: String,
+    pub service: String,
+    pub last_used: String,
+    pub created: String,
+}
+
 pub struct SessionRow {
     pub id: i64,
     pub user_agent: String,
@@ -45,8 +53,11 @@ struct ProfilePage {
     /// The secret of a token created just now, shown this once.
     new_token: Option<(String, String)>,
     sessions: Vec<SessionRow>,
+    /// Refresh tokens `docker login` got, one per device.
+    devices: Vec<DeviceRow>,
     errors: BTreeMap<String, Vec<String>>,
     application: String,
+    notice: Option<String>,
     password_changed: bool,
 }
 
@@ -62,6 +73,7 @@ struct Extras {
     errors: BTreeMap<String, Vec<String>>,
     application: String,
     password_changed: bool,
+    notice: Option<String>,
 }
 
 async fn profile_page(
@@ -102,6 +114,19 @@ async fn profile_page(
             current: Some(x.id) == current,
         })
         .collect();
+    let devices = s
+        .users
+        .list_refresh_tokens(me, me.user.id)
+        .await?
+        .into_iter()
+        .map(|t| DeviceRow {
+            id: t.id,
+            client: t.client_id,
+            service: t.service,
+            last_used: t.last_used_at.map(format::when).unwrap_or_default(),
+            created: format::when(t.created_at),
+        })
+        .collect();
     let t = ProfilePage {
         chrome: Chrome::new(s, viewer, "Profile", "profile"),
         username: me.user.username.clone(),
@@ -115,8 +140,10 @@ async fn profile_page(
         tokens,
         new_token: extras.new_token,
         sessions,
+        devices,
         errors: extras.errors,
         application: extras.application,
+        notice: extras.notice,
         password_changed: extras.password_changed,
     };
     page(s, viewer, status, &t)
@@ -269,6 +296,43 @@ pub async fn revoke_token(
     let me = submitted.viewer.signed_in()?;
     s.users.delete_application_token(me, id).await?;
     Ok(see_other("/users/edit"))
+}
+
+pub async fn revoke_device(
+    State(s): State<Services>,
+    Path(id): Path<Id>,
+    submitted: Submitted<NoFields>,
+) -> PageResult {
+    let me = submitted.viewer.signed_in()?;
+    s.users.delete_refresh_token(me, id).await?;
+    Ok(see_other("/users/edit"))
+}
+
+/// Disables the caller's own account and signs this browser out.
+pub async fn disable_account(
+    State(s): State<Services>,
+    submitted: Submitted<NoFields>,
+) -> PageResult {
+    let viewer = submitted.viewer;
+    let me = viewer.signed_in()?;
+    match s.users.disable_own_account(me).await {
+        Ok(()) => {
+            let mut response = see_other("/users/sign_in");
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(&s, SESSION_COOKIE, "", Some(0)),
+            );
+            Ok(response)
+        }
+        Err(Error::Unprocessable(message)) => {
+            let extras = Extras {
+                notice: Some(message),
+                ..Extras::default()
+            };
+            profile_page(&s, &viewer, me, StatusCode::UNPROCESSABLE_ENTITY, extras).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn end_session(

@@ -25,6 +25,9 @@ struct RepositoriesPage {
     query: String,
     repositories: Vec<RepositoryRow>,
     pager: Pager,
+    /// `name` or `updated` (most recently updated first).
+    sort: &'static str,
+    search_query: String,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +35,7 @@ pub struct ListQuery {
     #[serde(default)]
     search: String,
     page: Option<i64>,
+    sort: Option<String>,
 }
 
 pub async fn list(
@@ -40,6 +44,10 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
+    let sort = match q.sort.as_deref() {
+        Some("updated") => "updated",
+        _ => "name",
+    };
     let filter = RepositoryFilter {
         query: Some(q.search.trim().to_owned()).filter(|q| !q.is_empty()),
         ..RepositoryFilter::default()
@@ -47,18 +55,27 @@ pub async fn list(
     let params = ListParams {
         page: q.page.unwrap_or(1).max(1),
         per_page: s.config().pagination.per_page,
-        sort_attr: Some("name".into()),
-        sort_order: Some("asc".into()),
+        sort_attr: Some(
+            if sort == "updated" {
+                "updated_at"
+            } else {
+                "name"
+            }
+            .into(),
+        ),
+        sort_order: Some(if sort == "updated" { "desc" } else { "asc" }.into()),
         ..ListParams::default()
     };
     let found = s.repositories.list(Some(me), &filter, &params).await?;
-    // The search stays in the page links.
+    // The search and the order stay in the page links.
     let search = serde_urlencoded::to_string([("search", q.search.as_str())]).unwrap_or_default();
     let t = RepositoriesPage {
         chrome: Chrome::new(&s, &viewer, "Repositories", "repositories"),
         query: q.search,
         repositories: found.items.iter().map(RepositoryRow::new).collect(),
-        pager: Pager::new(&found, &format!("/repositories?{search}&")),
+        pager: Pager::new(&found, &format!("/repositories?{search}&sort={sort}&")),
+        sort,
+        search_query: search,
     };
     page(&s, &viewer, StatusCode::OK, &t)
 }

@@ -381,6 +381,13 @@ async fn repositories_are_paged_and_searchable() {
     assert!(p.body.contains("Page 1 of 2") && p.body.contains("rel=\"next\""));
     let p = bob.get("/repositories?page=2").await;
     assert!(p.body.contains("devs/gamma") && p.body.contains("rel=\"prev\""));
+    let p = bob.get("/repositories?sort=updated").await;
+    assert!(
+        p.body.contains("<strong>last update</strong>")
+            && p.body.contains("sort=updated&#38;page=2"),
+        "{}",
+        p.body
+    );
     let p = bob.get("/repositories?search=gam").await;
     assert!(p.body.contains("devs/gamma") && !p.body.contains("devs/alpha"));
     // Dave is in no team: the private namespace's repositories are not his to see.
@@ -562,6 +569,113 @@ async fn the_profile_changes_email_and_display_name() {
     let p = bob.get("/users/edit").await;
     assert!(
         p.body.contains("value=\"bob@new.example\"") && p.body.contains(">Bob B</a>"),
+        "{}",
+        p.body
+    );
+}
+
+#[tokio::test]
+async fn docker_login_devices_are_listed_and_revocable_and_an_account_can_be_disabled() {
+    let app = web_app(Backend::Sqlite, |_| {}).await;
+    team_fixture(&app).await;
+    let svc = "service=registry.test%3A5000";
+    let r = crate::common::post_form(
+        &app,
+        &format!("grant_type=password&username=bob&password={}&{svc}&client_id=laptop-docker&access_type=offline&scope=repository%3Adevs%2Fapp%3Apull", pw("bob")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let mut bob = signed_in(&app, "bob").await;
+    let p = bob.get("/users/edit").await;
+    assert!(
+        p.body.contains("<td>laptop-docker</td>") && p.body.contains("<td>registry.test:5000</td>"),
+        "{}",
+        p.body
+    );
+    let start = p.body.find("/users/devices/").unwrap();
+    let revoke = p.body[start..start + p.body[start..].find('"').unwrap()].to_owned();
+    bob.post(&revoke, &[]).await;
+    assert!(!bob.get("/users/edit").await.body.contains("laptop-docker"));
+    let r = crate::common::post_form(&app, &format!("grant_type=refresh_token&refresh_token={refresh}&{svc}&client_id=laptop-docker&scope=repository%3Adevs%2Fapp%3Apull")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a revoked refresh token no longer works"
+    );
+    assert_eq!(r.body["error"], "invalid_grant", "{:?}", r.body);
+    // Disabling one's own account signs out and stops sign-ins; the last admin cannot.
+    let p = bob.post("/users/disable", &[]).await;
+    assert_eq!(
+        (p.status, p.location()),
+        (StatusCode::SEE_OTHER, "/users/sign_in")
+    );
+    assert_eq!(bob.get("/dashboard").await.location(), "/users/sign_in");
+    assert_eq!(
+        Browser::new(&app).sign_in("bob", &pw("bob")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin", "adminpass1").await;
+    admin.get("/users/edit").await;
+    let p = admin.post("/users/disable", &[]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("last admin"), "{}", p.body);
+    assert_eq!(admin.get("/dashboard").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_team_namespace_is_renamed_and_moved_to_another_team() {
+    let app = web_app(Backend::Sqlite, |_| {}).await;
+    let f = fixture(&app).await;
+    let url = format!("/namespaces/{}", f.devs_ns);
+    let mut alice = signed_in(&app, "alice").await;
+    alice.get("/teams").await;
+    alice.post("/teams", &[("name", "ops")]).await;
+    let p = alice.get(&url).await;
+    assert!(
+        p.body.contains("id=\"ns-name\"") && p.body.contains("id=\"ns-team\""),
+        "{}",
+        p.body
+    );
+    let p = alice
+        .post(&url, &[("name", "devs"), ("team", "nosuch")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        p.body.contains("no such team to move the namespace to"),
+        "{}",
+        p.body
+    );
+    let p = alice
+        .post(&url, &[("name", "Not Valid"), ("team", "devs")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let p = alice
+        .post(&url, &[("name", "platform"), ("team", "ops")])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let p = alice.get(&url).await;
+    assert!(
+        p.body.contains("<h1>platform</h1>") && p.body.contains(">ops</a>"),
+        "{}",
+        p.body
+    );
+    // Its repository moved with it; carol (a viewer of devs, not of ops) no longer sees it.
+    assert!(p.body.contains("platform/app"), "{}", p.body);
+    let mut carol = signed_in(&app, "carol").await;
+    assert_eq!(
+        carol.get(&format!("/repositories/{}", f.repo)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Personal namespaces keep their name and team.
+    let p = alice.get("/namespaces").await;
+    let special = &p.body[p.body.find("Special namespaces").unwrap()..];
+    let start = special.find("\">alice</a>").unwrap();
+    let personal = &special[special[..start].rfind("/namespaces/").unwrap()..start];
+    let p = alice.get(personal).await;
+    assert!(
+        !p.body.contains("id=\"ns-name\"") && !p.body.contains("id=\"ns-team\""),
         "{}",
         p.body
     );
