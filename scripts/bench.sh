@@ -31,6 +31,11 @@
 #   (s) `portcullis sync` of a second registry holding BENCH_SYNC_REPOSITORIES (10,000)
 #       repositories x BENCH_SYNC_TAGS (10) tags, written straight into its storage
 #       under /dev/shm (crates/testkit/src/bin/write-registry-layout.rs)
+#
+# Web UI:
+#   (w) GET /repositories/:id of a repository with BENCH_PAGE_TAGS (5,000) tags, each
+#       its own image, signed in with a session cookie, 1 connection (so latency is the
+#       server's time plus loopback); (wz) the same with Accept-Encoding: gzip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,6 +62,7 @@ LATENCY_PUSHES=100
 SYNC_REPOSITORIES=${BENCH_SYNC_REPOSITORIES:-10000}
 SYNC_TAGS=${BENCH_SYNC_TAGS:-10}
 SYNC_REGISTRY_GOGC=${BENCH_SYNC_REGISTRY_GOGC:-400}
+PAGE_TAGS=${BENCH_PAGE_TAGS:-5000}
 
 echo "== building (release)"
 # One build for both packages, so their dependencies are built with one feature set.
@@ -580,6 +586,41 @@ rm -rf "$SHM/data"
   { echo "error: (s) synced $SYNC_CATALOG repositories / $SYNC_ADDED tags, the API shows $API_REPOS / $API_TAGS" >&2; exit 1; }
 stop "$PID_visible"
 
+# (w): the web UI's repository page with PAGE_TAGS tags, each its own image (the worst
+# case: one row per tag), on an instance of its own synced from a third registry.
+echo "== (w) repository page with $PAGE_TAGS tags"
+"$TARGET_DIR/release/write-registry-layout" "$SHM/web" 1 "$PAGE_TAGS"
+mkdir -p "$W/webdata" "$W/registry3"
+WEB_ENV=(PORTCULLIS_DATABASE_URL="sqlite:$W/webdata/portcullis.db" PORTCULLIS_DATA_DIR="$W/webdata")
+start_portcullis web "${WEB_ENV[@]}"
+REG3=127.0.0.1:$(free_port)
+"$BIN" registry-config --registry "$REG3" --listen "$REG3" --storage-dir "$SHM/web" --portcullis-url "$URL_web" |
+  awk '/^notifications:/ {skip = 1; next} /^[^ ]/ {skip = 0} !skip' >"$W/registry3/config.yml"
+start_registry registry3 "$REG3" "$W/registry3/config.yml"
+WEB_TOKEN=$(API_URL=$URL_web api POST /users/bootstrap \
+  "{\"user\":{\"username\":\"admin\",\"email\":\"admin@example.test\",\"password\":\"$ADMIN_PW\"}}" | jq -r .plain_token)
+API_URL=$URL_web api POST /registries -H "Authorization: Bearer $WEB_TOKEN" \
+  "{\"registry\":{\"name\":\"web\",\"hostname\":\"$REG3\",\"use_ssl\":false}}" >/dev/null
+(cd "$W" && env "${WEB_ENV[@]}" "$BIN" sync --strategy update >"$W/sync-web.out" 2>"$W/sync-web.log")
+WEB_REPO_ID=$(API_URL=$URL_web API_TOKEN=$WEB_TOKEN get "/repositories?all=true" | jq -r '.[0].id')
+# A browser's session: the sign-in form with its CSRF token, then the session cookie.
+JAR=$W/web-cookies.txt
+WEB_CSRF=$(curl -sS --fail -c "$JAR" "$URL_web/users/sign_in" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+check w-sign-in 303 -b "$JAR" -c "$JAR" --data-urlencode "csrf=$WEB_CSRF" --data-urlencode "username=admin" \
+  --data-urlencode "password=$ADMIN_PW" "$URL_web/users/sign_in"
+WEB_COOKIE="Cookie: portcullis_session=$(awk '$6 == "portcullis_session" {print $7}' "$JAR")"
+WEB_PAGE_URL=$URL_web/repositories/$WEB_REPO_ID
+curl -sS --fail -H "$WEB_COOKIE" "$WEB_PAGE_URL" >"$W/web-page.html"
+WEB_ROWS=$(grep -c 'type="checkbox" name="tag_' "$W/web-page.html" || true)
+[ "$WEB_ROWS" = "$PAGE_TAGS" ] || { echo "error: (w) the page lists $WEB_ROWS tags, expected $PAGE_TAGS" >&2; exit 1; }
+WEB_PAGE_KB=$(($(wc -c <"$W/web-page.html") / 1024))
+WEB_GZIP_KB=$(($(curl -sS --fail -H "$WEB_COOKIE" -H 'Accept-Encoding: gzip' "$WEB_PAGE_URL" | wc -c) / 1024))
+THREADS=1 bench w 1 "$WEB_PAGE_URL" -H "$WEB_COOKIE"
+THREADS=1 bench wz 1 "$WEB_PAGE_URL" -H "$WEB_COOKIE" -H 'Accept-Encoding: gzip'
+stop "$PID_registry3"
+stop "$PID_web"
+rm -rf "$SHM/web"
+
 # ---- BENCHMARKS.md -------------------------------------------------------------
 PROC_MANIFESTS=$(field manifest 2 <<<"$PROC_REQUESTS")
 PROC_MANIFEST_MS=$(field manifest 3 <<<"$PROC_REQUESTS")
@@ -727,6 +768,18 @@ row() { # KEY DESCRIPTION CONNECTIONS
   echo "handled a manifest GET in $SYNC_MANIFEST_MS ms and a blob GET in $SYNC_BLOB_MS ms on average (its own log)."
   echo "CPU used during the sync: registry $SYNC_REG_CPU s, \`portcullis sync\` $SYNC_CPU s, in $SYNC_SECS s on $(nproc) cores."
   echo
+  echo "## Web UI"
+  echo
+  echo "An instance of its own, synced from a third registry holding one repository with $PAGE_TAGS tags,"
+  echo "each its own image (one table row per tag: the largest page). Signed in as the admin with a"
+  echo "session cookie from the sign-in form; one connection, so the latency is the server's time to"
+  echo "answer plus the loopback transfer of the page."
+  echo
+  echo "| # | what | page | req/s | p50 ms | p99 ms |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: |"
+  echo "| (w) | repository page, $PAGE_TAGS tags | $WEB_PAGE_KB KiB | $RPS_w | $P50_w | $P99_w |"
+  echo "| (wz) | the same, \`Accept-Encoding: gzip\` | $WEB_GZIP_KB KiB | $RPS_wz | $P50_wz | $P99_wz |"
+  echo
   echo "## Targets"
   echo
   echo "| target | measured | status |"
@@ -738,6 +791,7 @@ row() { # KEY DESCRIPTION CONNECTIONS
   echo "| token service never slower than the registry: (a)/(e), (b)/(e), (g)/(f) ≥ 1 | $RATIO_A, $RATIO_B, $RATIO_G | $(meets "$RPS_a >= $RPS_e && $RPS_b >= $RPS_e && $RPS_g >= $RPS_f") |"
   echo "| (i1) ≥ 5,000 notification events/s accepted on SQLite, 1 event per envelope | $EPS_i1 events/s | $(meets "$EPS_i1 >= 5000 && $ERR_i1 == 0") |"
   echo "| (s) sync of 10,000 repositories × 10 tags < 60 s | $SYNC_CATALOG × $SYNC_TAGS in $SYNC_SECS s | $(meets "$SYNC_CATALOG >= 10000 && $SYNC_TAGS >= 10 && $SYNC_SECS < 60") |"
+  echo "| (w) repository page with 5,000 tags < 100 ms server time | $PAGE_TAGS tags: p50 $P50_w ms, p99 $P99_w ms (gzip: p99 $P99_wz ms) | $(meets "$PAGE_TAGS >= 5000 && $P99_w < 100 && $P99_wz < 100 && $ERR_w == 0 && $ERR_wz == 0") |"
   echo
   echo "(d) has no target: it measures the deliberate cost of a password hash (argon2/bcrypt,"
   echo "at most \`security_policy.max_concurrent_password_checks\` at once), which the credential"
