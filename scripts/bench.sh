@@ -594,7 +594,7 @@ mkdir -p "$W/webdata" "$W/registry3"
 WEB_ENV=(PORTCULLIS_DATABASE_URL="sqlite:$W/webdata/portcullis.db" PORTCULLIS_DATA_DIR="$W/webdata")
 start_portcullis web "${WEB_ENV[@]}"
 REG3=127.0.0.1:$(free_port)
-"$BIN" registry-config --registry "$REG3" --listen "$REG3" --storage-dir "$SHM/web" --portcullis-url "$URL_web" |
+env "${WEB_ENV[@]}" "$BIN" registry-config --registry "$REG3" --listen "$REG3" --storage-dir "$SHM/web" --portcullis-url "$URL_web" |
   awk '/^notifications:/ {skip = 1; next} /^[^ ]/ {skip = 0} !skip' >"$W/registry3/config.yml"
 start_registry registry3 "$REG3" "$W/registry3/config.yml"
 WEB_TOKEN=$(API_URL=$URL_web api POST /users/bootstrap \

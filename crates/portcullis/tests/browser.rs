@@ -392,7 +392,11 @@ async fn journeys(javascript: bool) {
     // Copy buttons need the script: shown with it, hidden without.
     let copy = find(&c, "button[data-copy]").await;
     assert_eq!(copy.is_displayed().await.unwrap(), javascript);
-    // Star and comment (Markdown).
+    // Star and comment (Markdown). With JavaScript both update the page in place: a
+    // marker set on the page survives them.
+    if javascript {
+        c.execute("window.stayed = true", vec![]).await.unwrap();
+    }
     click(&c, "form[action$='/star'] button").await;
     expect_text(&c, "★ Starred · 1").await;
     fill(&c, "#comment-body", "Looks **good**").await;
@@ -401,6 +405,17 @@ async fn journeys(javascript: bool) {
         find(&c, "#comments strong").await.text().await.unwrap(),
         "good"
     );
+    if javascript {
+        let stayed = c
+            .execute("return window.stayed === true", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            stayed,
+            Value::Bool(true),
+            "starring and commenting reloaded the page"
+        );
+    }
     // Delete v2 (its own digest): tick its row, delete (the confirmation prompt, with
     // JavaScript, is accepted). The registry no longer has it.
     let href = c
@@ -424,6 +439,25 @@ async fn journeys(javascript: bool) {
         .await;
     assert!(gone.is_err(), "the manifest is deleted in the registry");
     if javascript {
+        // Search as you type on the repositories page.
+        c.goto(&format!("{base}/repositories")).await.unwrap();
+        expect_text(&c, "devs/app").await;
+        c.execute("window.stayed = true", vec![]).await.unwrap();
+        fill(&c, "#repo-search", "no-such-repository").await;
+        expect_text(&c, "No repositories here yet.").await;
+        let stayed = c
+            .execute("return window.stayed === true", vec![])
+            .await
+            .unwrap();
+        assert_eq!(stayed, Value::Bool(true), "the search reloaded the page");
+        assert!(
+            c.current_url()
+                .await
+                .unwrap()
+                .query()
+                .unwrap_or_default()
+                .contains("search=no-such-repository")
+        );
         let repo_path = repo_url.trim_start_matches(&base).to_owned();
         let pages = [
             ("/dashboard".to_owned(), "dashboard"),

@@ -168,11 +168,17 @@ impl RepositoryService {
         id: Id,
     ) -> Result<Vec<Vec<Tag>>> {
         let tags = self.tags(actor, id).await?;
+        // Group index by digest: a linear search per tag was quadratic, seconds for a
+        // repository with thousands of images.
+        let mut by_digest: HashMap<String, usize> = HashMap::new();
         let mut groups: Vec<Vec<Tag>> = Vec::new();
         for tag in tags {
-            match groups.iter_mut().find(|g| g[0].digest == tag.digest) {
-                Some(g) => g.push(tag),
-                None => groups.push(vec![tag]),
+            match by_digest.get(&tag.digest) {
+                Some(&i) => groups[i].push(tag),
+                None => {
+                    by_digest.insert(tag.digest.clone(), groups.len());
+                    groups.push(vec![tag]);
+                }
             }
         }
         Ok(groups)

@@ -252,6 +252,16 @@ impl UserService {
         Ok(params.paged(page.items, page.total))
     }
 
+    /// An admin looks a user up by username (the web UI's owner field).
+    pub async fn find_by_username(&self, actor: &Authenticated, username: &str) -> Result<User> {
+        actor.require_admin()?;
+        self.ctx
+            .store
+            .user_by_username(username)
+            .await?
+            .ok_or(Error::NotFound("User"))
+    }
+
     /// By numeric id, falling back to email (Portus).
     pub async fn find_user(&self, actor: &Authenticated, id_or_email: &str) -> Result<UserListing> {
         actor.require_admin()?;

@@ -221,6 +221,33 @@ fn matches_csrf(headers: &HeaderMap, viewer: &Viewer, submitted: &str) -> bool {
     bound.is_some_and(|cookie| csrf_matches(cookie, submitted))
 }
 
+/// A path parameter; a malformed one (`/repositories/abc`) is the 404 page, as an
+/// unknown id is, instead of axum's plain-text 400.
+pub struct PagePath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PagePath<T> {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PagePath(p.0))
+            .map_err(|_| PageError::Domain(Error::NotFound("Page")))
+    }
+}
+
+/// A query string; a malformed one (`?page=x`) is the error page with its reason.
+pub struct PageQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| PageQuery(q.0))
+            .map_err(|r| PageError::Domain(Error::Malformed(r.body_text())))
+    }
+}
+
 /// After a form: back to a page (303, so a reload does not post again).
 pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()

@@ -5,7 +5,9 @@
 
 use super::{Chrome, page};
 use crate::render::{PageError, PageResult};
-use crate::session::{NoFields, SESSION_COOKIE, Submitted, Viewer, see_other, set_cookie};
+use crate::session::{
+    NoFields, PageQuery, SESSION_COOKIE, Submitted, Viewer, see_other, set_cookie,
+};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use portcullis_domain::Error;
@@ -61,7 +63,7 @@ pub struct SignInQuery {
 pub async fn sign_in_page(
     State(s): State<Services>,
     viewer: Viewer,
-    axum::extract::Query(q): axum::extract::Query<SignInQuery>,
+    PageQuery(q): PageQuery<SignInQuery>,
 ) -> PageResult {
     if viewer.caller.is_some() {
         return Ok(see_other("/dashboard"));
@@ -295,7 +297,7 @@ pub struct ResetQuery {
 pub async fn reset_password_page(
     State(s): State<Services>,
     viewer: Viewer,
-    axum::extract::Query(q): axum::extract::Query<ResetQuery>,
+    PageQuery(q): PageQuery<ResetQuery>,
 ) -> PageResult {
     let t = ResetPage {
         chrome: Chrome::new(&s, &viewer, "Choose a new password", "sign_in"),

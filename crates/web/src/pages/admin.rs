@@ -8,8 +8,8 @@ use super::dashboard::ActivityRow;
 use super::{Chrome, Pager, errors_of, page};
 use crate::format;
 use crate::render::{PageError, PageResult};
-use crate::session::{NoFields, Submitted, Viewer, see_other};
-use axum::extract::{Path, Query, State};
+use crate::session::{NoFields, PagePath, PageQuery, Submitted, Viewer, see_other};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use portcullis_domain::Error;
@@ -30,14 +30,14 @@ fn admin(viewer: &Viewer) -> Result<&Authenticated, PageError> {
 }
 
 #[derive(Deserialize)]
-pub struct PageQuery {
+pub struct AdminListQuery {
     page: Option<i64>,
     /// A state or status filter of the events and jobs lists.
     #[serde(default)]
     state: String,
 }
 
-impl PageQuery {
+impl AdminListQuery {
     fn params(&self, s: &Services) -> ListParams {
         ListParams {
             page: self.page.unwrap_or(1).max(1),
@@ -106,7 +106,7 @@ struct UsersExtras {
 async fn users_page(
     s: &Services,
     viewer: &Viewer,
-    q: &PageQuery,
+    q: &AdminListQuery,
     status: StatusCode,
     extras: UsersExtras,
 ) -> PageResult {
@@ -132,7 +132,7 @@ async fn users_page(
     let t = UsersPage {
         chrome: Chrome::new(s, viewer, "Users", "admin"),
         users,
-        pager: Pager::new(&found, "/admin/users?"),
+        pager: Pager::new(&found, "/admin/users?", s.config().pagination.before_after),
         form: NewUserForm {
             password: String::new(),
             password_confirmation: String::new(),
@@ -149,13 +149,13 @@ async fn users_page(
 pub async fn users(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<AdminListQuery>,
 ) -> PageResult {
     users_page(&s, &viewer, &q, StatusCode::OK, UsersExtras::default()).await
 }
 
-fn first_page() -> PageQuery {
-    PageQuery {
+fn first_page() -> AdminListQuery {
+    AdminListQuery {
         page: None,
         state: String::new(),
     }
@@ -261,7 +261,7 @@ async fn change_user(s: &Services, viewer: &Viewer, id: Id, changes: UserChanges
 
 pub async fn set_admin(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<FlagForm>,
 ) -> PageResult {
     let changes = UserChanges {
@@ -273,7 +273,7 @@ pub async fn set_admin(
 
 pub async fn set_enabled(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<FlagForm>,
 ) -> PageResult {
     let changes = UserChanges {
@@ -287,7 +287,7 @@ pub async fn set_enabled(
 /// instance sends no mail yet; the admin passes the link on).
 pub async fn reset_link(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let viewer = submitted.viewer;
@@ -306,7 +306,7 @@ pub async fn reset_link(
 
 pub async fn delete_user(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let viewer = submitted.viewer;
@@ -346,7 +346,7 @@ pub struct EditUserForm {
 pub async fn edit_user(
     State(s): State<Services>,
     viewer: Viewer,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
 ) -> PageResult {
     let me = admin(&viewer)?;
     let user = s.users.find_user(me, &id.to_string()).await?.user;
@@ -366,7 +366,7 @@ pub async fn edit_user(
 
 pub async fn update_user(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<EditUserForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -487,7 +487,7 @@ pub async fn registries(State(s): State<Services>, viewer: Viewer) -> PageResult
 pub async fn edit_registry(
     State(s): State<Services>,
     viewer: Viewer,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
 ) -> PageResult {
     let me = admin(&viewer)?;
     let r = s
@@ -546,7 +546,7 @@ pub async fn create_registry(
 
 pub async fn update_registry(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<RegistryForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -586,14 +586,18 @@ struct ActivitiesPage {
 pub async fn activities(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<AdminListQuery>,
 ) -> PageResult {
     let me = admin(&viewer)?;
     let found = s.repositories.activities(me, true, &q.params(&s)).await?;
     let t = ActivitiesPage {
         chrome: Chrome::new(&s, &viewer, "Activities", "admin"),
         activities: found.items.iter().map(ActivityRow::new).collect(),
-        pager: Pager::new(&found, "/admin/activities?"),
+        pager: Pager::new(
+            &found,
+            "/admin/activities?",
+            s.config().pagination.before_after,
+        ),
     };
     page(&s, &viewer, StatusCode::OK, &t)
 }
@@ -645,7 +649,7 @@ struct EventsPage {
 pub async fn events(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<AdminListQuery>,
 ) -> PageResult {
     let me = admin(&viewer)?;
     let filter = EventFilter {
@@ -673,7 +677,11 @@ pub async fn events(
     let t = EventsPage {
         chrome: Chrome::new(&s, &viewer, "Registry events", "admin"),
         events,
-        pager: Pager::new(&found, &format!("/admin/events?state={}&", q.state)),
+        pager: Pager::new(
+            &found,
+            &format!("/admin/events?state={}&", q.state),
+            s.config().pagination.before_after,
+        ),
         state: q.state.clone(),
         states: vec!["pending", "done", "failed", "ignored", "unknown_registry"],
     };
@@ -704,7 +712,7 @@ struct JobsPage {
 pub async fn jobs(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<PageQuery>,
+    PageQuery(q): PageQuery<AdminListQuery>,
 ) -> PageResult {
     let me = admin(&viewer)?;
     let filter = JobFilter {
@@ -729,7 +737,11 @@ pub async fn jobs(
     let t = JobsPage {
         chrome: Chrome::new(&s, &viewer, "Background jobs", "admin"),
         jobs,
-        pager: Pager::new(&found, &format!("/admin/jobs?state={}&", q.state)),
+        pager: Pager::new(
+            &found,
+            &format!("/admin/jobs?state={}&", q.state),
+            s.config().pagination.before_after,
+        ),
         state: q.state.clone(),
         states: vec!["queued", "running", "done", "failed", "cancelled"],
     };
@@ -738,7 +750,7 @@ pub async fn jobs(
 
 pub async fn retry_job(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = admin(&submitted.viewer)?;
@@ -748,7 +760,7 @@ pub async fn retry_job(
 
 pub async fn cancel_job(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = admin(&submitted.viewer)?;

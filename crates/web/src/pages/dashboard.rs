@@ -4,8 +4,8 @@
 use super::{Chrome, page};
 use crate::format;
 use crate::render::PageResult;
-use crate::session::{Viewer, see_other};
-use axum::extract::{Query, State};
+use crate::session::{PageQuery, Viewer, see_other};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_service::Services;
 use portcullis_service::listing::ListParams;
@@ -88,7 +88,7 @@ fn count_only() -> ListParams {
 pub async fn dashboard(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<DashboardQuery>,
+    PageQuery(q): PageQuery<DashboardQuery>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let mut stats = Vec::new();

@@ -4,8 +4,8 @@
 use super::dashboard::RepositoryRow;
 use super::{Chrome, page};
 use crate::render::{PageError, PageResult};
-use crate::session::Viewer;
-use axum::extract::{Query, State};
+use crate::session::{PageQuery, Viewer};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_domain::Error;
 use portcullis_service::Services;
@@ -58,7 +58,7 @@ pub struct ExploreQuery {
 pub async fn explore(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<ExploreQuery>,
+    PageQuery(q): PageQuery<ExploreQuery>,
 ) -> PageResult {
     if viewer.caller.is_none() && !s.config().anonymous_browsing.enabled {
         return Err(PageError::Domain(Error::Unauthenticated));
@@ -104,7 +104,7 @@ struct SearchPage {
 pub async fn search(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<ExploreQuery>,
+    PageQuery(q): PageQuery<ExploreQuery>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let text = q

@@ -195,26 +195,36 @@ impl Chrome {
     }
 }
 
-/// Page links of a paged list. `base` ends in `?` or `&`, ready for `page=`.
+/// Page links of a paged list: previous, next, and the pages up to
+/// `pagination.before_after` either side of the current one (Portus's window).
+/// `base` ends in `?` or `&`, ready for `page=`.
 pub struct Pager {
     pub page: i64,
     pub total_pages: i64,
     pub total: i64,
-    base: String,
+    /// (page, its URL) of the numbered links.
+    pub window: Vec<(i64, String)>,
+    pub previous: Option<String>,
+    pub next: Option<String>,
 }
 
 impl Pager {
-    pub fn new<T>(paged: &portcullis_service::listing::Paged<T>, base: &str) -> Self {
+    pub fn new<T>(
+        paged: &portcullis_service::listing::Paged<T>,
+        base: &str,
+        before_after: i64,
+    ) -> Self {
+        let url = |page: i64| format!("{base}page={page}");
+        let first = (paged.page - before_after).max(1);
+        let last = (paged.page + before_after).min(paged.total_pages);
         Pager {
             page: paged.page,
             total_pages: paged.total_pages,
             total: paged.total,
-            base: base.to_owned(),
+            window: (first..=last).map(|n| (n, url(n))).collect(),
+            previous: (paged.page > 1).then(|| url(paged.page - 1)),
+            next: (paged.page < paged.total_pages).then(|| url(paged.page + 1)),
         }
-    }
-
-    pub fn url(&self, page: i64) -> String {
-        format!("{}page={page}", self.base)
     }
 }
 

@@ -6,8 +6,8 @@ use super::teams::role_name;
 use super::{Chrome, errors_of, page};
 use crate::markdown;
 use crate::render::{PageError, PageResult};
-use crate::session::{NoFields, Submitted, Viewer, see_other};
-use axum::extract::{Path, State};
+use crate::session::{NoFields, PagePath, Submitted, Viewer, see_other};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_domain::Error;
 use portcullis_domain::model::NamespaceKind;
@@ -165,7 +165,11 @@ struct NamespacePage {
     error: Option<String>,
 }
 
-pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<i64>) -> PageResult {
+pub async fn show(
+    State(s): State<Services>,
+    viewer: Viewer,
+    PagePath(id): PagePath<i64>,
+) -> PageResult {
     namespace_page(&s, &viewer, id, StatusCode::OK, None).await
 }
 
@@ -227,7 +231,7 @@ pub struct NamespaceForm {
 
 pub async fn update(
     State(s): State<Services>,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     submitted: Submitted<NamespaceForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -268,7 +272,7 @@ pub async fn update(
 
 pub async fn delete(
     State(s): State<Services>,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;

@@ -5,8 +5,10 @@
 use super::{Chrome, errors_of, page};
 use crate::format;
 use crate::render::PageResult;
-use crate::session::{NoFields, SESSION_COOKIE, Submitted, Viewer, see_other, set_cookie};
-use axum::extract::{Path, Query, State};
+use crate::session::{
+    NoFields, PagePath, PageQuery, SESSION_COOKIE, Submitted, Viewer, see_other, set_cookie,
+};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use portcullis_domain::Error;
 use portcullis_domain::model::Id;
@@ -157,7 +159,7 @@ pub struct ProfileQuery {
 pub async fn show(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<ProfileQuery>,
+    PageQuery(q): PageQuery<ProfileQuery>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let extras = Extras {
@@ -290,7 +292,7 @@ pub async fn update_account(
 
 pub async fn revoke_token(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -300,7 +302,7 @@ pub async fn revoke_token(
 
 pub async fn revoke_device(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -337,7 +339,7 @@ pub async fn disable_account(
 
 pub async fn end_session(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;

@@ -6,8 +6,8 @@ use super::{Chrome, Pager, page};
 use crate::format;
 use crate::markdown;
 use crate::render::PageResult;
-use crate::session::{NoFields, Submitted, Viewer, see_other};
-use axum::extract::{Path, Query, State};
+use crate::session::{NoFields, PagePath, PageQuery, Submitted, Viewer, see_other};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_domain::inventory::{Platform, Tag};
 use portcullis_domain::model::Id;
@@ -41,7 +41,7 @@ pub struct ListQuery {
 pub async fn list(
     State(s): State<Services>,
     viewer: Viewer,
-    Query(q): Query<ListQuery>,
+    PageQuery(q): PageQuery<ListQuery>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let sort = match q.sort.as_deref() {
@@ -73,7 +73,11 @@ pub async fn list(
         chrome: Chrome::new(&s, &viewer, "Repositories", "repositories"),
         query: q.search,
         repositories: found.items.iter().map(RepositoryRow::new).collect(),
-        pager: Pager::new(&found, &format!("/repositories?{search}&sort={sort}&")),
+        pager: Pager::new(
+            &found,
+            &format!("/repositories?{search}&sort={sort}&"),
+            s.config().pagination.before_after,
+        ),
         sort,
         search_query: search,
     };
@@ -167,7 +171,11 @@ fn pull_base(r: &RepositoryDetails) -> String {
     format!("{}/{}", r.registry_hostname, r.full_name)
 }
 
-pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<Id>) -> PageResult {
+pub async fn show(
+    State(s): State<Services>,
+    viewer: Viewer,
+    PagePath(id): PagePath<Id>,
+) -> PageResult {
     if viewer.caller.is_none() && !s.config().anonymous_browsing.enabled {
         viewer.signed_in()?;
     }
@@ -222,7 +230,7 @@ pub struct StarForm {
 
 pub async fn star(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<StarForm>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -240,7 +248,7 @@ pub struct DescriptionForm {
 
 pub async fn describe(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<DescriptionForm>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -258,7 +266,7 @@ pub struct CommentForm {
 
 pub async fn comment(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<CommentForm>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -270,7 +278,7 @@ pub async fn comment(
 
 pub async fn delete_comment(
     State(s): State<Services>,
-    Path((id, comment_id)): Path<(Id, Id)>,
+    PagePath((id, comment_id)): PagePath<(Id, Id)>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -281,7 +289,7 @@ pub async fn delete_comment(
 /// Bulk delete: one checkbox per digest group, named `tag_<id of its first tag>`.
 pub async fn delete_tags(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<BTreeMap<String, String>>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -316,7 +324,7 @@ pub async fn delete_tags(
 
 pub async fn delete(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -349,7 +357,11 @@ struct TagPage {
     platforms: Vec<(String, String, String)>,
 }
 
-pub async fn tag(State(s): State<Services>, viewer: Viewer, Path(id): Path<Id>) -> PageResult {
+pub async fn tag(
+    State(s): State<Services>,
+    viewer: Viewer,
+    PagePath(id): PagePath<Id>,
+) -> PageResult {
     if viewer.caller.is_none() && !s.config().anonymous_browsing.enabled {
         viewer.signed_in()?;
     }

@@ -6,8 +6,8 @@ use super::namespaces::NamespaceRow;
 use super::{Chrome, errors_of, page};
 use crate::format;
 use crate::render::{PageError, PageResult};
-use crate::session::{NoFields, Submitted, Viewer, see_other};
-use axum::extract::{Path, State};
+use crate::session::{NoFields, PagePath, Submitted, Viewer, see_other};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_domain::Error;
 use portcullis_domain::model::{Id, Role};
@@ -33,6 +33,7 @@ struct TeamsPage {
     chrome: Chrome,
     teams: Vec<TeamRow>,
     may_create: bool,
+    admin: bool,
     form: TeamForm,
     errors: BTreeMap<String, Vec<String>>,
 }
@@ -49,6 +50,9 @@ pub struct TeamForm {
     name: String,
     #[serde(default)]
     description: String,
+    /// Admins only: the username of the new team's owner (empty: the admin).
+    #[serde(default)]
+    owner: String,
 }
 
 pub(crate) fn role_name(role: Option<Role>) -> &'static str {
@@ -85,6 +89,7 @@ async fn teams_page(
         chrome: Chrome::new(s, viewer, "Teams", "teams"),
         teams,
         may_create: can_create_team(&me.subject(), &s.config().policy_options()),
+        admin: me.user.admin,
         form,
         errors,
     };
@@ -105,9 +110,22 @@ pub async fn list(State(s): State<Services>, viewer: Viewer) -> PageResult {
 pub async fn create(State(s): State<Services>, submitted: Submitted<TeamForm>) -> PageResult {
     let Submitted { viewer, form } = submitted;
     let me = viewer.signed_in()?;
+    let owner = match form.owner.trim() {
+        "" => None,
+        name => match s.users.find_by_username(me, name).await {
+            Ok(user) => Some(user.id),
+            Err(Error::NotFound(_)) => {
+                let mut errors = BTreeMap::new();
+                errors.insert("owner".to_owned(), vec!["is not a user".to_owned()]);
+                return teams_page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, form, errors)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     match s
         .teams
-        .create_team(me, &form.name, &form.description, None)
+        .create_team(me, &form.name, &form.description, owner)
         .await
     {
         Ok(t) => Ok(see_other(&format!("/teams/{}", t.team.id))),
@@ -193,7 +211,11 @@ async fn team_page(
     page(s, viewer, status, &t)
 }
 
-pub async fn show(State(s): State<Services>, viewer: Viewer, Path(id): Path<Id>) -> PageResult {
+pub async fn show(
+    State(s): State<Services>,
+    viewer: Viewer,
+    PagePath(id): PagePath<Id>,
+) -> PageResult {
     team_page(&s, &viewer, id, StatusCode::OK, None, String::new()).await
 }
 
@@ -243,7 +265,7 @@ pub struct MemberForm {
 
 pub async fn add_member(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<MemberForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -263,7 +285,7 @@ pub struct RoleForm {
 
 pub async fn change_role(
     State(s): State<Services>,
-    Path((id, member_id)): Path<(Id, Id)>,
+    PagePath((id, member_id)): PagePath<(Id, Id)>,
     submitted: Submitted<RoleForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -277,7 +299,7 @@ pub async fn change_role(
 
 pub async fn remove_member(
     State(s): State<Services>,
-    Path((id, member_id)): Path<(Id, Id)>,
+    PagePath((id, member_id)): PagePath<(Id, Id)>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let viewer = submitted.viewer;
@@ -290,7 +312,7 @@ pub async fn remove_member(
 
 pub async fn update(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<TeamForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -315,7 +337,7 @@ pub struct DeleteTeamForm {
 
 pub async fn delete(
     State(s): State<Services>,
-    Path(id): Path<Id>,
+    PagePath(id): PagePath<Id>,
     submitted: Submitted<DeleteTeamForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;

@@ -5,8 +5,8 @@
 use super::{Chrome, Pager, errors_of, page};
 use crate::format;
 use crate::render::PageResult;
-use crate::session::{NoFields, Submitted, Viewer, see_other};
-use axum::extract::{Path, Query, State};
+use crate::session::{NoFields, PagePath, PageQuery, Submitted, Viewer, see_other};
+use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_domain::Error;
 use portcullis_domain::model::Id;
@@ -190,13 +190,17 @@ async fn webhooks_page(
     page(s, viewer, status, &t)
 }
 
-pub async fn list(State(s): State<Services>, viewer: Viewer, Path(ns_id): Path<Id>) -> PageResult {
+pub async fn list(
+    State(s): State<Services>,
+    viewer: Viewer,
+    PagePath(ns_id): PagePath<Id>,
+) -> PageResult {
     webhooks_page(&s, &viewer, ns_id, StatusCode::OK, ListExtras::default()).await
 }
 
 pub async fn create(
     State(s): State<Services>,
-    Path(ns_id): Path<Id>,
+    PagePath(ns_id): PagePath<Id>,
     submitted: Submitted<WebhookForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -316,7 +320,11 @@ async fn webhook_page(
         errors: extras.errors,
         headers,
         deliveries,
-        pager: Pager::new(&found, &format!("/namespaces/{ns_id}/webhooks/{id}?")),
+        pager: Pager::new(
+            &found,
+            &format!("/namespaces/{ns_id}/webhooks/{id}?"),
+            s.config().pagination.before_after,
+        ),
         new_secret: extras.new_secret,
         notice: extras.notice,
     };
@@ -331,8 +339,8 @@ pub struct WebhookQuery {
 pub async fn show(
     State(s): State<Services>,
     viewer: Viewer,
-    Path((ns_id, id)): Path<(Id, Id)>,
-    Query(q): Query<WebhookQuery>,
+    PagePath((ns_id, id)): PagePath<(Id, Id)>,
+    PageQuery(q): PageQuery<WebhookQuery>,
 ) -> PageResult {
     let extras = WebhookExtras {
         page: q.page.unwrap_or(1),
@@ -343,7 +351,7 @@ pub async fn show(
 
 pub async fn update(
     State(s): State<Services>,
-    Path((ns_id, id)): Path<(Id, Id)>,
+    PagePath((ns_id, id)): PagePath<(Id, Id)>,
     submitted: Submitted<WebhookForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -375,7 +383,7 @@ pub async fn update(
 
 pub async fn rotate_secret(
     State(s): State<Services>,
-    Path((ns_id, id)): Path<(Id, Id)>,
+    PagePath((ns_id, id)): PagePath<(Id, Id)>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let viewer = submitted.viewer;
@@ -390,7 +398,7 @@ pub async fn rotate_secret(
 
 pub async fn delete(
     State(s): State<Services>,
-    Path((ns_id, id)): Path<(Id, Id)>,
+    PagePath((ns_id, id)): PagePath<(Id, Id)>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -408,7 +416,7 @@ pub struct HeaderForm {
 
 pub async fn add_header(
     State(s): State<Services>,
-    Path((ns_id, id)): Path<(Id, Id)>,
+    PagePath((ns_id, id)): PagePath<(Id, Id)>,
     submitted: Submitted<HeaderForm>,
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
@@ -440,7 +448,7 @@ pub async fn add_header(
 
 pub async fn delete_header(
     State(s): State<Services>,
-    Path((ns_id, id, header_id)): Path<(Id, Id, Id)>,
+    PagePath((ns_id, id, header_id)): PagePath<(Id, Id, Id)>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -450,7 +458,7 @@ pub async fn delete_header(
 
 pub async fn resend(
     State(s): State<Services>,
-    Path((ns_id, id, delivery_id)): Path<(Id, Id, Id)>,
+    PagePath((ns_id, id, delivery_id)): PagePath<(Id, Id, Id)>,
     submitted: Submitted<NoFields>,
 ) -> PageResult {
     let me = submitted.viewer.signed_in()?;
@@ -487,7 +495,7 @@ struct DeliveryPage {
 pub async fn delivery(
     State(s): State<Services>,
     viewer: Viewer,
-    Path((ns_id, id, delivery_id)): Path<(Id, Id, Id)>,
+    PagePath((ns_id, id, delivery_id)): PagePath<(Id, Id, Id)>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let details = s.webhooks.show(me, ns_id, id).await?;

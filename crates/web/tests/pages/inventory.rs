@@ -378,7 +378,13 @@ async fn repositories_are_paged_and_searchable() {
         "{}",
         p.body
     );
-    assert!(p.body.contains("Page 1 of 2") && p.body.contains("rel=\"next\""));
+    assert!(
+        p.body.contains("aria-current=\"page\">1</strong>")
+            && p.body.contains("of 2")
+            && p.body.contains("rel=\"next\""),
+        "{}",
+        p.body
+    );
     let p = bob.get("/repositories?page=2").await;
     assert!(p.body.contains("devs/gamma") && p.body.contains("rel=\"prev\""));
     let p = bob.get("/repositories?sort=updated").await;

@@ -283,3 +283,43 @@ async fn search_finds_what_the_caller_may_see() {
         p.body
     );
 }
+
+#[tokio::test]
+async fn admins_create_teams_for_another_owner() {
+    let app = web_app(Backend::Sqlite, |_| {}).await;
+    team_fixture(&app).await;
+    let mut alice = signed_in(&app, "alice").await;
+    assert!(
+        !alice.get("/teams").await.body.contains("id=\"team-owner\""),
+        "owners are for admins to pick"
+    );
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin", "adminpass1").await;
+    admin.get("/teams").await;
+    let p = admin
+        .post("/teams", &[("name", "qa"), ("owner", "nobody")])
+        .await;
+    assert_eq!(
+        p.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        p.location()
+    );
+    assert!(
+        p.body.contains("Owner is not a user") && p.body.contains("value=\"qa\""),
+        "{}",
+        p.body
+    );
+    let p = admin
+        .post("/teams", &[("name", "qa"), ("owner", "dave")])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let team = p.location().to_owned();
+    let mut dave = signed_in(&app, "dave").await;
+    assert!(
+        dave.get(&team)
+            .await
+            .body
+            .contains("You are owner of this team.")
+    );
+}
