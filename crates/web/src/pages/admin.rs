@@ -325,6 +325,17 @@ struct EditUserPage {
     form: EditUserForm,
     display_name: bool,
     errors: BTreeMap<String, Vec<String>>,
+    /// A bot's application tokens (admins manage them; users manage their own).
+    bot_tokens: Option<Vec<BotToken>>,
+    /// A bot token created just now: (application, secret), shown once.
+    new_token: Option<(String, String)>,
+}
+
+pub struct BotToken {
+    pub id: i64,
+    pub application: String,
+    pub pull_only: bool,
+    pub last_used: String,
 }
 
 impl EditUserPage {
@@ -343,15 +354,35 @@ pub struct EditUserForm {
     display_name: String,
 }
 
-pub async fn edit_user(
-    State(s): State<Services>,
-    viewer: Viewer,
-    PagePath(id): PagePath<Id>,
+/// The edit page of a user; for a bot, also its application tokens.
+async fn edit_user_page(
+    s: &Services,
+    viewer: &Viewer,
+    id: Id,
+    status: StatusCode,
+    new_token: Option<(String, String)>,
 ) -> PageResult {
-    let me = admin(&viewer)?;
+    let me = admin(viewer)?;
     let user = s.users.find_user(me, &id.to_string()).await?.user;
+    let bot_tokens = if user.bot {
+        Some(
+            s.users
+                .list_application_tokens(me, user.id)
+                .await?
+                .into_iter()
+                .map(|t| BotToken {
+                    id: t.id,
+                    application: t.application,
+                    pull_only: t.pull_only,
+                    last_used: t.last_used_at.map(format::when).unwrap_or_default(),
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     let t = EditUserPage {
-        chrome: Chrome::new(&s, &viewer, &format!("Edit {}", user.username), "admin"),
+        chrome: Chrome::new(s, viewer, &format!("Edit {}", user.username), "admin"),
         id,
         form: EditUserForm {
             username: user.username,
@@ -360,8 +391,60 @@ pub async fn edit_user(
         },
         display_name: s.config().display_name.enabled,
         errors: BTreeMap::new(),
+        bot_tokens,
+        new_token,
     };
-    page(&s, &viewer, StatusCode::OK, &t)
+    page(s, viewer, status, &t)
+}
+
+pub async fn edit_user(
+    State(s): State<Services>,
+    viewer: Viewer,
+    PagePath(id): PagePath<Id>,
+) -> PageResult {
+    edit_user_page(&s, &viewer, id, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+pub struct BotTokenForm {
+    #[serde(default)]
+    application: String,
+    pull_only: Option<String>,
+}
+
+/// A new application token for a bot, shown once on its edit page.
+pub async fn create_bot_token(
+    State(s): State<Services>,
+    PagePath(id): PagePath<Id>,
+    submitted: Submitted<BotTokenForm>,
+) -> PageResult {
+    let Submitted { viewer, form } = submitted;
+    let me = admin(&viewer)?;
+    let input = portcullis_service::users::TokenInput {
+        application: form.application.trim().to_owned(),
+        pull_only: form.pull_only.is_some(),
+        expires_at: None,
+    };
+    let created = s.users.create_application_token(me, id, &input).await?;
+    let shown = Some((created.token.application, created.plain));
+    edit_user_page(&s, &viewer, id, StatusCode::CREATED, shown).await
+}
+
+pub async fn revoke_bot_token(
+    State(s): State<Services>,
+    PagePath((id, token_id)): PagePath<(Id, Id)>,
+    submitted: Submitted<NoFields>,
+) -> PageResult {
+    let me = admin(&submitted.viewer)?;
+    let token = s
+        .users
+        .list_application_tokens(me, id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == token_id)
+        .ok_or(Error::NotFound("Application token"))?;
+    s.users.delete_application_token(me, token.id).await?;
+    Ok(see_other(&format!("/admin/users/{id}/edit")))
 }
 
 pub async fn update_user(
@@ -390,6 +473,8 @@ pub async fn update_user(
                 form,
                 display_name: s.config().display_name.enabled,
                 errors,
+                bot_tokens: None,
+                new_token: None,
             };
             page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, &t)
         }

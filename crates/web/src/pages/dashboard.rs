@@ -66,6 +66,8 @@ impl RepositoryRow {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
+    /// An admin of an instance without a registry is told to add one.
+    no_registry: bool,
     /// (label, count) for admins.
     stats: Vec<(&'static str, i64)>,
     activities: Vec<ActivityRow>,
@@ -92,11 +94,11 @@ pub async fn dashboard(
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let mut stats = Vec::new();
+    let mut no_registry = false;
     if me.user.admin {
-        stats.push((
-            "Registries",
-            s.registries.list_registries(me).await?.len() as i64,
-        ));
+        let registries = s.registries.list_registries(me).await?.len() as i64;
+        no_registry = registries == 0;
+        stats.push(("Registries", registries));
         stats.push(("Users", s.users.list_users(me, &count_only()).await?.total));
         stats.push(("Teams", s.teams.list_teams(me, &count_only()).await?.total));
         stats.push((
@@ -141,6 +143,7 @@ pub async fn dashboard(
     };
     let t = DashboardPage {
         chrome: Chrome::new(&s, &viewer, "Dashboard", "dashboard"),
+        no_registry,
         stats,
         activities,
         tab: tab.to_owned(),

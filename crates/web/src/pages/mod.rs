@@ -111,6 +111,11 @@ pub(crate) fn routes() -> Router<Services> {
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
         .route("/admin/users/{id}/edit", get(admin::edit_user))
+        .route("/admin/users/{id}/tokens", post(admin::create_bot_token))
+        .route(
+            "/admin/users/{id}/tokens/{token}/delete",
+            post(admin::revoke_bot_token),
+        )
         .route("/admin/users/{id}/admin", post(admin::set_admin))
         .route("/admin/users/{id}/enabled", post(admin::set_enabled))
         .route("/admin/users/{id}/delete", post(admin::delete_user))

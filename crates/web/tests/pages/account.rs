@@ -493,3 +493,29 @@ async fn help_shows_this_instances_commands() {
             .contains("docker push registry.test:5000/admin/my-image:latest")
     );
 }
+
+#[tokio::test]
+async fn malformed_ids_and_queries_are_error_pages() {
+    let app = web_app(Backend::Sqlite, |_| {}).await;
+    let (_, mut b) = admin_browser(&app).await;
+    for path in [
+        "/repositories/abc",
+        "/teams/1x",
+        "/tags/-",
+        "/admin/users/zz/edit",
+    ] {
+        let p = b.get(path).await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(p.body.contains("<h1>Not found</h1>"), "{path}: {}", p.body);
+    }
+    let p = b.get("/repositories?page=x").await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(
+        p.body.starts_with("<!doctype html>") && p.body.contains("page"),
+        "{}",
+        p.body
+    );
+    // A page beyond the last is empty, not an error.
+    let p = b.get("/repositories?page=999").await;
+    assert_eq!(p.status, StatusCode::OK);
+}

@@ -376,3 +376,76 @@ async fn registries_are_checked_before_they_are_saved() {
             .contains("<td>registry.example.com</td>")
     );
 }
+
+#[tokio::test]
+async fn admins_manage_a_bots_tokens_and_are_told_to_add_a_registry() {
+    let app = web_app(Backend::Sqlite, |_| {}).await;
+    let (_, mut admin) = admin_browser(&app).await;
+    let p = admin.get("/dashboard").await;
+    assert!(
+        p.body.contains("No registry is configured yet"),
+        "{}",
+        p.body
+    );
+    admin.get("/admin/users").await;
+    admin
+        .post(
+            "/admin/users",
+            &[
+                ("username", "ci-bot"),
+                ("email", "ci@example.com"),
+                ("bot", "on"),
+            ],
+        )
+        .await;
+    let bot = user_id(&admin.get("/admin/users").await.body, "ci-bot");
+    let edit = format!("/admin/users/{bot}/edit");
+    let p = admin.get(&edit).await;
+    assert!(
+        p.body.contains("Application tokens of this bot") && p.body.contains("<td>default</td>"),
+        "{}",
+        p.body
+    );
+    let p = admin
+        .post(
+            &format!("/admin/users/{bot}/tokens"),
+            &[("application", "deploy"), ("pull_only", "on")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let start = p.body.find("class=\"secret\">").unwrap() + 15;
+    let token = p.body[start..start + p.body[start..].find('<').unwrap()].to_owned();
+    let r = app
+        .get(
+            "/api/v1/teams",
+            crate::common::Auth::Portus("ci-bot", &token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let p = admin.get(&edit).await;
+    assert!(
+        !p.body.contains(&token) && p.body.contains("<td>deploy</td><td>pull only</td>"),
+        "{}",
+        p.body
+    );
+    // Revoke the new one: it stops working; the default one stays.
+    let start = p
+        .body
+        .rfind(&format!("/admin/users/{bot}/tokens/"))
+        .unwrap();
+    let revoke = p.body[start..start + p.body[start..].find('"').unwrap()].to_owned();
+    admin.post(&revoke, &[]).await;
+    let r = app
+        .get(
+            "/api/v1/teams",
+            crate::common::Auth::Portus("ci-bot", &token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(admin.get(&edit).await.body.contains("<td>default</td>"));
+    // A user's edit page has no token section: users manage their own.
+    let own = user_id(&admin.get("/admin/users").await.body, "admin");
+    let p = admin.get(&format!("/admin/users/{own}/edit")).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("Application tokens of this bot"));
+}
