@@ -3,7 +3,7 @@
 //! lockout and rate limit, and the same answer for a wrong password, an unknown, a
 //! disabled or a locked account.
 
-use super::{Chrome, page};
+use super::{Chrome, field_error, page};
 use crate::render::{PageError, PageResult};
 use crate::session::{
     NoFields, PageQuery, SESSION_COOKIE, Submitted, Viewer, see_other, set_cookie,
@@ -15,6 +15,8 @@ use portcullis_service::users::UserInput;
 use portcullis_service::{AuthMethod, Authenticated, Services};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+super::field_errors!(SignUpPage, ResetPage);
 
 #[derive(askama::Template)]
 #[template(path = "sign_in.html")]
@@ -134,12 +136,6 @@ struct SignUpPage {
     display_name: bool,
 }
 
-impl SignUpPage {
-    fn error(&self, field: &str) -> String {
-        super::errors_of(&self.errors, field)
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub struct SignUpForm {
     #[serde(default)]
@@ -213,11 +209,7 @@ pub async fn sign_up(State(s): State<Services>, submitted: Submitted<SignUpForm>
         return Err(sign_up_closed());
     }
     if form.password != form.password_confirmation {
-        let mut errors = BTreeMap::new();
-        errors.insert(
-            "password_confirmation".to_owned(),
-            vec!["doesn't match the password".to_owned()],
-        );
+        let errors = field_error("password_confirmation", "doesn't match the password");
         return sign_up_form(
             &s,
             &viewer,
@@ -282,12 +274,6 @@ struct ResetPage {
     errors: BTreeMap<String, Vec<String>>,
 }
 
-impl ResetPage {
-    fn error(&self, field: &str) -> String {
-        super::errors_of(&self.errors, field)
-    }
-}
-
 #[derive(Deserialize)]
 pub struct ResetQuery {
     #[serde(default)]
@@ -328,11 +314,7 @@ pub async fn reset_password(
         errors,
     };
     if form.password != form.password_confirmation {
-        let mut errors = BTreeMap::new();
-        errors.insert(
-            "password_confirmation".to_owned(),
-            vec!["doesn't match the password".to_owned()],
-        );
+        let errors = field_error("password_confirmation", "doesn't match the password");
         return page(
             &s,
             &viewer,

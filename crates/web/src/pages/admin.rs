@@ -5,7 +5,7 @@
 //! that refuses non-admins again.
 
 use super::dashboard::ActivityRow;
-use super::{Chrome, Pager, errors_of, page};
+use super::{Chrome, Pager, field_error, page};
 use crate::format;
 use crate::render::{PageError, PageResult};
 use crate::session::{NoFields, PagePath, PageQuery, Submitted, Viewer, see_other};
@@ -22,6 +22,8 @@ use portcullis_service::{Authenticated, Services};
 use portcullis_storage::{EventFilter, JobFilter};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+super::field_errors!(UsersPage, EditUserPage, RegistriesPage);
 
 fn admin(viewer: &Viewer) -> Result<&Authenticated, PageError> {
     let me = viewer.signed_in()?;
@@ -73,12 +75,6 @@ struct UsersPage {
     new_bot: Option<(String, String)>,
     notice: Option<String>,
     reset_link: Option<String>,
-}
-
-impl UsersPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -169,11 +165,7 @@ pub async fn create_user(
     let me = admin(&viewer)?;
     let bot = form.bot.is_some();
     if !bot && form.password != form.password_confirmation {
-        let mut errors = BTreeMap::new();
-        errors.insert(
-            "password_confirmation".to_owned(),
-            vec!["doesn't match the password".to_owned()],
-        );
+        let errors = field_error("password_confirmation", "doesn't match the password");
         let extras = UsersExtras {
             form,
             errors,
@@ -338,12 +330,6 @@ pub struct BotToken {
     pub last_used: String,
 }
 
-impl EditUserPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub struct EditUserForm {
     #[serde(default)]
@@ -503,12 +489,6 @@ struct RegistriesPage {
     errors: BTreeMap<String, Vec<String>>,
     /// The reachability check failed: offer to skip it.
     offer_force: bool,
-}
-
-impl RegistriesPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 #[derive(Deserialize, Default)]

@@ -1,6 +1,19 @@
 //! The pages. Each module holds the handlers of one area and the templates' view
 //! models; handlers call services only.
 
+/// `self.error("field")` for the templates of pages that show a refused form: the
+/// messages for that field, joined (empty when it was fine).
+macro_rules! field_errors {
+    ($($page:ty),* $(,)?) => {$(
+        impl $page {
+            fn error(&self, field: &str) -> String {
+                $crate::pages::errors_of(&self.errors, field)
+            }
+        }
+    )*};
+}
+use field_errors;
+
 mod account;
 mod admin;
 mod dashboard;
@@ -231,6 +244,14 @@ impl Pager {
             next: (paged.page < paged.total_pages).then(|| url(paged.page + 1)),
         }
     }
+}
+
+/// A form refusal with one message for one field.
+pub(crate) fn field_error(
+    field: &str,
+    message: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    std::collections::BTreeMap::from([(field.to_owned(), vec![message.to_owned()])])
 }
 
 /// The messages for one field of a refused form, joined (empty when it was fine).

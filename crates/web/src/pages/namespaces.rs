@@ -3,7 +3,7 @@
 
 use super::dashboard::RepositoryRow;
 use super::teams::role_name;
-use super::{Chrome, errors_of, page};
+use super::{Chrome, field_error, page};
 use crate::markdown;
 use crate::render::{PageError, PageResult};
 use crate::session::{NoFields, PagePath, Submitted, Viewer, see_other};
@@ -18,6 +18,8 @@ use portcullis_service::namespaces::{NamespaceChanges, NamespaceDetails};
 use portcullis_storage::RepositoryFilter;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+super::field_errors!(NamespacesPage);
 
 pub struct NamespaceRow {
     pub id: i64,
@@ -50,12 +52,6 @@ struct NamespacesPage {
     other: Vec<NamespaceRow>,
     form: NewNamespaceForm,
     errors: BTreeMap<String, Vec<String>>,
-}
-
-impl NamespacesPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -136,8 +132,7 @@ pub async fn create(
             namespaces_page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await
         }
         Err(Error::NotFound("Team")) => {
-            let mut errors = BTreeMap::new();
-            errors.insert("team".to_owned(), vec!["does not exist".to_owned()]);
+            let errors = field_error("team", "does not exist");
             namespaces_page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await
         }
         Err(e) => Err(e.into()),

@@ -2,7 +2,7 @@
 //! secret shown once), web sessions per device with sign-out, and the password change
 //! (which ends every other session).
 
-use super::{Chrome, errors_of, page};
+use super::{Chrome, field_error, page};
 use crate::format;
 use crate::render::PageResult;
 use crate::session::{
@@ -17,6 +17,8 @@ use portcullis_service::users::TokenInput;
 use portcullis_service::{Authenticated, Services};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+super::field_errors!(ProfilePage);
 
 pub struct TokenRow {
     pub id: i64,
@@ -61,12 +63,6 @@ struct ProfilePage {
     application: String,
     notice: Option<String>,
     password_changed: bool,
-}
-
-impl ProfilePage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 #[derive(Default)]
@@ -245,8 +241,7 @@ pub async fn create_token(
             .await
         }
         Err(Error::Unprocessable(message)) => {
-            let mut errors = BTreeMap::new();
-            errors.insert("application".to_owned(), vec![message]);
+            let errors = field_error("application", &message);
             profile_page(
                 &s,
                 &viewer,
@@ -363,13 +358,9 @@ pub async fn change_password(
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
     let me = viewer.signed_in()?;
-    let refuse = |field: &str, message: &str| {
-        let mut errors = BTreeMap::new();
-        errors.insert(field.to_owned(), vec![message.to_owned()]);
-        Extras {
-            errors,
-            ..Extras::default()
-        }
+    let refuse = |field: &str, message: &str| Extras {
+        errors: field_error(field, message),
+        ..Extras::default()
     };
     if form.password != form.password_confirmation {
         let extras = refuse("password_confirmation", "doesn't match the new password");

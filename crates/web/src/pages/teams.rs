@@ -3,7 +3,7 @@
 //! follows the pure policy; the team service checks it again.
 
 use super::namespaces::NamespaceRow;
-use super::{Chrome, errors_of, page};
+use super::{Chrome, field_error, page};
 use crate::format;
 use crate::render::{PageError, PageResult};
 use crate::session::{NoFields, PagePath, Submitted, Viewer, see_other};
@@ -18,6 +18,8 @@ use portcullis_service::Services;
 use portcullis_service::listing::ListParams;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+super::field_errors!(TeamsPage);
 
 pub struct TeamRow {
     pub id: i64,
@@ -36,12 +38,6 @@ struct TeamsPage {
     admin: bool,
     form: TeamForm,
     errors: BTreeMap<String, Vec<String>>,
-}
-
-impl TeamsPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -115,8 +111,7 @@ pub async fn create(State(s): State<Services>, submitted: Submitted<TeamForm>) -
         name => match s.users.find_by_username(me, name).await {
             Ok(user) => Some(user.id),
             Err(Error::NotFound(_)) => {
-                let mut errors = BTreeMap::new();
-                errors.insert("owner".to_owned(), vec!["is not a user".to_owned()]);
+                let errors = field_error("owner", "is not a user");
                 return teams_page(&s, &viewer, StatusCode::UNPROCESSABLE_ENTITY, form, errors)
                     .await;
             }

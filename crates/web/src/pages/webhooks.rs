@@ -2,7 +2,7 @@
 //! a webhook's page (edit, enable/disable, rotate the secret, custom headers whose
 //! values are never shown again, deliveries with their attempts, resend, delete).
 
-use super::{Chrome, Pager, errors_of, page};
+use super::{Chrome, Pager, page};
 use crate::format;
 use crate::render::PageResult;
 use crate::session::{NoFields, PagePath, PageQuery, Submitted, Viewer, see_other};
@@ -17,6 +17,8 @@ use portcullis_service::listing::ListParams;
 use portcullis_service::webhooks::{WebhookDetails, WebhookInput};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+super::field_errors!(WebhooksPage, WebhookPage);
 
 pub struct WebhookRow {
     pub id: i64,
@@ -61,12 +63,6 @@ struct WebhooksPage {
     errors: BTreeMap<String, Vec<String>>,
     /// (webhook name, signing secret) of one created just now, shown once.
     new_secret: Option<(String, String)>,
-}
-
-impl WebhooksPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 /// The webhook form. Checkboxes are present only when ticked.
@@ -254,12 +250,6 @@ struct WebhookPage {
     pager: Pager,
     new_secret: Option<String>,
     notice: Option<String>,
-}
-
-impl WebhookPage {
-    fn error(&self, field: &str) -> String {
-        errors_of(&self.errors, field)
-    }
 }
 
 #[derive(Default)]

@@ -1,16 +1,9 @@
 //! Admin pages: only admins reach them; users, bots, registries, activities, events
 //! and jobs through forms; password reset links.
 
-use crate::browser::{Browser, admin_browser, web_app};
-use crate::common::{Backend, TestApp, pw, team_fixture};
+use crate::browser::{Browser, admin_browser, signed_in, web_app};
+use crate::common::{Backend, pw, team_fixture};
 use axum::http::{StatusCode, header};
-
-async fn signed_in<'a>(app: &'a TestApp, user: &str, password: &str) -> Browser<'a> {
-    let mut b = Browser::new(app);
-    let p = b.sign_in(user, password).await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{user}: {}", p.body);
-    b
-}
 
 const ADMIN_PAGES: [&str; 6] = [
     "/admin/users",
@@ -114,8 +107,7 @@ async fn admins_create_users_and_bots_and_toggle_them() {
         )
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let start = p.body.find("class=\"secret\">").unwrap() + 15;
-    let token = p.body[start..start + p.body[start..].find('<').unwrap()].to_owned();
+    let token = p.secret();
     assert!(token.starts_with("pcat_"));
     let r = app
         .get(
@@ -233,12 +225,14 @@ async fn password_reset_links_work_once() {
         .post(&format!("/admin/users/{bob_id}/reset_link"), &[])
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let start = p
-        .body
-        .find("https://portcullis.test/users/password/edit?token=")
-        .unwrap();
-    let link = &p.body[start..start + p.body[start..].find('<').unwrap()];
-    let path = link.trim_start_matches("https://portcullis.test");
+    let link = p.secret();
+    let path = link
+        .strip_prefix("https://portcullis.test")
+        .expect("the link starts with server.external_url");
+    assert!(
+        path.starts_with("/users/password/edit?token=pcpr_"),
+        "{path}"
+    );
     let mut visitor = Browser::new(&app);
     let page = visitor.get(path).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -352,8 +346,7 @@ async fn registries_are_checked_before_they_are_saved() {
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let p = admin.get("/admin/registries").await;
     assert!(p.body.contains(&format!("<td>{host}</td>")));
-    let start = p.body.find("/admin/registries/").unwrap();
-    let edit = p.body[start..start + p.body[start..].find('"').unwrap()].to_owned();
+    let edit = p.target("/admin/registries/");
     let p = admin.get(&edit).await;
     assert!(p.body.contains("Edit the registry") && p.body.contains("value=\"main\""));
     let form_action = edit.trim_end_matches("/edit").to_owned();
@@ -413,8 +406,7 @@ async fn admins_manage_a_bots_tokens_and_are_told_to_add_a_registry() {
         )
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let start = p.body.find("class=\"secret\">").unwrap() + 15;
-    let token = p.body[start..start + p.body[start..].find('<').unwrap()].to_owned();
+    let token = p.secret();
     let r = app
         .get(
             "/api/v1/teams",

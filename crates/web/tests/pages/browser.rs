@@ -31,6 +31,25 @@ impl Page {
             .unwrap_or_default()
     }
 
+    /// The secret a page shows once (`<code class="secret">`).
+    pub fn secret(&self) -> String {
+        let start = self
+            .body
+            .find("class=\"secret\">")
+            .expect("a secret on the page")
+            + 15;
+        self.body[start..start + self.body[start..].find('<').unwrap()].to_owned()
+    }
+
+    /// The first link or form target on the page that starts with `prefix`.
+    pub fn target(&self, prefix: &str) -> String {
+        let start = self
+            .body
+            .find(prefix)
+            .unwrap_or_else(|| panic!("no {prefix}… on the page: {}", self.body));
+        self.body[start..start + self.body[start..].find('"').unwrap()].to_owned()
+    }
+
     /// The CSRF token of the page's forms.
     pub fn csrf(&self) -> String {
         let at = self
@@ -139,6 +158,14 @@ impl<'a> Browser<'a> {
         )
         .await
     }
+}
+
+/// A browser signed in as `user`.
+pub async fn signed_in<'a>(app: &'a TestApp, user: &str, password: &str) -> Browser<'a> {
+    let mut b = Browser::new(app);
+    let p = b.sign_in(user, password).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{user}: {}", p.body);
+    b
 }
 
 /// The admin (bootstrapped through the API) and a signed-in browser of theirs.

@@ -2,7 +2,7 @@
 //! forms and their errors, and user content rendered safely. Repositories are written
 //! through the store, as event processing would.
 
-use crate::browser::{Browser, web_app};
+use crate::browser::{Browser, signed_in, web_app};
 use crate::common::{Auth, Backend, T0, TestApp, namespace_id, pw, team_fixture};
 use axum::http::StatusCode;
 use portcullis_domain::inventory::{ManifestFacts, Platform};
@@ -79,19 +79,12 @@ async fn fixture(app: &TestApp) -> Fixture {
     }
 }
 
-async fn signed_in<'a>(app: &'a TestApp, user: &str) -> Browser<'a> {
-    let mut b = Browser::new(app);
-    let p = b.sign_in(user, &pw(user)).await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{user}: {}", p.body);
-    b
-}
-
 #[tokio::test]
 async fn the_repository_page_offers_what_each_role_may_do() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let f = fixture(&app).await;
     let url = format!("/repositories/{}", f.repo);
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     let p = alice.get(&url).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     for shown in [
@@ -113,7 +106,7 @@ async fn the_repository_page_offers_what_each_role_may_do() {
     }
     // v1 and latest share a digest: one row, one checkbox.
     assert_eq!(p.body.matches("type=\"checkbox\" name=\"tag_").count(), 2);
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     let p = carol.get(&url).await;
     assert_eq!(p.status, StatusCode::OK);
     for hidden in [
@@ -144,7 +137,7 @@ async fn the_repository_page_offers_what_each_role_may_do() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     // An outsider cannot even learn that it exists.
-    let mut dave = signed_in(&app, "dave").await;
+    let mut dave = signed_in(&app, "dave", &pw("dave")).await;
     assert_eq!(dave.get(&url).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
         dave.get(&format!("/tags/{}", f.v1)).await.status,
@@ -159,7 +152,7 @@ async fn the_repository_page_offers_what_each_role_may_do() {
 async fn the_tag_page_shows_its_platforms() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let f = fixture(&app).await;
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = signed_in(&app, "bob", &pw("bob")).await;
     let p = bob.get(&format!("/tags/{}", f.v2)).await;
     assert_eq!(p.status, StatusCode::OK);
     for shown in [
@@ -180,7 +173,7 @@ async fn stars_comments_and_descriptions_through_forms_rendered_safely() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let f = fixture(&app).await;
     let url = format!("/repositories/{}", f.repo);
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     carol.get(&url).await;
     let p = carol
         .post(&format!("{url}/star"), &[("starred", "true")])
@@ -219,7 +212,7 @@ async fn stars_comments_and_descriptions_through_forms_rendered_safely() {
     carol
         .post(&format!("{url}/comments"), &[("body", evil)])
         .await;
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     alice.get(&url).await;
     alice
         .post(
@@ -253,7 +246,7 @@ async fn deleting_a_tag_with_the_registry_down_keeps_it_and_says_so() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let f = fixture(&app).await;
     let url = format!("/repositories/{}", f.repo);
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     alice.get(&url).await;
     let field = format!("tag_{}", f.v2);
     let p = alice
@@ -268,7 +261,7 @@ async fn deleting_a_tag_with_the_registry_down_keeps_it_and_says_so() {
 async fn namespaces_list_create_change_visibility() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let f = fixture(&app).await;
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     let p = alice.get("/namespaces").await;
     assert_eq!(p.status, StatusCode::OK);
     let special = &p.body[p.body.find("Special namespaces").unwrap()
@@ -330,7 +323,7 @@ async fn namespaces_list_create_change_visibility() {
             .contains("<span class=\"badge\">public</span>")
     );
     // Carol (viewer) sees the namespace without the controls; the server refuses her anyway.
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     let p = carol.get(&page_url).await;
     assert!(!p.body.contains("Delete namespace") && !p.body.contains("name=\"visibility\""));
     let p = carol.post(&page_url, &[("visibility", "private")]).await;
@@ -369,7 +362,7 @@ async fn repositories_are_paged_and_searchable() {
             .await
             .unwrap();
     }
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = signed_in(&app, "bob", &pw("bob")).await;
     let p = bob.get("/repositories").await;
     assert!(
         p.body.contains("devs/alpha")
@@ -397,7 +390,7 @@ async fn repositories_are_paged_and_searchable() {
     let p = bob.get("/repositories?search=gam").await;
     assert!(p.body.contains("devs/gamma") && !p.body.contains("devs/alpha"));
     // Dave is in no team: the private namespace's repositories are not his to see.
-    let mut dave = signed_in(&app, "dave").await;
+    let mut dave = signed_in(&app, "dave", &pw("dave")).await;
     assert!(
         dave.get("/repositories")
             .await
@@ -410,7 +403,7 @@ async fn repositories_are_paged_and_searchable() {
 async fn application_tokens_are_shown_once_and_revocable() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     team_fixture(&app).await;
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = signed_in(&app, "bob", &pw("bob")).await;
     bob.get("/users/edit").await;
     let p = bob
         .post(
@@ -435,8 +428,7 @@ async fn application_tokens_are_shown_once_and_revocable() {
         )
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let start = p.body.find("class=\"secret\">").unwrap() + 15;
-    let plain = p.body[start..start + p.body[start..].find('<').unwrap()].to_owned();
+    let plain = p.secret();
     assert!(plain.starts_with("pcat_"), "{plain}");
     // It works, pull only, and is never shown again.
     let r = app
@@ -454,8 +446,7 @@ async fn application_tokens_are_shown_once_and_revocable() {
     let p = bob.get("/users/edit").await;
     assert!(!p.body.contains(&plain));
     assert!(p.body.contains("pull only") && p.body.contains("<td>ci</td>"));
-    let start = p.body.find("/users/tokens/").unwrap();
-    let revoke = p.body[start..start + p.body[start..].find('"').unwrap()].to_owned();
+    let revoke = p.target("/users/tokens/");
     let p = bob.post(&revoke, &[]).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert!(
@@ -467,15 +458,13 @@ async fn application_tokens_are_shown_once_and_revocable() {
     let r = app.get("/api/v1/teams", Auth::Portus("bob", &plain)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Another user's token id is not bob's to revoke.
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     carol.get("/users/edit").await;
     carol
         .post("/users/tokens", &[("application", "laptop")])
         .await;
     let carols = carol.get("/users/edit").await;
-    let start = carols.body.find("/users/tokens/").unwrap();
-    let carols_revoke =
-        carols.body[start..start + carols.body[start..].find('"').unwrap()].to_owned();
+    let carols_revoke = carols.target("/users/tokens/");
     bob.get("/users/edit").await;
     let p = bob.post(&carols_revoke, &[]).await;
     assert!(
@@ -496,8 +485,8 @@ async fn application_tokens_are_shown_once_and_revocable() {
 async fn a_password_change_needs_the_current_one_and_signs_out_other_browsers() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     team_fixture(&app).await;
-    let mut laptop = signed_in(&app, "bob").await;
-    let mut phone = signed_in(&app, "bob").await;
+    let mut laptop = signed_in(&app, "bob", &pw("bob")).await;
+    let mut phone = signed_in(&app, "bob", &pw("bob")).await;
     let p = laptop.get("/users/edit").await;
     // Two browsers: this one, marked, and the other with a sign-out button.
     assert!(p.body.contains("this browser"), "{}", p.body);
@@ -555,7 +544,7 @@ async fn a_password_change_needs_the_current_one_and_signs_out_other_browsers() 
 async fn the_profile_changes_email_and_display_name() {
     let app = web_app(Backend::Sqlite, |c| c.display_name.enabled = true).await;
     team_fixture(&app).await;
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = signed_in(&app, "bob", &pw("bob")).await;
     bob.get("/users/edit").await;
     let p = bob
         .post(
@@ -592,15 +581,14 @@ async fn docker_login_devices_are_listed_and_revocable_and_an_account_can_be_dis
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = signed_in(&app, "bob", &pw("bob")).await;
     let p = bob.get("/users/edit").await;
     assert!(
         p.body.contains("<td>laptop-docker</td>") && p.body.contains("<td>registry.test:5000</td>"),
         "{}",
         p.body
     );
-    let start = p.body.find("/users/devices/").unwrap();
-    let revoke = p.body[start..start + p.body[start..].find('"').unwrap()].to_owned();
+    let revoke = p.target("/users/devices/");
     bob.post(&revoke, &[]).await;
     assert!(!bob.get("/users/edit").await.body.contains("laptop-docker"));
     let r = crate::common::post_form(&app, &format!("grant_type=refresh_token&refresh_token={refresh}&{svc}&client_id=laptop-docker&scope=repository%3Adevs%2Fapp%3Apull")).await;
@@ -635,7 +623,7 @@ async fn a_team_namespace_is_renamed_and_moved_to_another_team() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let f = fixture(&app).await;
     let url = format!("/namespaces/{}", f.devs_ns);
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     alice.get("/teams").await;
     alice.post("/teams", &[("name", "ops")]).await;
     let p = alice.get(&url).await;
@@ -669,7 +657,7 @@ async fn a_team_namespace_is_renamed_and_moved_to_another_team() {
     );
     // Its repository moved with it; carol (a viewer of devs, not of ops) no longer sees it.
     assert!(p.body.contains("platform/app"), "{}", p.body);
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     assert_eq!(
         carol.get(&format!("/repositories/{}", f.repo)).await.status,
         StatusCode::NOT_FOUND

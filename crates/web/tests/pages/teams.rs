@@ -1,23 +1,16 @@
 //! Teams, webhooks and search pages: what each role is offered and what the server
 //! refuses anyway.
 
-use crate::browser::{Browser, web_app};
-use crate::common::{Auth, Backend, TestApp, namespace_id, pw, team_fixture};
+use crate::browser::{Browser, signed_in, web_app};
+use crate::common::{Auth, Backend, namespace_id, pw, team_fixture};
 use axum::http::StatusCode;
-
-async fn signed_in<'a>(app: &'a TestApp, user: &str) -> Browser<'a> {
-    let mut b = Browser::new(app);
-    let p = b.sign_in(user, &pw(user)).await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{user}: {}", p.body);
-    b
-}
 
 #[tokio::test]
 async fn team_pages_offer_owners_the_controls_and_refuse_others() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     let (_, team) = team_fixture(&app).await;
     let url = format!("/teams/{team}");
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     let p = alice.get("/teams").await;
     assert!(
         p.body.contains(&format!("href=\"{url}\">devs</a>")) && p.body.contains("Create a team"),
@@ -38,7 +31,7 @@ async fn team_pages_offer_owners_the_controls_and_refuse_others() {
             p.body
         );
     }
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     let p = carol.get(&url).await;
     assert_eq!(p.status, StatusCode::OK);
     for hidden in ["Add member", "Delete team", "Rename or describe"] {
@@ -52,7 +45,7 @@ async fn team_pages_offer_owners_the_controls_and_refuse_others() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     // Dave is not in the team: not even its page.
-    let mut dave = signed_in(&app, "dave").await;
+    let mut dave = signed_in(&app, "dave", &pw("dave")).await;
     assert_eq!(dave.get(&url).await.status, StatusCode::FORBIDDEN);
     // Alice adds dave, changes his role, is told why the last owner stays.
     alice.get(&url).await;
@@ -146,7 +139,7 @@ async fn webhooks_are_created_with_a_secret_shown_once_and_managed_by_owners() {
     let (admin, _) = team_fixture(&app).await;
     let devs = namespace_id(&app, Auth::Portus("admin", &admin), "devs").await;
     let url = format!("/namespaces/{devs}/webhooks");
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     assert!(
         alice
             .get(&format!("/namespaces/{devs}"))
@@ -190,14 +183,12 @@ async fn webhooks_are_created_with_a_secret_shown_once_and_managed_by_owners() {
         )
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let start = p.body.find("class=\"secret\">").unwrap() + 15;
-    let secret = &p.body[start..start + p.body[start..].find('<').unwrap()];
+    let secret = p.secret();
     assert!(secret.starts_with("pcwh_"), "{secret}");
     assert!(!p.body.contains("s3cret-pass"));
     let p = alice.get(&url).await;
-    assert!(!p.body.contains(secret), "shown once");
-    let start = p.body.find(&format!("{url}/")).unwrap();
-    let hook = p.body[start..start + p.body[start..].find('"').unwrap()].to_owned();
+    assert!(!p.body.contains(&secret), "shown once");
+    let hook = p.target(&format!("{url}/"));
     let p = alice.get(&hook).await;
     assert!(
         p.body.contains("https://ci.example.com/hook") && p.body.contains("basic auth as hook"),
@@ -215,9 +206,9 @@ async fn webhooks_are_created_with_a_secret_shown_once_and_managed_by_owners() {
     let p = alice.get(&hook).await;
     assert!(p.body.contains("<code>X-Token</code>") && !p.body.contains("header-secret"));
     let p = alice.post(&format!("{hook}/secret"), &[]).await;
-    assert!(p.body.contains("The new signing secret") && !p.body.contains(secret));
+    assert!(p.body.contains("The new signing secret") && !p.body.contains(&secret));
     // Carol (viewer) may look but not change; the server refuses her.
-    let mut carol = signed_in(&app, "carol").await;
+    let mut carol = signed_in(&app, "carol", &pw("carol")).await;
     let p = carol.get(&hook).await;
     assert_eq!(p.status, StatusCode::OK, "team members see the webhooks");
     assert!(
@@ -225,7 +216,7 @@ async fn webhooks_are_created_with_a_secret_shown_once_and_managed_by_owners() {
             && !p.body.contains("Add header")
             && !p.body.contains("Resend")
     );
-    let mut dave = signed_in(&app, "dave").await;
+    let mut dave = signed_in(&app, "dave", &pw("dave")).await;
     assert_eq!(dave.get(&hook).await.status, StatusCode::FORBIDDEN);
     let p = carol.post(&format!("{hook}/delete"), &[]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
@@ -264,7 +255,7 @@ async fn webhooks_are_created_with_a_secret_shown_once_and_managed_by_owners() {
 async fn search_finds_what_the_caller_may_see() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     team_fixture(&app).await;
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = signed_in(&app, "bob", &pw("bob")).await;
     let p = bob.get("/search?search=dev").await;
     assert!(p.body.contains(">devs</a>"), "{}", p.body);
     // `ns/app:tag` searches the part before the colon.
@@ -275,7 +266,7 @@ async fn search_finds_what_the_caller_may_see() {
         "{}",
         p.body
     );
-    let mut dave = signed_in(&app, "dave").await;
+    let mut dave = signed_in(&app, "dave", &pw("dave")).await;
     let p = dave.get("/search?search=dev").await;
     assert!(
         !p.body.contains(">devs</a>"),
@@ -288,7 +279,7 @@ async fn search_finds_what_the_caller_may_see() {
 async fn admins_create_teams_for_another_owner() {
     let app = web_app(Backend::Sqlite, |_| {}).await;
     team_fixture(&app).await;
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = signed_in(&app, "alice", &pw("alice")).await;
     assert!(
         !alice.get("/teams").await.body.contains("id=\"team-owner\""),
         "owners are for admins to pick"
@@ -315,7 +306,7 @@ async fn admins_create_teams_for_another_owner() {
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let team = p.location().to_owned();
-    let mut dave = signed_in(&app, "dave").await;
+    let mut dave = signed_in(&app, "dave", &pw("dave")).await;
     assert!(
         dave.get(&team)
             .await
