@@ -552,6 +552,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         }
     }
     let non_negative = [
+        ("database.wait_seconds", c.database.wait_seconds),
         (
             "security_policy.lockout_minutes",
             c.security_policy.lockout_minutes,

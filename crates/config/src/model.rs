@@ -148,6 +148,9 @@ pub struct Server {
 pub struct Database {
     /// `sqlite:PATH` or `postgres://…`. Empty: `sqlite:<data_dir>/portcullis.db`.
     pub url: String,
+    /// Seconds `serve`, `worker` and `migrate` keep trying to reach the database at
+    /// start (a try every 5 s), as Portus's image waited for its database.
+    pub wait_seconds: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,7 +263,10 @@ impl Default for Config {
                 external_url: String::new(),
                 trusted_proxies: Vec::new(),
             },
-            database: Database { url: String::new() },
+            database: Database {
+                url: String::new(),
+                wait_seconds: 90,
+            },
             data_dir: PathBuf::from("data"),
             machine_fqdn: Value {
                 value: "portcullis.test.lan".into(),

@@ -8,6 +8,7 @@ pub mod api;
 pub mod client_addr;
 pub mod error;
 pub mod extract;
+pub mod probes;
 pub mod registry_endpoints;
 
 use axum::Router;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<Services> {
     let (api, _) = api::router().split_for_parts();
     Router::new()
         .merge(registry_endpoints::router())
+        .merge(probes::router())
         .merge(api)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
 }

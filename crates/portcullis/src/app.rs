@@ -16,6 +16,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub fn load_config(path: Option<&Path>) -> Result<Loaded> {
@@ -52,13 +53,34 @@ pub async fn connect(config: &Config) -> Result<Store> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    Store::connect(&url).await.with_context(|| {
-        format!(
-            "connecting to database {}",
-            portcullis_config::mask_url_password(&url)
-        )
-    })
+    let masked = portcullis_config::mask_url_password(&url);
+    let wait = Duration::from_secs(config.database.wait_seconds.unsigned_abs());
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let tried = async {
+            let store = Store::connect(&url).await?;
+            store.ping().await?;
+            Ok::<_, portcullis_storage::StoreError>(store)
+        };
+        match tried.await {
+            Ok(store) => return Ok(store),
+            Err(e) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(anyhow!(
+                        "database {masked} is not reachable (waited {}s, database.wait_seconds): {e}",
+                        wait.as_secs()
+                    ));
+                }
+                tracing::warn!(database = %masked, error = %e, "waiting for the database");
+                tokio::time::sleep(left.min(DATABASE_RETRY)).await;
+            }
+        }
+    }
 }
+
+/// How often a start-up retries an unreachable database (Portus's image: every 5 s).
+const DATABASE_RETRY: Duration = Duration::from_secs(5);
 
 /// Loads the signing key, generating key and certificate on first start.
 pub fn load_signing_key(config: &Config) -> Result<(SigningKey, bool)> {

@@ -33,6 +33,13 @@ enum Command {
     Migrate,
     /// Run only the background worker (for `background.embedded: false` setups).
     Worker,
+    /// Exit 0 when the server answers ready (`GET /readyz`: the database reachable and
+    /// migrated); for container health checks and probes, no curl needed.
+    Health {
+        /// The server's base URL; default: server.external_url.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Sync the inventory with every registry's catalog now and print what changed.
     Sync {
         /// `update-delete` (add, update and delete) or `update` (never delete);
@@ -169,6 +176,23 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => app::serve(App::start(config).await?).await,
         Command::Worker => app::run_worker(App::start(config).await?).await,
+        Command::Health { url } => {
+            let base = url.unwrap_or_else(|| config.external_url());
+            let probe = format!("{}/readyz", base.trim_end_matches('/'));
+            let answer = reqwest::Client::new()
+                .get(&probe)
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{probe} did not answer: {e}"))?;
+            let status = answer.status();
+            let text = answer.text().await.unwrap_or_default();
+            if status.is_success() {
+                out(text.trim())
+            } else {
+                Err(anyhow::anyhow!("{probe}: {status}: {}", text.trim()))
+            }
+        }
         Command::Sync { strategy, dry_run } => {
             let delete = match strategy.as_deref() {
                 None => config.background.sync.strategy.deletes(),

@@ -452,3 +452,109 @@ async fn configured_notification_secret_wins_and_nothing_is_written() {
     assert!(d.join("data").exists(), "serve ran in this folder");
     assert!(!d.join("data/notifications.secret").exists());
 }
+
+#[tokio::test]
+async fn health_exits_zero_only_when_the_server_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let vars: BTreeMap<String, String> = [
+        ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
+        ("PORTCULLIS_DATA_DIR", data.as_str()),
+        ("PORTCULLIS_LOG", "error"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let server = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        vars,
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let o = portcullis(dir.path(), &["health", "--url", &server.url], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "ready");
+    // Without --url it asks server.external_url.
+    let o = portcullis(
+        dir.path(),
+        &["health"],
+        &[("PORTCULLIS_SERVER_EXTERNAL_URL", &server.url)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    drop(server);
+    // Nothing listens: one line naming the probe.
+    let port = portcullis_testkit::registry::free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = portcullis(dir.path(), &["health", "--url", &url], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{url}/readyz did not answer")),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_naming_it_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = portcullis_testkit::registry::free_port().unwrap();
+    let url = format!("postgres://portcullis:s3cret@127.0.0.1:{port}/portcullis");
+    for command in ["migrate", "serve", "worker"] {
+        let o = portcullis(
+            dir.path(),
+            &[command],
+            &[
+                ("PORTCULLIS_DATABASE_URL", &url),
+                ("PORTCULLIS_DATABASE_WAIT_SECONDS", "0"),
+            ],
+        );
+        assert!(!o.status.success(), "{command}");
+        let err = stderr(&o);
+        assert_eq!(err.trim().lines().count(), 1, "{command}: {err}");
+        assert!(
+            err.contains(&format!("database postgres://portcullis:********@127.0.0.1:{port}/portcullis is not reachable (waited 0s")),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("s3cret"), "{command}: {err}");
+    }
+}
+
+/// `migrate` started while the database refuses connections keeps trying (every 5 s,
+/// up to `database.wait_seconds`) and succeeds once it answers.
+#[tokio::test]
+async fn migrate_waits_for_the_database() {
+    let db = portcullis_testkit::postgres::test_database().await.unwrap();
+    let proxy = portcullis_testkit::proxy::TcpProxy::bind().await.unwrap();
+    let (upstream, url) = portcullis_testkit::proxy::through_proxy(&db.url, &proxy.addr);
+    proxy.set_upstream(&upstream);
+    proxy.cut();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.arg("migrate")
+        .current_dir(dir.path())
+        .env("PORTCULLIS_LOG", "error")
+        .env("PORTCULLIS_DATABASE_URL", &url)
+        .env("PORTCULLIS_DATABASE_WAIT_SECONDS", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap();
+    // Restored once the first attempt has been refused.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.accepted() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "migrate never tried the database"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    proxy.restore();
+    let o = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("migrate finished")
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("is up to date"));
+}

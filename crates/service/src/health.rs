@@ -82,8 +82,9 @@ impl HealthService {
         report
     }
 
-    async fn probe(&self) -> HealthReport {
-        let database = match self.ctx.store.migration_state().await {
+    /// The database alone, asked now (readiness probes: one cheap query, no registry).
+    pub async fn database(&self) -> DatabaseHealth {
+        match self.ctx.store.migration_state().await {
             Ok(MigrationState::UpToDate) => DatabaseHealth::UpToDate,
             Ok(MigrationState::Pending) => DatabaseHealth::Pending,
             Ok(MigrationState::Uninitialized) => DatabaseHealth::Uninitialized,
@@ -91,7 +92,11 @@ impl HealthService {
                 tracing::warn!(error = %e, "health: database unreachable");
                 DatabaseHealth::Unreachable
             }
-        };
+        }
+    }
+
+    async fn probe(&self) -> HealthReport {
+        let database = self.database().await;
         let timeout = Duration::from_secs(self.ctx.config.registry.timeout.value.unsigned_abs());
         let registries = match self.ctx.store.list_registries().await {
             Ok(list) => {

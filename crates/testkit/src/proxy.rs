@@ -606,3 +606,44 @@ mod tests {
         );
     }
 }
+
+/// `(host:port, the URL with host:port replaced by proxy)` of a `postgres://` URL.
+pub fn through_proxy(url: &str, proxy: &str) -> (String, String) {
+    let scheme_end = url.find("://").map(|i| i + 3).expect("a URL");
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let (userinfo, host) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let upstream = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
+    (
+        upstream,
+        format!(
+            "{}{userinfo}{proxy}{}",
+            &url[..scheme_end],
+            &rest[authority_end..]
+        ),
+    )
+}
+
+#[cfg(test)]
+#[test]
+fn urls_through_the_proxy() {
+    assert_eq!(
+        through_proxy("postgres://u@127.0.0.1:5432/db?x=1", "127.0.0.1:9"),
+        (
+            "127.0.0.1:5432".to_owned(),
+            "postgres://u@127.0.0.1:9/db?x=1".to_owned()
+        )
+    );
+    assert_eq!(
+        through_proxy("postgres://h/db", "p:1"),
+        ("h:5432".to_owned(), "postgres://p:1/db".to_owned())
+    );
+}
