@@ -19,7 +19,7 @@ use portcullis_storage::RepositoryFilter;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-super::field_errors!(NamespacesPage);
+super::field_errors!(NamespacesPage, NamespacePage);
 
 pub struct NamespaceRow {
     pub id: i64,
@@ -157,7 +157,16 @@ struct NamespacePage {
     change_team: bool,
     destroyable: bool,
     repositories: Vec<RepositoryRow>,
-    error: Option<String>,
+    /// A refused edit: what was typed (shown again) and why.
+    edit: Option<NamespaceEdit>,
+    errors: BTreeMap<String, Vec<String>>,
+}
+
+/// The edit form's values as typed.
+pub struct NamespaceEdit {
+    pub name: String,
+    pub team: String,
+    pub description: String,
 }
 
 pub async fn show(
@@ -165,7 +174,7 @@ pub async fn show(
     viewer: Viewer,
     PagePath(id): PagePath<i64>,
 ) -> PageResult {
-    namespace_page(&s, &viewer, id, StatusCode::OK, None).await
+    namespace_page(&s, &viewer, id, StatusCode::OK, None, BTreeMap::new()).await
 }
 
 async fn namespace_page(
@@ -173,7 +182,8 @@ async fn namespace_page(
     viewer: &Viewer,
     id: i64,
     status: StatusCode,
-    error: Option<String>,
+    edit: Option<NamespaceEdit>,
+    errors: BTreeMap<String, Vec<String>>,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let d = s.namespaces.show_namespace(me, id).await?;
@@ -211,7 +221,8 @@ async fn namespace_page(
         change_team,
         destroyable: d.destroyable,
         repositories,
-        error,
+        edit,
+        errors,
     };
     page(s, viewer, status, &t)
 }
@@ -231,38 +242,40 @@ pub async fn update(
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
     let me = viewer.signed_in()?;
-    let given = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let changes = NamespaceChanges {
-        name: given(form.name),
-        team: given(form.team),
-        description: form.description,
-        visibility: form.visibility,
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     };
-    match s.namespaces.update_namespace(me, id, changes).await {
-        Ok(_) => Ok(see_other(&format!("/namespaces/{id}"))),
-        Err(e @ (Error::Invalid(_) | Error::Unprocessable(_))) => {
-            namespace_page(
-                &s,
-                &viewer,
-                id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(e.to_string()),
-            )
-            .await
-        }
-        Err(Error::NotFound("Team")) => {
-            let message = "There is no such team to move the namespace to.".to_owned();
-            namespace_page(
-                &s,
-                &viewer,
-                id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(message),
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let changes = NamespaceChanges {
+        name: given(&form.name),
+        team: given(&form.team),
+        description: form.description.clone(),
+        visibility: form.visibility.clone(),
+    };
+    let errors = match s.namespaces.update_namespace(me, id, changes).await {
+        Ok(_) => return Ok(see_other(&format!("/namespaces/{id}"))),
+        Err(Error::Invalid(errors)) => errors,
+        Err(Error::NotFound("Team")) => field_error("team", "does not exist"),
+        Err(Error::Unprocessable(message)) => field_error("base", &message),
+        Err(e) => return Err(e.into()),
+    };
+    // The edit form again, with what was typed.
+    let edit = NamespaceEdit {
+        name: form.name.unwrap_or_default(),
+        team: form.team.unwrap_or_default(),
+        description: form.description.unwrap_or_default(),
+    };
+    namespace_page(
+        &s,
+        &viewer,
+        id,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some(edit),
+        errors,
+    )
+    .await
 }
 
 pub async fn delete(

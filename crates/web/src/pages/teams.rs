@@ -153,7 +153,16 @@ struct TeamPage {
     updatable: bool,
     destroyable: bool,
     error: Option<String>,
-    member_username: String,
+    typed: Typed,
+}
+
+/// What was typed into the team page's forms, shown again after a refusal.
+#[derive(Default)]
+pub struct Typed {
+    pub member_username: String,
+    /// (name, description) of a refused rename.
+    pub rename: Option<(String, String)>,
+    pub migrate_to: String,
 }
 
 async fn team_page(
@@ -162,7 +171,7 @@ async fn team_page(
     id: Id,
     status: StatusCode,
     error: Option<String>,
-    member_username: String,
+    typed: Typed,
 ) -> PageResult {
     let me = viewer.signed_in()?;
     let listing = s.teams.visible_team(me, id).await?;
@@ -201,7 +210,7 @@ async fn team_page(
         updatable: can_update_team(&subject, team.hidden, listing.role, &opts),
         destroyable: can_delete_team(&subject, team.hidden, listing.role, &opts),
         error,
-        member_username,
+        typed,
     };
     page(s, viewer, status, &t)
 }
@@ -211,7 +220,7 @@ pub async fn show(
     viewer: Viewer,
     PagePath(id): PagePath<Id>,
 ) -> PageResult {
-    team_page(&s, &viewer, id, StatusCode::OK, None, String::new()).await
+    team_page(&s, &viewer, id, StatusCode::OK, None, Typed::default()).await
 }
 
 /// A refusal the team page shows in place (a rule of the operation, an unknown user);
@@ -221,7 +230,7 @@ async fn refused_on_team_page(
     viewer: &Viewer,
     id: Id,
     e: Error,
-    member_username: String,
+    typed: Typed,
 ) -> PageResult {
     let message = match e {
         Error::Unprocessable(m) => m,
@@ -236,7 +245,7 @@ async fn refused_on_team_page(
         id,
         StatusCode::UNPROCESSABLE_ENTITY,
         Some(message),
-        member_username,
+        typed,
     )
     .await
 }
@@ -268,7 +277,13 @@ pub async fn add_member(
     let role = parse_role(&form.role)?;
     match s.teams.add_member(me, id, form.username.trim(), role).await {
         Ok(_) => Ok(see_other(&format!("/teams/{id}"))),
-        Err(e) => refused_on_team_page(&s, &viewer, id, e, form.username).await,
+        Err(e) => {
+            let typed = Typed {
+                member_username: form.username,
+                ..Typed::default()
+            };
+            refused_on_team_page(&s, &viewer, id, e, typed).await
+        }
     }
 }
 
@@ -288,7 +303,7 @@ pub async fn change_role(
     let role = parse_role(&form.role)?;
     match s.teams.update_member(me, id, member_id, role).await {
         Ok(_) => Ok(see_other(&format!("/teams/{id}"))),
-        Err(e) => refused_on_team_page(&s, &viewer, id, e, String::new()).await,
+        Err(e) => refused_on_team_page(&s, &viewer, id, e, Typed::default()).await,
     }
 }
 
@@ -301,7 +316,7 @@ pub async fn remove_member(
     let me = viewer.signed_in()?;
     match s.teams.remove_member(me, id, member_id).await {
         Ok(()) => Ok(see_other(&format!("/teams/{id}"))),
-        Err(e) => refused_on_team_page(&s, &viewer, id, e, String::new()).await,
+        Err(e) => refused_on_team_page(&s, &viewer, id, e, Typed::default()).await,
     }
 }
 
@@ -312,6 +327,10 @@ pub async fn update(
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
     let me = viewer.signed_in()?;
+    let typed = Typed {
+        rename: Some((form.name.clone(), form.description.clone())),
+        ..Typed::default()
+    };
     let name = Some(form.name.trim()).filter(|n| !n.is_empty());
     match s
         .teams
@@ -319,7 +338,7 @@ pub async fn update(
         .await
     {
         Ok(_) => Ok(see_other(&format!("/teams/{id}"))),
-        Err(e) => refused_on_team_page(&s, &viewer, id, e, String::new()).await,
+        Err(e) => refused_on_team_page(&s, &viewer, id, e, typed).await,
     }
 }
 
@@ -337,9 +356,13 @@ pub async fn delete(
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
     let me = viewer.signed_in()?;
+    let typed = Typed {
+        migrate_to: form.migrate_to.clone(),
+        ..Typed::default()
+    };
     let target = Some(form.migrate_to.trim()).filter(|t| !t.is_empty());
     match s.teams.delete_team(me, id, target).await {
         Ok(()) => Ok(see_other("/teams")),
-        Err(e) => refused_on_team_page(&s, &viewer, id, e, String::new()).await,
+        Err(e) => refused_on_team_page(&s, &viewer, id, e, typed).await,
     }
 }

@@ -633,18 +633,33 @@ async fn a_team_namespace_is_renamed_and_moved_to_another_team() {
         p.body
     );
     let p = alice
-        .post(&url, &[("name", "devs"), ("team", "nosuch")])
+        .post(
+            &url,
+            &[
+                ("name", "devs"),
+                ("team", "nosuch"),
+                ("description", "typed text"),
+            ],
+        )
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("Team does not exist"), "{}", p.body);
     assert!(
-        p.body.contains("no such team to move the namespace to"),
-        "{}",
+        p.body.contains("value=\"nosuch\"")
+            && p.body.contains(">typed text</textarea>")
+            && p.body.contains("<details open>"),
+        "what was typed is kept: {}",
         p.body
     );
     let p = alice
         .post(&url, &[("name", "Not Valid"), ("team", "devs")])
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        p.body.contains("id=\"ns-name-error\"") && p.body.contains("value=\"Not Valid\""),
+        "{}",
+        p.body
+    );
     let p = alice
         .post(&url, &[("name", "platform"), ("team", "ops")])
         .await;

@@ -114,6 +114,20 @@ async fn team_pages_offer_owners_the_controls_and_refuse_others() {
         .post(&format!("{url}/delete"), &[("migrate_to", "nosuch")])
         .await;
     assert!(p.body.contains("no such team to move"), "{}", p.body);
+    assert!(
+        p.body.contains("value=\"nosuch\""),
+        "the typed team is kept: {}",
+        p.body
+    );
+    let p = alice
+        .post(&url, &[("name", "ops"), ("description", "typed words")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "ops is taken");
+    assert!(
+        p.body.contains("value=\"ops\"") && p.body.contains(">typed words</textarea>"),
+        "{}",
+        p.body
+    );
     let p = alice
         .post(&format!("{url}/delete"), &[("migrate_to", "ops")])
         .await;
