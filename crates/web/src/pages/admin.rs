@@ -748,7 +748,7 @@ pub async fn events(
             s.config().pagination.before_after,
         ),
         state: q.state.clone(),
-        states: vec!["pending", "done", "failed", "ignored", "unknown_registry"],
+        states: EventStatus::ALL.iter().map(|v| v.as_str()).collect(),
     };
     page(&s, &viewer, StatusCode::OK, &t)
 }
@@ -808,7 +808,7 @@ pub async fn jobs(
             s.config().pagination.before_after,
         ),
         state: q.state.clone(),
-        states: vec!["queued", "running", "done", "failed", "cancelled"],
+        states: JobState::ALL.iter().map(|v| v.as_str()).collect(),
     };
     page(&s, &viewer, StatusCode::OK, &t)
 }

@@ -74,6 +74,16 @@ struct Extras {
     notice: Option<String>,
 }
 
+impl Extras {
+    /// A refused form's messages, by field.
+    fn refused(errors: BTreeMap<String, Vec<String>>) -> Self {
+        Extras {
+            errors,
+            ..Extras::default()
+        }
+    }
+}
+
 async fn profile_page(
     s: &Services,
     viewer: &Viewer,
@@ -275,10 +285,7 @@ pub async fn update_account(
     {
         Ok(_) => Ok(see_other("/users/edit")),
         Err(Error::Invalid(errors)) => {
-            let extras = Extras {
-                errors,
-                ..Extras::default()
-            };
+            let extras = Extras::refused(errors);
             profile_page(&s, &viewer, me, StatusCode::UNPROCESSABLE_ENTITY, extras).await
         }
         Err(e) => Err(e.into()),
@@ -358,10 +365,7 @@ pub async fn change_password(
 ) -> PageResult {
     let Submitted { viewer, form } = submitted;
     let me = viewer.signed_in()?;
-    let refuse = |field: &str, message: &str| Extras {
-        errors: field_error(field, message),
-        ..Extras::default()
-    };
+    let refuse = |field: &str, message: &str| Extras::refused(field_error(field, message));
     if form.password != form.password_confirmation {
         let extras = refuse("password_confirmation", "doesn't match the new password");
         return profile_page(&s, &viewer, me, StatusCode::UNPROCESSABLE_ENTITY, extras).await;
@@ -373,10 +377,7 @@ pub async fn change_password(
     let user = match changed {
         Ok(user) => user,
         Err(Error::Invalid(errors)) => {
-            let extras = Extras {
-                errors,
-                ..Extras::default()
-            };
+            let extras = Extras::refused(errors);
             return profile_page(&s, &viewer, me, StatusCode::UNPROCESSABLE_ENTITY, extras).await;
         }
         Err(e) => return Err(e.into()),
