@@ -36,6 +36,12 @@ pub enum ConfigError {
         path: String,
         reason: String,
     },
+    #[error("{var}={value}: {reason}")]
+    Environment {
+        var: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Portus keys that are understood but whose feature is not built yet: loading a Portus
@@ -50,11 +56,53 @@ const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
     "security",
 ];
 
-/// Environment variables with these prefixes that are not config keys.
-const RESERVED_ENV: &[&str] = &["PORTCULLIS_CONFIG", "PORTCULLIS_LOG", "PORTCULLIS_TEST_"];
+/// Environment variables that are not config keys, by exact name.
+const RESERVED_ENV: &[&str] = &[
+    "PORTCULLIS_CONFIG",
+    "PORTCULLIS_LOG",
+    SECRETS_DIR_ENV,
+    "PORTUS_BACKGROUND",
+];
+/// Prefixes of variables that are not config keys: the tests' own, and `PORTUS_DB_`,
+/// which are composed into `database.url` ([`portus_database_url`]).
+const RESERVED_ENV_PREFIXES: &[&str] = &["PORTCULLIS_TEST_", "PORTUS_DB_"];
+
+/// The folder whose files are read as environment variables of their name (the image
+/// sets `/secrets`): `/secrets/PORTCULLIS_DATABASE_URL` counts as
+/// `PORTCULLIS_DATABASE_URL_FILE=/secrets/PORTCULLIS_DATABASE_URL`, and `token.key` /
+/// `token.crt` there are the signing key and certificate unless configured otherwise.
+pub const SECRETS_DIR_ENV: &str = "PORTCULLIS_SECRETS_DIR";
 
 /// Portus environment names that do not follow the key path.
-const PORTUS_ALIASES: &[(&str, &str)] = &[("PORTUS_KEY_PATH", "token.key_path")];
+const PORTUS_ALIASES: &[(&str, &str)] = &[
+    ("PORTUS_KEY_PATH", "token.key_path"),
+    ("PORTUS_PUMA_TLS_CERT", "server.tls.cert_path"),
+    ("PORTUS_PUMA_TLS_KEY", "server.tls.key_path"),
+    ("PORTUS_PUMA_HOST", "server.listen"),
+];
+
+/// Variables of Portus's image that Portcullis does not need, and why; each set one is
+/// reported once at start.
+const PORTUS_NOT_NEEDED: &[(&str, &str)] = &[
+    (
+        "PORTUS_SECRET_KEY_BASE",
+        "sessions are random tokens stored in the database",
+    ),
+    (
+        "PORTUS_PASSWORD",
+        "there is no hidden portus user; Portcullis signs its own registry tokens",
+    ),
+    (
+        "PORTUS_PORTUS_PASSWORD",
+        "there is no hidden portus user; Portcullis signs its own registry tokens",
+    ),
+    ("RAILS_SERVE_STATIC_FILES", "the binary serves its own assets"),
+    ("RAILS_ENV", "there is one mode"),
+    ("PORTUS_PUMA_WORKERS", "one process serves on every core"),
+    ("PORTUS_PUMA_MAX_THREADS", "one process serves on every core"),
+    ("PORTUS_DB_TIMEOUT", "connections are retried per database.wait_seconds"),
+    ("PORTUS_INIT_COMMAND", "run the portcullis command instead"),
+];
 
 /// Loads `path`, or `./config.yml` when no path is given and that file exists, then
 /// applies the environment.
@@ -83,6 +131,7 @@ pub fn load_from_str(
     origin: &str,
     env: &HashMap<String, String>,
 ) -> Result<Loaded, ConfigError> {
+    let env = &with_secrets_dir(env)?;
     let mut tree = serde_norway::to_value(Config::default()).map_err(|e| ConfigError::Parse {
         path: "defaults".into(),
         reason: e.to_string(),
@@ -121,6 +170,42 @@ pub fn load_from_str(
     }
 
     apply_env(&mut tree, &leaves, env, &mut sources, &mut warnings)?;
+    if let Some((url, source)) = portus_database_url(env, &mut warnings)? {
+        // A Portcullis variable for the URL wins, as everywhere.
+        if !sources["database.url"].starts_with("environment PORTCULLIS_") {
+            set_leaf(&mut tree, &key("database.url"), Value::String(url));
+            sources.insert("database.url".into(), source);
+        }
+    }
+    if let Some(pool) = env.get("PORTUS_DB_POOL")
+        && sources["database.pool"] == "default"
+    {
+        let n = pool.trim().parse::<i64>().map_err(|_| ConfigError::Environment {
+            var: "PORTUS_DB_POOL".into(),
+            value: pool.clone(),
+            reason: "expected a whole number".into(),
+        })?;
+        set_leaf(&mut tree, &key("database.pool"), Value::Number(n.into()));
+        sources.insert("database.pool".into(), "environment PORTUS_DB_POOL".into());
+    }
+    if let Some(dir) = env.get(SECRETS_DIR_ENV) {
+        for (leaf, file) in [("token.key_path", "token.key"), ("token.cert_path", "token.crt")] {
+            let path = Path::new(dir).join(file);
+            if sources[leaf] == "default" && path.is_file() {
+                let text = path.display().to_string();
+                set_leaf(&mut tree, &key(leaf), Value::String(text));
+                sources.insert(leaf.into(), format!("{SECRETS_DIR_ENV} {dir}"));
+            }
+        }
+    }
+    for (var, why) in PORTUS_NOT_NEEDED {
+        let file = format!("{var}_FILE");
+        if env.contains_key(*var) || env.contains_key(&file) {
+            warnings.push(format!(
+                "environment variable {var} is not needed by Portcullis ({why}); ignored"
+            ));
+        }
+    }
 
     // Typed values (enums, IP networks) are parsed here, once; a bad one is reported
     // like any other bad value, naming the key, the value and its source.
@@ -132,6 +217,149 @@ pub fn load_from_str(
         warnings,
         sources,
     })
+}
+
+fn key(dotted: &str) -> Vec<String> {
+    dotted.split('.').map(str::to_owned).collect()
+}
+
+/// `env` plus `<NAME>_FILE` for every file in [`SECRETS_DIR_ENV`] named like a
+/// variable (`PORTCULLIS_…`, `PORTUS_…`), unless `<NAME>` or `<NAME>_FILE` is set.
+fn with_secrets_dir(env: &HashMap<String, String>) -> Result<HashMap<String, String>, ConfigError> {
+    let mut env = env.clone();
+    let Some(dir) = env.get(SECRETS_DIR_ENV).cloned() else {
+        return Ok(env);
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        // The image sets the variable; a container without the folder mounted is fine.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(env),
+        Err(e) => {
+            return Err(ConfigError::Environment {
+                var: SECRETS_DIR_ENV.into(),
+                value: dir,
+                reason: format!("cannot read the folder: {e}"),
+            });
+        }
+    };
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_variable = (name.starts_with("PORTCULLIS_") || name.starts_with("PORTUS_"))
+            && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        // Kubernetes mounts secrets as symbolic links: follow them.
+        if !is_variable || !entry.path().is_file() {
+            continue;
+        }
+        let file_var = format!("{name}_FILE");
+        if !env.contains_key(&name) && !env.contains_key(&file_var) {
+            env.insert(file_var, entry.path().display().to_string());
+        }
+    }
+    Ok(env)
+}
+
+/// Portus's image named its database by parts (`PORTUS_DB_ADAPTER`, `_HOST`, `_PORT`,
+/// `_DATABASE`, `_USERNAME`, `_PASSWORD`, each also as `_FILE`); they are composed into
+/// a PostgreSQL URL with Portus's defaults. Portus's default adapter, `mysql2`, is
+/// refused: Portcullis runs on PostgreSQL or SQLite. `None` when none is set.
+fn portus_database_url(
+    env: &HashMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(String, String)>, ConfigError> {
+    const PARTS: [&str; 6] = ["ADAPTER", "HOST", "PORT", "DATABASE", "USERNAME", "PASSWORD"];
+    let mut given = HashMap::new();
+    for part in PARTS {
+        let var = format!("PORTUS_DB_{part}");
+        let file_var = format!("{var}_FILE");
+        let value = match (env.get(&var), env.get(&file_var)) {
+            (_, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::SecretFile {
+                    var: file_var.clone(),
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            (Some(value), None) => value.clone(),
+            (None, None) => continue,
+        };
+        given.insert(part, value);
+    }
+    if given.is_empty() {
+        return Ok(None);
+    }
+    let adapter = given.get("ADAPTER").map_or("mysql2", String::as_str);
+    match adapter {
+        "postgresql" | "postgres" | "postgis" => {}
+        "mysql2" | "mysql" => {
+            return Err(ConfigError::Environment {
+                var: "PORTUS_DB_ADAPTER".into(),
+                value: adapter.into(),
+                reason: "Portcullis runs on PostgreSQL or SQLite, not MariaDB/MySQL \
+                         (mysql2 is Portus's default when the variable is unset); set \
+                         PORTUS_DB_ADAPTER=postgresql for a PostgreSQL database (Portus's \
+                         own data: see \"Moving from Portus\" in docs/OPERATIONS.md)"
+                    .into(),
+            });
+        }
+        other => {
+            return Err(ConfigError::Environment {
+                var: "PORTUS_DB_ADAPTER".into(),
+                value: other.into(),
+                reason: "expected postgresql".into(),
+            });
+        }
+    }
+    if env.contains_key("PORTUS_DB_SOCKET") {
+        warnings.push(
+            "environment variable PORTUS_DB_SOCKET is not supported; ignored (set PORTUS_DB_HOST, \
+             or PORTCULLIS_DATABASE_URL with ?host=/socket/dir)"
+                .into(),
+        );
+    }
+    let part = |name: &str, default: &str| {
+        given
+            .get(name)
+            .map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
+    };
+    let port = part("PORT", "5432");
+    if port.parse::<u16>().is_err() {
+        return Err(ConfigError::Environment {
+            var: "PORTUS_DB_PORT".into(),
+            value: port,
+            reason: "expected a port number".into(),
+        });
+    }
+    let encode = |s: &str| url_escape(s);
+    let user = encode(&part("USERNAME", "root"));
+    let password = given.get("PASSWORD").map(|p| encode(p)).unwrap_or_default();
+    let credentials = if password.is_empty() {
+        user
+    } else {
+        format!("{user}:{password}")
+    };
+    let url = format!(
+        "postgres://{credentials}@{}:{port}/{}",
+        part("HOST", "localhost"),
+        encode(&part("DATABASE", "portus_production"))
+    );
+    let mut names: Vec<_> = given.keys().map(|p| format!("PORTUS_DB_{p}")).collect();
+    names.sort();
+    Ok(Some((url, format!("environment {}", names.join(", ")))))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn collect_leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
@@ -389,7 +617,12 @@ fn apply_env(
         else {
             continue;
         };
-        if RESERVED_ENV.iter().any(|r| var.starts_with(r)) {
+        let not_needed = PORTUS_NOT_NEEDED
+            .iter()
+            .any(|(name, _)| var.strip_suffix("_FILE").unwrap_or(var) == *name);
+        let reserved = RESERVED_ENV.contains(&var.as_str())
+            || RESERVED_ENV_PREFIXES.iter().any(|r| var.starts_with(r));
+        if not_needed || reserved {
             continue;
         }
         let (leaf, value) = match by_name
@@ -458,13 +691,34 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             .unwrap_or_else(|| "default".into()),
         expected: expected.to_owned(),
     };
-    let listen_ok = c
-        .server
-        .listen
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if !listen_ok {
+    let host_port = |v: &str| {
+        v.rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    };
+    if !host_port(&c.server.listen) {
         return Err(bad("server.listen", &c.server.listen, "expected host:port"));
+    }
+    let tls = &c.server.tls;
+    if tls.cert_path.is_empty() != tls.key_path.is_empty() {
+        let (missing, given) = if tls.cert_path.is_empty() {
+            ("server.tls.cert_path", "server.tls.key_path")
+        } else {
+            ("server.tls.key_path", "server.tls.cert_path")
+        };
+        return Err(bad(missing, "", &format!("must be set too when {given} is")));
+    }
+    let redirect = &c.server.http_redirect_listen;
+    if !redirect.is_empty() {
+        if !host_port(redirect) {
+            return Err(bad("server.http_redirect_listen", redirect, "expected host:port"));
+        }
+        if !tls.enabled() {
+            return Err(bad(
+                "server.http_redirect_listen",
+                redirect,
+                "needs server.tls.cert_path and server.tls.key_path (it redirects to HTTPS)",
+            ));
+        }
     }
     let ext = &c.server.external_url;
     if !(ext.is_empty() || ext.starts_with("http://") || ext.starts_with("https://")) {
@@ -545,6 +799,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         ("webhooks.timeout_seconds", c.webhooks.timeout_seconds),
         ("webhooks.max_attempts", c.webhooks.max_attempts),
         ("webhooks.history", c.webhooks.history),
+        ("database.pool", c.database.pool),
     ];
     for (key, v) in positive {
         if v <= 0 {

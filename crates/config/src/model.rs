@@ -47,6 +47,32 @@ pub struct Config {
     pub security_policy: SecurityPolicy,
     pub background: Background,
     pub webhooks: Webhooks,
+    pub log: Log,
+    pub metrics: Metrics,
+}
+
+/// Logging to standard error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Log {
+    /// `text` (colours only on a terminal) or `json` (one object a line).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Prometheus metrics at `GET /metrics` on the main listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub enabled: bool,
+    /// Peers that may read them (IP networks); others get a 404. Default: loopback
+    /// and the private ranges, where scrapers live.
+    #[serde(with = "ip_networks")]
+    pub allowed_networks: Vec<IpNet>,
 }
 
 /// The background worker (Portus's `background.*`, plus `embedded` and `workers`).
@@ -142,6 +168,27 @@ pub struct Server {
     /// environment, comma-separated.
     #[serde(with = "ip_networks")]
     pub trusted_proxies: Vec<IpNet>,
+    pub tls: ServerTls,
+    /// A second, plain-HTTP `host:port` that redirects to `external_url` (HTTPS),
+    /// except the registry's notifications (`/v2/webhooks/events`), which it serves so
+    /// the registry needs no extra CA. Empty: none. Only with `tls`.
+    pub http_redirect_listen: String,
+}
+
+/// HTTPS on `server.listen` (rustls). Both empty: plain HTTP. The files are read again
+/// when they change, without dropping connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerTls {
+    /// PEM certificate chain (Portus: `PORTUS_PUMA_TLS_CERT`).
+    pub cert_path: String,
+    /// PEM private key (Portus: `PORTUS_PUMA_TLS_KEY`).
+    pub key_path: String,
+}
+
+impl ServerTls {
+    pub fn enabled(&self) -> bool {
+        !self.cert_path.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +198,8 @@ pub struct Database {
     /// Seconds `serve`, `worker` and `migrate` keep trying to reach the database at
     /// start (a try every 5 s), as Portus's image waited for its database.
     pub wait_seconds: i64,
+    /// PostgreSQL connections each process keeps at most (Portus: `PORTUS_DB_POOL`).
+    pub pool: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +225,9 @@ pub struct RegistrySettings {
     /// Seconds to wait for a registry's answer.
     pub read_timeout: Value<i64>,
     pub catalog_page: Value<i64>,
+    /// Every `*.crt` (PEM) in this folder is trusted for TLS to registries, besides the
+    /// system roots (the image sets `/certificates`, as Portus's did). Empty: none.
+    pub certificates_dir: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,10 +314,16 @@ impl Default for Config {
                 listen: "127.0.0.1:3000".into(),
                 external_url: String::new(),
                 trusted_proxies: Vec::new(),
+                tls: ServerTls {
+                    cert_path: String::new(),
+                    key_path: String::new(),
+                },
+                http_redirect_listen: String::new(),
             },
             database: Database {
                 url: String::new(),
                 wait_seconds: 90,
+                pool: 16,
             },
             data_dir: PathBuf::from("data"),
             machine_fqdn: Value {
@@ -282,6 +340,7 @@ impl Default for Config {
                 timeout: Value { value: 2 },
                 read_timeout: Value { value: 120 },
                 catalog_page: Value { value: 100 },
+                certificates_dir: String::new(),
             },
             notifications: Notifications {
                 secret: String::new(),
@@ -346,6 +405,23 @@ impl Default for Config {
                 max_attempts: 8,
                 history: 100,
             },
+            log: Log {
+                format: LogFormat::Text,
+            },
+            metrics: Metrics {
+                enabled: true,
+                allowed_networks: [
+                    "127.0.0.0/8",
+                    "::1/128",
+                    "10.0.0.0/8",
+                    "172.16.0.0/12",
+                    "192.168.0.0/16",
+                    "fc00::/7",
+                ]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            },
         }
     }
 }
@@ -379,7 +455,12 @@ impl Config {
     /// Base URL of this service as the registry and clients see it.
     pub fn external_url(&self) -> String {
         if self.server.external_url.is_empty() {
-            format!("http://{}", self.server.listen)
+            let scheme = if self.server.tls.enabled() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", self.server.listen)
         } else {
             self.server.external_url.trim_end_matches('/').to_owned()
         }
@@ -398,6 +479,14 @@ impl Config {
             create_webhook: up.create_webhook.enabled,
             manage_webhook: up.manage_webhook.enabled,
         }
+    }
+}
+
+impl Metrics {
+    /// Whether `peer` may read `/metrics` (IPv4-mapped IPv6 counts as IPv4).
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.enabled && self.allowed_networks.iter().any(|net| net.contains(&peer))
     }
 }
 

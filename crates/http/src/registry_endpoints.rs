@@ -22,10 +22,59 @@ use serde_json::{Value, json};
 
 pub fn router() -> Router<Services> {
     Router::new()
-        .route("/v2/token", get(token_get).post(token_post))
+        .route(
+            "/v2/token",
+            get(token_get)
+                .post(token_post)
+                .layer(axum::middleware::from_fn(token_metrics)),
+        )
         .route("/v2/", get(ping))
         .route("/v2", get(ping))
         .route("/v2/webhooks/events", post(notification_sink))
+}
+
+/// Which credential a token request was answered for, set on the response by the
+/// handlers once the caller is known; refusals before that are `unknown`.
+#[derive(Debug, Clone, Copy)]
+struct Credential(&'static str);
+
+fn credential(who: Option<&Authenticated>) -> Credential {
+    use portcullis_service::AuthMethod;
+    Credential(match who.map(|w| w.method) {
+        None => "anonymous",
+        Some(AuthMethod::Password) => "password",
+        Some(AuthMethod::Session { .. }) => "session",
+        Some(AuthMethod::ApplicationToken {
+            pull_only: true, ..
+        }) => "pull_only_token",
+        Some(AuthMethod::ApplicationToken { .. }) => "application_token",
+        Some(AuthMethod::RefreshToken { .. }) => "refresh_token",
+    })
+}
+
+fn with_credential(mut response: Response, credential: Credential) -> Response {
+    response.extensions_mut().insert(credential);
+    response
+}
+
+/// Counts and times every token request by result and credential kind.
+async fn token_metrics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let kind = response
+        .extensions()
+        .get::<Credential>()
+        .map_or("unknown", |c| c.0);
+    let result = match response.status() {
+        s if s.is_success() => "issued",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "refused",
+        s if s.is_client_error() => "bad_request",
+        _ => "error",
+    };
+    portcullis_service::metrics::token_request(kind, result, started.elapsed());
+    response
 }
 
 /// The registry's error body, which docker and containers/image print.
@@ -100,10 +149,12 @@ async fn token_get(
             Err(e) => return registry_unauthorized(&e.to_string()),
         }
     }
-    match services.tokens.issue_token(who.as_ref(), &req, None).await {
+    let label = credential(who.as_ref());
+    let response = match services.tokens.issue_token(who.as_ref(), &req, None).await {
         Ok(t) => Json(token_body(&t, false)).into_response(),
         Err(e) => failure_response(e),
-    }
+    };
+    with_credential(response, label)
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,8 +265,11 @@ async fn token_post(
         .issue_token(Some(&who), &req, existing)
         .await
     {
-        Ok(t) => Json(token_body(&t, true)).into_response(),
-        Err(e) => ApiError(e).into_response(),
+        Ok(t) => with_credential(
+            Json(token_body(&t, true)).into_response(),
+            credential(Some(&who)),
+        ),
+        Err(e) => with_credential(ApiError(e).into_response(), credential(Some(&who))),
     }
 }
 

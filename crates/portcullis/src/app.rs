@@ -1,10 +1,13 @@
 //! Start-up wiring: configuration, logging, database, keys, services, listener.
 
 use anyhow::{Context, Result, anyhow};
-use portcullis_config::{Config, Loaded};
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use portcullis_config::{Config, LogFormat, Loaded};
 use portcullis_domain::time::Clock;
 use portcullis_registry::jwt::TokenSigner;
 use portcullis_registry::keys::SigningKey;
+use portcullis_registry::tls::TrustedRoots;
 use portcullis_service::clock::SystemClock;
 use portcullis_service::passwords::PasswordHasher;
 use portcullis_service::secrets::{OsRandom, RandomSource};
@@ -12,9 +15,9 @@ use portcullis_service::{Sealer, Services};
 use portcullis_storage::Store;
 use portcullis_worker::Worker;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -24,13 +27,24 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded> {
     Ok(portcullis_config::load(path, &env)?)
 }
 
-pub fn init_logging() {
+/// Logs to standard error: `log.format` text (colours only on a terminal) or JSON,
+/// one object a line; levels from `PORTCULLIS_LOG` (default `info,sqlx=warn`).
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 pub fn now_unix() -> i64 {
@@ -58,7 +72,8 @@ pub async fn connect(config: &Config) -> Result<Store> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let tried = async {
-            let store = Store::connect(&url).await?;
+            let pool = u32::try_from(config.database.pool).unwrap_or(u32::MAX);
+            let store = Store::connect_with_pool(&url, pool).await?;
             store.ping().await?;
             Ok::<_, portcullis_storage::StoreError>(store)
         };
@@ -202,6 +217,14 @@ impl App {
             .with_context(|| format!("data_dir {}: cannot create", config.data_dir.display()))?;
         let webhook_key = Sealer::from_key_file(&webhook_key_path)
             .with_context(|| format!("webhook key {}", webhook_key_path.display()))?;
+        let registry_roots = match config.registry.certificates_dir.as_str() {
+            "" => TrustedRoots::default(),
+            dir => TrustedRoots::load_dir(Path::new(dir))
+                .map_err(|e| anyhow!("registry.certificates_dir: {e}"))?,
+        };
+        if !registry_roots.is_empty() {
+            tracing::info!(files = ?registry_roots.files, "trusting extra certificate authorities for registries");
+        }
         let services = Services::new(
             store,
             config,
@@ -210,6 +233,7 @@ impl App {
             signer,
             hasher,
             webhook_key,
+            registry_roots,
         );
         Ok(Self { services })
     }
@@ -221,16 +245,47 @@ fn worker(services: &Services) -> Worker {
     Worker::new(services.clone(), Worker::default_id(), concurrency)
 }
 
-/// The HTTP server, plus the background worker unless `background.embedded: false`.
-/// On SIGTERM or Ctrl-C: stop accepting, finish requests, let running jobs finish,
-/// then exit.
+/// How often the TLS certificate and key files are compared with what is served.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(5);
+/// How soon a dropped grant-change listener connects again.
+const GRANT_LISTENER_RETRY: Duration = Duration::from_secs(1);
+
+fn bind(key: &str, address: &str) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("{key} {address}: cannot bind"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Clears this node's grant cache when other nodes announce changes (PostgreSQL).
+fn listen_for_grant_changes(services: &Services) {
+    let services = services.clone();
+    tokio::spawn(async move {
+        services
+            .listen_for_grant_changes(GRANT_LISTENER_RETRY)
+            .await;
+    });
+}
+
+/// The HTTP server (HTTPS with `server.tls`, plus the redirecting plain-HTTP listener
+/// of `server.http_redirect_listen`), and the background worker unless
+/// `background.embedded: false`. On SIGTERM or Ctrl-C: stop accepting, finish
+/// requests, let running jobs finish, then exit.
 pub async fn serve(app: App) -> Result<()> {
-    let listen = app.services.config().server.listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("server.listen {listen}: cannot bind"))?;
+    let config = app.services.config().clone();
+    let listener = bind("server.listen", &config.server.listen)?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "portcullis listening");
+    let tls = if config.server.tls.enabled() {
+        Some(load_tls(&config).await?)
+    } else {
+        None
+    };
+    let redirect = match config.server.http_redirect_listen.as_str() {
+        "" => None,
+        address => Some(bind("server.http_redirect_listen", address)?),
+    };
+    listen_for_grant_changes(&app.services);
+    tracing::info!(%addr, tls = tls.is_some(), "portcullis listening");
     let (stop, stopped) = watch::channel(false);
     let background = app
         .services
@@ -241,29 +296,141 @@ pub async fn serve(app: App) -> Result<()> {
     if background.is_none() {
         tracing::info!("background.embedded is false: run `portcullis worker` to process events");
     }
-    // A machine-readable line for scripts and tests that bind port 0.
+    // Machine-readable lines for scripts and tests that bind port 0.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {addr}")?;
+    if let Some(redirect) = &redirect {
+        writeln!(stdout, "redirecting on {}", redirect.local_addr()?)?;
+    }
     stdout.flush()?;
     drop(stdout);
     let router = portcullis_web::app(app.services);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    })
-    .await?;
+    let handle = axum_server::Handle::new();
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(redirect) = redirect {
+        let target = https_base(&config);
+        let app = Router::new()
+            .fallback_service(router.clone())
+            .layer(axum::middleware::from_fn(move |req, next| {
+                redirect_to_https(target.clone(), req, next)
+            }));
+        let server = axum_server::from_tcp(redirect)?.handle(handle.clone());
+        servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    }
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => {
+            let server = axum_server::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
+            servers.spawn(server.serve(service));
+            let (cert, key) = tls_paths(&config);
+            tokio::spawn(reload_certificate_on_change(tls, cert, key, CERTIFICATE_CHECK));
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            servers.spawn(server.serve(service));
+        }
+    }
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // A listener that fails ends the process (and says why below).
+        Some(ended) = servers.join_next() => {
+            let _ = stop.send(true);
+            ended??;
+        }
+    }
+    let _ = stop.send(true);
+    // Stop accepting; connections finish their requests (idle ones close now).
+    handle.graceful_shutdown(None);
+    while let Some(ended) = servers.join_next().await {
+        ended??;
+    }
     if let Some(background) = background {
         let _ = background.await;
     }
     Ok(())
 }
 
+fn tls_paths(config: &Config) -> (PathBuf, PathBuf) {
+    let tls = &config.server.tls;
+    (PathBuf::from(&tls.cert_path), PathBuf::from(&tls.key_path))
+}
+
+async fn load_tls(config: &Config) -> Result<RustlsConfig> {
+    let (cert, key) = tls_paths(config);
+    RustlsConfig::from_pem_file(&cert, &key).await.with_context(|| {
+        format!(
+            "server.tls: cannot use certificate {} with key {}",
+            cert.display(),
+            key.display()
+        )
+    })
+}
+
+/// Serves a changed certificate or key (a renewal, a Kubernetes secret update) from
+/// the next handshake on; open connections keep theirs. A pair that does not load
+/// (half written, key and certificate not matching yet) is logged once and the old
+/// one stays until the files change again.
+async fn reload_certificate_on_change(
+    tls: RustlsConfig,
+    cert: PathBuf,
+    key: PathBuf,
+    every: Duration,
+) {
+    let read = || (std::fs::read(&cert).ok(), std::fs::read(&key).ok());
+    let mut served = read();
+    loop {
+        tokio::time::sleep(every).await;
+        let now = read();
+        if now == served {
+            continue;
+        }
+        match tls.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => tracing::info!(cert = %cert.display(), "TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(cert = %cert.display(), error = %e, "TLS certificate changed but does not load; still serving the previous one");
+            }
+        }
+        served = now;
+    }
+}
+
+/// `server.external_url` as HTTPS, without a trailing slash: where the plain-HTTP
+/// listener sends browsers.
+fn https_base(config: &Config) -> String {
+    let external = config.external_url();
+    let rest = external
+        .strip_prefix("http://")
+        .or_else(|| external.strip_prefix("https://"))
+        .unwrap_or(&external);
+    format!("https://{rest}")
+}
+
+/// The plain-HTTP listener: the registry's notifications are served (so a registry
+/// that posts to `http://` needs no CA for Portcullis); everything else is a
+/// permanent redirect to the same path and query over HTTPS (308 keeps the method).
+async fn redirect_to_https(
+    base: String,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().path() == "/v2/webhooks/events" {
+        return next.run(req).await;
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
+    (
+        axum::http::StatusCode::PERMANENT_REDIRECT,
+        [(axum::http::header::LOCATION, format!("{base}{path}"))],
+    )
+        .into_response()
+}
+
 /// `portcullis worker`: only the background worker, until SIGTERM (then drain).
 pub async fn run_worker(app: App) -> Result<()> {
+    listen_for_grant_changes(&app.services);
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(worker(&app.services).run(stopped));
     shutdown_signal().await;

@@ -36,7 +36,8 @@ enum Command {
     /// Exit 0 when the server answers ready (`GET /readyz`: the database reachable and
     /// migrated); for container health checks and probes, no curl needed.
     Health {
-        /// The server's base URL; default: server.external_url.
+        /// The server's base URL; default: this node's `server.listen` (a wildcard
+        /// address as loopback; HTTPS with `server.tls`, certificate not checked).
         #[arg(long)]
         url: Option<String>,
     },
@@ -166,20 +167,60 @@ fn out(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// `PORTUS_BACKGROUND`: `true` or `false` (unset: false).
+fn portus_background() -> Result<bool> {
+    match std::env::var("PORTUS_BACKGROUND").ok().as_deref().map(str::trim) {
+        None | Some("" | "false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => bail!("PORTUS_BACKGROUND={other}: expected true or false"),
+    }
+}
+
+/// `server.listen` as a URL a local client reaches (a wildcard address is loopback).
+fn own_listener_url(config: &portcullis_config::Config) -> String {
+    let listen = &config.server.listen;
+    let (host, port) = listen.rsplit_once(':').unwrap_or((listen, ""));
+    let host = match host {
+        "0.0.0.0" => "127.0.0.1",
+        "[::]" | "::" => "[::1]",
+        other => other,
+    };
+    let scheme = if config.server.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}:{port}")
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     let loaded = app::load_config(cli.config.as_deref())?;
-    app::init_logging();
+    app::init_logging(loaded.config.log.format);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     let config = loaded.config;
     match cli.command {
+        // Portus's image ran its background process instead of the server when
+        // PORTUS_BACKGROUND was true; a Portus compose file keeps working.
+        Command::Serve if portus_background()? => {
+            tracing::info!("PORTUS_BACKGROUND=true: running the background worker only");
+            app::run_worker(App::start(config).await?).await
+        }
         Command::Serve => app::serve(App::start(config).await?).await,
         Command::Worker => app::run_worker(App::start(config).await?).await,
         Command::Health { url } => {
-            let base = url.unwrap_or_else(|| config.external_url());
+            // This node's own listener unless told otherwise: behind a load balancer
+            // `external_url` may answer from another node. Its certificate is not
+            // checked then (it may name only the public host); nothing secret is sent.
+            let (base, own) = match url {
+                Some(url) => (url, false),
+                None => (own_listener_url(&config), true),
+            };
             let probe = format!("{}/readyz", base.trim_end_matches('/'));
-            let answer = reqwest::Client::new()
+            let answer = reqwest::Client::builder()
+                .tls_danger_accept_invalid_certs(own)
+                .build()?
                 .get(&probe)
                 .timeout(std::time::Duration::from_secs(5))
                 .send()

@@ -28,6 +28,8 @@ const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_millis(1250);
 
 fn main() -> ExitCode {
     let cli = <cli::Cli as clap::Parser>::parse();
+    // One TLS provider for the HTTPS listener, whatever else the dependencies enable.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)

@@ -475,11 +475,15 @@ async fn health_exits_zero_only_when_the_server_is_ready() {
     let o = portcullis(dir.path(), &["health", "--url", &server.url], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "ready");
-    // Without --url it asks server.external_url.
+    // Without --url it asks this node's server.listen, not the external URL.
+    let listen = server.url.trim_start_matches("http://").replace("127.0.0.1", "0.0.0.0");
     let o = portcullis(
         dir.path(),
         &["health"],
-        &[("PORTCULLIS_SERVER_EXTERNAL_URL", &server.url)],
+        &[
+            ("PORTCULLIS_SERVER_LISTEN", listen.as_str()),
+            ("PORTCULLIS_SERVER_EXTERNAL_URL", "http://192.0.2.1:9"),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     drop(server);

@@ -17,10 +17,12 @@ pub async fn check_reachable(
     hostname: &str,
     use_ssl: bool,
     timeout: Duration,
+    roots: &crate::tls::TrustedRoots,
 ) -> Result<(), ReachabilityError> {
     let scheme = if use_ssl { "https" } else { "http" };
     let url = format!("{scheme}://{hostname}/v2/");
-    let client = reqwest::Client::builder()
+    let client = roots
+        .apply(reqwest::Client::builder())
         .timeout(timeout)
         // Like Portus: a redirect is an answer, not something to follow.
         .redirect(reqwest::redirect::Policy::none())

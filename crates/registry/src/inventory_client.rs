@@ -160,6 +160,7 @@ impl RegistryClient {
         use_ssl: bool,
         timeout: Duration,
         tokens: Arc<dyn TokenSource>,
+        roots: &crate::tls::TrustedRoots,
     ) -> Result<Self, ClientError> {
         // A hostname with a path, query, fragment or credentials would silently change
         // where (and to whom) requests go.
@@ -174,7 +175,8 @@ impl RegistryClient {
                 "registry hostname {hostname:?} is not host[:port]: {e}"
             ))
         })?;
-        let http = reqwest::Client::builder()
+        let http = roots
+            .apply(reqwest::Client::builder())
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))

@@ -6,7 +6,8 @@
 //! - [`registry_config`]: a ready-to-use distribution 2.8 `config.yml`,
 //! - [`client`]: the "is the registry reachable and speaking v2?" check,
 //! - [`notifications`]: parsing the registry's notification envelopes,
-//! - [`inventory_client`]: the v2 API client for catalog, tags, manifests and deletes.
+//! - [`inventory_client`]: the v2 API client for catalog, tags, manifests and deletes,
+//! - [`tls`]: extra certificate authorities for TLS to registries.
 //!
 //! This crate deliberately depends on no other workspace crate.
 
@@ -16,3 +17,4 @@ pub mod jwt;
 pub mod keys;
 pub mod notifications;
 pub mod registry_config;
+pub mod tls;

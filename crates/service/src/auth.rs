@@ -325,9 +325,9 @@ impl Authenticator {
         // Neither clearing a lock nor the bcrypt upgrade below moves the credential
         // version, so this key stays the one to remember a success under.
         let key = eligible.as_ref().map(|u| self.cache_key_for(u, password));
-        if key.as_ref().is_some_and(|k| self.cached(k, now))
-            && let Some(user) = eligible
-        {
+        let hit = key.as_ref().is_some_and(|k| self.cached(k, now));
+        crate::metrics::credential_cache(hit);
+        if hit && let Some(user) = eligible {
             return Ok(Authenticated {
                 user,
                 method: AuthMethod::Password,

@@ -20,6 +20,13 @@ pub mod kinds {
     pub const GARBAGE_COLLECT: &str = "garbage_collect";
     pub const CLEANUP: &str = "cleanup";
     pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
+    pub const ALL: [&str; 5] = [
+        PROCESS_EVENTS,
+        SYNC,
+        GARBAGE_COLLECT,
+        CLEANUP,
+        DELIVER_WEBHOOK,
+    ];
 }
 
 /// Attempts of most jobs before they are parked as failed.

@@ -82,6 +82,30 @@ impl HealthService {
         report
     }
 
+    /// The Prometheus text of every metric, with the gauges of shared state (queue
+    /// depth, database connections) read now. `None` when this process's metrics
+    /// recorder could not be installed.
+    pub async fn metrics(&self) -> Option<String> {
+        let handle = crate::metrics::install()?;
+        let queued = match self.ctx.store.queued_jobs_by_kind().await {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                // The rest still renders; the queue gauges keep their last values.
+                tracing::warn!(error = %e, "metrics: cannot count queued jobs");
+                None
+            }
+        };
+        if let Some(rows) = queued {
+            for kind in crate::background::kinds::ALL {
+                let n = rows.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+                crate::metrics::queue_depth(kind, n);
+            }
+        }
+        let (in_use, idle) = self.ctx.store.connections();
+        crate::metrics::db_connections(in_use, idle);
+        Some(handle.render())
+    }
+
     /// The database alone, asked now (readiness probes: one cheap query, no registry).
     pub async fn database(&self) -> DatabaseHealth {
         match self.ctx.store.migration_state().await {
@@ -106,6 +130,7 @@ impl HealthService {
                         &registry.hostname,
                         registry.use_ssl,
                         timeout,
+                        &self.ctx.registry_roots,
                     )
                     .await
                     .map_err(|e| e.to_string());

@@ -132,7 +132,13 @@ pub(crate) fn registry_client(
     });
     let timeout = Duration::from_secs(ctx.config.registry.read_timeout.value.max(1) as u64);
     let client = Arc::new(
-        RegistryClient::new(&registry.hostname, registry.use_ssl, timeout, tokens)
+        RegistryClient::new(
+            &registry.hostname,
+            registry.use_ssl,
+            timeout,
+            tokens,
+            &ctx.registry_roots,
+        )
             .map_err(|e| Error::internal(e.to_string()))?,
     );
     clients.insert(key, client.clone());
@@ -255,6 +261,7 @@ impl InventoryService {
             .store
             .store_events(&events, &wake_job(now), now)
             .await?;
+        crate::metrics::notification_events(events.len());
         self.ctx.wake_workers();
         Ok(stored)
     }

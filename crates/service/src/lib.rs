@@ -36,6 +36,7 @@ pub mod gc;
 pub mod health;
 pub mod inventory;
 pub mod listing;
+pub mod metrics;
 pub mod namespaces;
 pub mod passwords;
 pub mod rate_limit;
@@ -97,6 +98,10 @@ pub struct Context {
     >,
     /// Opens webhook secrets and sends deliveries.
     pub(crate) webhooks: WebhookRuntime,
+    /// `registry.certificates_dir`, trusted for TLS to registries.
+    pub(crate) registry_roots: portcullis_registry::tls::TrustedRoots,
+    /// Random name of this process in grant announcements, so it can tell its own.
+    pub(crate) node: String,
 }
 
 impl Context {
@@ -106,10 +111,39 @@ impl Context {
         self.wakeups.notify_one();
     }
 
-    /// Called after every write that can change what a token grants.
+    /// Called after every write that can change what a token grants (after it is
+    /// committed): clears this node's cache now and, on PostgreSQL, tells the other
+    /// nodes to clear theirs ([`Services::listen_for_grant_changes`]). Should the
+    /// announcement be lost, their cache entries still expire within
+    /// `security_policy.authorization_cache_seconds`.
     pub(crate) fn grants_changed(&self) {
         self.authz.invalidate();
+        metrics::grant_invalidation("local");
+        if self.store.backend() == "sqlite" {
+            return;
+        }
+        let (store, node) = (self.store.clone(), self.node.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.notify_grants_changed(&node).await {
+                    tracing::warn!(error = %e, "other nodes not told of a grant change; their caches expire on their own");
+                }
+            });
+        }
     }
+}
+
+/// A name for this `Services` unique among the nodes of one database: host, process,
+/// a counter (several in one test process) and the start time. Not a secret, and not
+/// drawn from the injected randomness, so tests' seeded values stay where they were.
+fn node_name() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}:{}:{n}:{started}", host.trim(), std::process::id())
 }
 
 /// Every service, built once at start-up and shared by all handlers. Cheap to clone.
@@ -141,7 +175,9 @@ impl Services {
         signer: TokenSigner,
         hasher: passwords::PasswordHasher,
         webhook_key: portcullis_webhooks::Sealer,
+        registry_roots: portcullis_registry::tls::TrustedRoots,
     ) -> Self {
+        metrics::install();
         let auth = Arc::new(Authenticator::new(
             store.clone(),
             &config.security_policy,
@@ -165,6 +201,8 @@ impl Services {
             signer: Arc::new(signer),
             wakeups: Arc::new(tokio::sync::Notify::new()),
             registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            registry_roots,
+            node: node_name(),
         });
         Self {
             auth,
@@ -204,8 +242,38 @@ impl Services {
     /// nodes to hear new jobs.
     pub async fn job_listener(
         &self,
-    ) -> Result<Option<portcullis_storage::JobListener>, portcullis_domain::Error> {
-        Ok(self.context.store.job_listener().await?)
+    ) -> Result<Option<portcullis_storage::Listener>, portcullis_domain::Error> {
+        Ok(self
+            .context
+            .store
+            .listener(portcullis_storage::JOBS_CHANNEL)
+            .await?)
+    }
+
+    /// On PostgreSQL, clears this node's authorization-fact cache whenever another
+    /// node announces a grant change, until the process ends; reconnects after
+    /// `retry` when the connection drops (and clears the cache then, since
+    /// announcements may have been missed). Returns at once on SQLite.
+    pub async fn listen_for_grant_changes(&self, retry: std::time::Duration) {
+        let ctx = &self.context;
+        loop {
+            match ctx.store.listener(portcullis_storage::GRANTS_CHANNEL).await {
+                Ok(None) => return,
+                Ok(Some(mut listener)) => {
+                    ctx.authz.invalidate();
+                    while let Ok(node) = listener.recv().await {
+                        if node != ctx.node {
+                            ctx.authz.invalidate();
+                            metrics::grant_invalidation("remote");
+                        }
+                    }
+                    tracing::warn!("grant change listener disconnected; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "grant change listener unavailable"),
+            }
+            ctx.authz.invalidate();
+            tokio::time::sleep(retry).await;
+        }
     }
 
     /// The next job due for `worker`, leased until `lease_secs` from now.

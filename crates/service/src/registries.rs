@@ -93,6 +93,7 @@ impl RegistryService {
                     &input.hostname,
                     input.use_ssl,
                     timeout,
+                    &self.ctx.registry_roots,
                 )
                 .await
                 {

@@ -83,9 +83,17 @@ impl SyncService {
                     skipped = report.skipped.len(),
                     "catalog sync"
                 );
+                crate::metrics::sync_run(if report.skipped.is_empty() {
+                    "complete"
+                } else {
+                    "partial"
+                });
                 JobOutcome::Done
             }
-            Err(e) => JobOutcome::Retry(e.to_string()),
+            Err(e) => {
+                crate::metrics::sync_run("failed");
+                JobOutcome::Retry(e.to_string())
+            }
         }
     }
 

@@ -853,6 +853,11 @@ impl WebhookService {
         store
             .record_delivery_attempt(d.id, &attempt, self.ctx.clock.now())
             .await?;
+        crate::metrics::webhook_attempt(if outcome.succeeded() {
+            "delivered"
+        } else {
+            "failed"
+        });
         Ok(if outcome.succeeded() {
             JobOutcome::Done
         } else {

@@ -25,7 +25,8 @@ use std::time::Duration;
 const SQLITE_WRITE_CONNECTIONS: u32 = 1;
 const SQLITE_READ_CONNECTIONS: u32 = 4;
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const POSTGRES_CONNECTIONS: u32 = 16;
+/// `database.pool` unless configured.
+pub(crate) const POSTGRES_CONNECTIONS: u32 = 16;
 
 /// The migrations of each backend, embedded in the binary. Listed by hand rather than
 /// with `sqlx::migrate!` because that macro needs sqlx's `macros` feature, which the
@@ -181,7 +182,7 @@ impl Tx {
 }
 
 impl Db {
-    pub(crate) async fn connect(url: &str) -> StoreResult<Db> {
+    pub(crate) async fn connect(url: &str, pg_connections: u32) -> StoreResult<Db> {
         if let Some(rest) = url.strip_prefix("sqlite:") {
             // sqlx's own spelling: `sqlite://relative/path` and `sqlite:///absolute`.
             let rest = rest.strip_prefix("//").unwrap_or(rest);
@@ -198,7 +199,7 @@ impl Db {
                 .map_err(|e| StoreError::Other(format!("cannot connect to PostgreSQL: {e}")))?;
             let _ = probe.close().await;
             let pool = PgPoolOptions::new()
-                .max_connections(POSTGRES_CONNECTIONS)
+                .max_connections(pg_connections.max(1))
                 .connect_lazy_with(options);
             tracing::debug!("connected to PostgreSQL");
             return Ok(Db::Postgres(pool));
@@ -214,6 +215,22 @@ impl Db {
         match self {
             Db::Sqlite { .. } => "sqlite",
             Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Connections this process holds: (in use, idle), over every pool.
+    pub(crate) fn connections(&self) -> (u32, u32) {
+        let stats = |size: u32, idle: usize| {
+            let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+            (size.saturating_sub(idle), idle)
+        };
+        match self {
+            Db::Sqlite { read, write } => {
+                let (r_used, r_idle) = stats(read.size(), read.num_idle());
+                let (w_used, w_idle) = stats(write.size(), write.num_idle());
+                (r_used + w_used, r_idle + w_idle)
+            }
+            Db::Postgres(pool) => stats(pool.size(), pool.num_idle()),
         }
     }
 

@@ -15,6 +15,9 @@ use portcullis_domain::time::Timestamp;
 
 /// The PostgreSQL channel a new job is announced on.
 pub const JOBS_CHANNEL: &str = "portcullis_jobs";
+/// Announces writes that change what a token grants, so every node clears its
+/// authorization-fact cache at once (the payload names the node that wrote).
+pub const GRANTS_CHANNEL: &str = "portcullis_grants";
 
 const JOB_COLUMNS: &str = "id, kind, payload, singleton, state, attempts, max_attempts, run_at, \
      lease_until, worker, last_error, created_at, updated_at, finished_at";
@@ -253,6 +256,22 @@ impl Store {
         ))
     }
 
+    /// Jobs waiting to run, by kind (kinds with none are absent).
+    pub async fn queued_jobs_by_kind(&self) -> StoreResult<Vec<(String, i64)>> {
+        let mut c = self.db.reader().await?;
+        Ok(fetch_all!(
+            c.conn(),
+            "SELECT kind, count(*) AS n FROM jobs WHERE state = 'queued' GROUP BY kind",
+            [],
+            |r| Ok::<_, crate::error::StoreError>((r.col::<String>("kind")?, r.col::<i64>("n")?))
+        ))
+    }
+
+    /// This process's database connections: (in use, idle).
+    pub fn connections(&self) -> (u32, u32) {
+        self.db.connections()
+    }
+
     /// Puts a parked (failed or cancelled) job back in the queue with fresh attempts.
     /// `NotFound` for other states; `Conflict("job")` if its singleton is queued already.
     pub async fn retry_job(&self, id: Id, now: Timestamp) -> StoreResult<Job> {
@@ -329,27 +348,42 @@ impl Store {
     }
 }
 
-/// Wakes workers on other nodes when a job is queued (PostgreSQL `LISTEN`).
-pub struct JobListener(sqlx::postgres::PgListener);
+/// Hears announcements of other nodes on one PostgreSQL `LISTEN` channel: queued
+/// jobs ([`JOBS_CHANNEL`]) or changed grants ([`GRANTS_CHANNEL`]).
+pub struct Listener(sqlx::postgres::PgListener);
 
-impl JobListener {
-    /// Waits for the next announcement. An error means the connection was lost; the
-    /// caller falls back to polling and reconnects.
-    pub async fn recv(&mut self) -> StoreResult<()> {
-        self.0.recv().await?;
-        Ok(())
+impl Listener {
+    /// Waits for the next announcement and returns its payload. An error means the
+    /// connection was lost; the caller falls back to polling and reconnects.
+    pub async fn recv(&mut self) -> StoreResult<String> {
+        Ok(self.0.recv().await?.payload().to_owned())
     }
 }
 
 impl Store {
-    /// A listener for [`JOBS_CHANNEL`]; `None` on SQLite, where only this process
-    /// writes jobs and wakes its workers in memory.
-    pub async fn job_listener(&self) -> StoreResult<Option<JobListener>> {
+    /// A listener for `channel`; `None` on SQLite, where one process is all there
+    /// is and it tells itself in memory.
+    pub async fn listener(&self, channel: &str) -> StoreResult<Option<Listener>> {
         let crate::db::Db::Postgres(pool) = &self.db else {
             return Ok(None);
         };
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-        listener.listen(JOBS_CHANNEL).await?;
-        Ok(Some(JobListener(listener)))
+        listener.listen(channel).await?;
+        Ok(Some(Listener(listener)))
+    }
+
+    /// Tells every node that grants changed (`NOTIFY` on [`GRANTS_CHANNEL`] with
+    /// `node`); nothing on SQLite.
+    pub async fn notify_grants_changed(&self, node: &str) -> StoreResult<()> {
+        if self.db.is_sqlite() {
+            return Ok(());
+        }
+        let mut c = self.db.writer().await?;
+        execute!(
+            c.conn(),
+            "SELECT pg_notify($1, $2)",
+            [GRANTS_CHANNEL, node]
+        );
+        Ok(())
     }
 }

@@ -48,7 +48,7 @@ pub use events::EventFilter;
 pub use inventory::{
     ActivityScope, Actor, InventoryRow, PushRecord, RepositoryFilter, RepositoryScope,
 };
-pub use jobs::{JOBS_CHANNEL, JobFilter, JobListener};
+pub use jobs::{GRANTS_CHANNEL, JOBS_CHANNEL, JobFilter, Listener};
 pub use namespaces::NamespaceUpdate;
 pub use tokens::{NewApplicationToken, RefreshCredential};
 pub use users::UserUpdate;
@@ -199,8 +199,14 @@ impl Store {
     /// its directory are created when missing; `sqlite::memory:` for a private in-memory
     /// database) or `postgres://…` / `postgresql://…`.
     pub async fn connect(url: &str) -> StoreResult<Store> {
+        Self::connect_with_pool(url, db::POSTGRES_CONNECTIONS).await
+    }
+
+    /// [`Store::connect`] keeping at most `pg_connections` PostgreSQL connections
+    /// (`database.pool`; SQLite's pools are fixed).
+    pub async fn connect_with_pool(url: &str, pg_connections: u32) -> StoreResult<Store> {
         Ok(Store {
-            db: db::Db::connect(url).await?,
+            db: db::Db::connect(url, pg_connections).await?,
             intake: std::sync::Arc::default(),
         })
     }

@@ -6,7 +6,9 @@
 //!
 //! [`app`] is the whole HTTP application: the registry endpoints and the API from
 //! `portcullis-http`, the pages, the embedded assets, and the headers every response
-//! carries (CSP without inline script or style, nosniff, frame denial, referrer policy).
+//! carries (CSP without inline script or style, nosniff, frame denial, referrer policy,
+//! HSTS under TLS), a request id (`X-Request-Id`: the client's, else a new UUID; in
+//! every log line of the request and in the response) and the HTTP metrics.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -18,12 +20,14 @@ mod render;
 mod session;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use portcullis_service::Services;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 /// The whole application: API, registry endpoints, web UI.
 pub fn app(services: Services) -> Router {
@@ -33,12 +37,48 @@ pub fn app(services: Services) -> Router {
         .merge(assets::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(security_headers))
+        .route_layer(middleware::from_fn(http_metrics))
+        .layer(middleware::from_fn_with_state(
+            services.clone(),
+            security_headers,
+        ))
         // Pages are generated per request: the fastest level keeps a 5,000-tag page's
         // compression under a tenth of its render time and still shrinks it ~10×.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // The last layer is the outermost: the id is set first, then the span opens.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(services)
+}
+
+/// The span of one request: its id, method and path (never the query, which may
+/// carry an account name or a token).
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+}
+
+/// Counts and times requests per matched route (so labels stay few).
+async fn http_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    portcullis_service::metrics::http_request(
+        route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Paths the API and the registry own answer JSON; everything else the error page.
@@ -71,7 +111,10 @@ async fn method_not_allowed(req: Request) -> Response {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Browsers remember for a year to use HTTPS only (sent when Portcullis serves TLS).
+const HSTS: &str = "max-age=31536000";
+
+async fn security_headers(State(services): State<Services>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
@@ -83,6 +126,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::REFERRER_POLICY, "same-origin");
+    if services.config().server.tls.enabled() {
+        set(headers, header::STRICT_TRANSPORT_SECURITY, HSTS);
+    }
     response
 }
 

@@ -100,8 +100,15 @@ impl Worker {
                 }
             })
         };
+        let started = std::time::Instant::now();
         let outcome = self.services.background.run(&self.services, job).await;
         heartbeat.abort();
+        let label = match &outcome {
+            JobOutcome::Done => "done",
+            JobOutcome::Retry(_) => "retry",
+            JobOutcome::Fail(_) => "failed",
+        };
+        portcullis_service::metrics::job_run(&job.kind, label, started.elapsed());
         match &outcome {
             JobOutcome::Done => tracing::debug!(job = job.id, kind = %job.kind, "job done"),
             JobOutcome::Retry(e) | JobOutcome::Fail(e) => {

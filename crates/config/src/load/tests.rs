@@ -90,7 +90,7 @@ fn environment_overrides_with_portus_aliases_and_files() {
                 secret.to_str().unwrap(),
             ),
             ("PORTUS_KEY_PATH", "/portus/key.pem"),
-            ("PORTUS_DB_HOST", "mariadb"),
+            ("PORTUS_NO_SUCH_SETTING", "x"),
             ("PORTCULLIS_CONFIG", "ignored.yml"),
             ("HOME", "/root"),
         ],
@@ -111,7 +111,7 @@ fn environment_overrides_with_portus_aliases_and_files() {
     );
     assert_eq!(l.sources["delete.enabled"], "default");
     assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
-    assert!(l.warnings[0].contains("PORTUS_DB_HOST"));
+    assert!(l.warnings[0].contains("PORTUS_NO_SUCH_SETTING"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -484,4 +484,237 @@ fn background_lease_seconds() {
     ] {
         assert_eq!(load_yaml(yaml, e).unwrap_err().to_string(), expected);
     }
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pcl-config-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn portus_database_variables_compose_a_postgres_url() {
+    let dir = scratch_dir("portus-db");
+    let password = dir.join("db-password");
+    std::fs::write(&password, "p@ss word\n").unwrap();
+    let l = load_yaml(
+        "",
+        &[
+            ("PORTUS_DB_ADAPTER", "postgresql"),
+            ("PORTUS_DB_HOST", "db"),
+            ("PORTUS_DB_DATABASE", "portus"),
+            ("PORTUS_DB_USERNAME", "portus"),
+            ("PORTUS_DB_PASSWORD_FILE", password.to_str().unwrap()),
+            ("PORTUS_DB_POOL", "8"),
+            ("PORTUS_DB_TIMEOUT", "5000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        l.config.database.url,
+        "postgres://portus:p%40ss%20word@db:5432/portus"
+    );
+    assert_eq!(l.config.database.pool, 8);
+    assert_eq!(
+        l.sources["database.url"],
+        "environment PORTUS_DB_ADAPTER, PORTUS_DB_DATABASE, PORTUS_DB_HOST, PORTUS_DB_PASSWORD, PORTUS_DB_USERNAME"
+    );
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("PORTUS_DB_TIMEOUT is not needed"));
+    // The password never shows in `config show`.
+    assert!(!l.config.to_masked_yaml().contains("p%40ss"));
+
+    // Portus's defaults for what is not given; a Portcullis URL wins over the parts.
+    let l = load_yaml("", &[("PORTUS_DB_ADAPTER", "postgresql")]).unwrap();
+    assert_eq!(
+        l.config.database.url,
+        "postgres://root@localhost:5432/portus_production"
+    );
+    let l = load_yaml(
+        "",
+        &[
+            ("PORTUS_DB_ADAPTER", "postgresql"),
+            ("PORTCULLIS_DATABASE_URL", "postgres://x@y/z"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(l.config.database.url, "postgres://x@y/z");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mariadb_and_bad_portus_database_values_are_refused_naming_the_variable() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        // Portus's default adapter is mysql2: a MariaDB compose file sets only the host.
+        (
+            &[("PORTUS_DB_HOST", "mariadb")],
+            "PORTUS_DB_ADAPTER=mysql2: Portcullis runs on PostgreSQL or SQLite, not MariaDB/MySQL",
+        ),
+        (
+            &[("PORTUS_DB_ADAPTER", "sqlserver")],
+            "PORTUS_DB_ADAPTER=sqlserver: expected postgresql",
+        ),
+        (
+            &[("PORTUS_DB_ADAPTER", "postgresql"), ("PORTUS_DB_PORT", "x")],
+            "PORTUS_DB_PORT=x: expected a port number",
+        ),
+        (
+            &[("PORTUS_DB_POOL", "many")],
+            "PORTUS_DB_POOL=many: expected a whole number",
+        ),
+    ];
+    for (env, expected) in cases {
+        let err = load_yaml("", env).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{env:?}: {err}");
+    }
+}
+
+#[test]
+fn portus_image_variables_map_or_are_reported_as_not_needed() {
+    let l = load_yaml(
+        "",
+        &[
+            ("PORTUS_PUMA_TLS_CERT", "/certs/portus.crt"),
+            ("PORTUS_PUMA_TLS_KEY", "/certs/portus.key"),
+            ("PORTUS_PUMA_HOST", "0.0.0.0:3000"),
+            ("PORTUS_SECRET_KEY_BASE", "x"),
+            ("PORTUS_PASSWORD_FILE", "/nonexistent"),
+            ("RAILS_SERVE_STATIC_FILES", "true"),
+            ("PORTUS_BACKGROUND", "true"),
+        ],
+    )
+    .unwrap();
+    let c = &l.config;
+    assert_eq!(c.server.tls.cert_path, "/certs/portus.crt");
+    assert_eq!(c.server.tls.key_path, "/certs/portus.key");
+    assert_eq!(c.server.listen, "0.0.0.0:3000");
+    assert_eq!(c.external_url(), "https://0.0.0.0:3000");
+    let mut named: Vec<_> = l
+        .warnings
+        .iter()
+        .map(|w| w.split_whitespace().nth(2).unwrap())
+        .collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        [
+            "PORTUS_PASSWORD",
+            "PORTUS_SECRET_KEY_BASE",
+            "RAILS_SERVE_STATIC_FILES"
+        ],
+        "each reported once, _FILE or not; {:?}",
+        l.warnings
+    );
+}
+
+#[test]
+fn the_secrets_folder_supplies_variables_and_the_signing_key() {
+    let dir = scratch_dir("secrets");
+    std::fs::write(dir.join("PORTCULLIS_DATABASE_URL"), "postgres://u:p@db/pc\n").unwrap();
+    std::fs::write(dir.join("PORTCULLIS_NOTIFICATIONS_SECRET"), "from-folder\n").unwrap();
+    std::fs::write(dir.join("token.key"), "key").unwrap();
+    std::fs::write(dir.join("README"), "not a variable").unwrap();
+    let dir_text = dir.to_str().unwrap();
+    let l = load_yaml("", &[("PORTCULLIS_SECRETS_DIR", dir_text)]).unwrap();
+    assert_eq!(l.config.database.url, "postgres://u:p@db/pc");
+    assert_eq!(l.config.notifications.secret, "from-folder");
+    assert_eq!(
+        l.config.key_path(),
+        dir.join("token.key"),
+        "token.key from the folder"
+    );
+    assert_eq!(
+        l.config.cert_path(),
+        std::path::PathBuf::from("data/token.crt"),
+        "no token.crt there: the default"
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+
+    // A variable set directly, or a configured key path, wins over the folder.
+    let l = load_yaml(
+        "token: { key_path: /etc/portcullis/key.pem }",
+        &[
+            ("PORTCULLIS_SECRETS_DIR", dir_text),
+            ("PORTCULLIS_DATABASE_URL", "sqlite:other.db"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(l.config.database.url, "sqlite:other.db");
+    assert_eq!(l.config.token.key_path, "/etc/portcullis/key.pem");
+
+    // The image sets the variable; no folder mounted is not an error.
+    let l = load_yaml("", &[("PORTCULLIS_SECRETS_DIR", "/nonexistent/secrets")]).unwrap();
+    assert!(l.config.database.url.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tls_settings_are_checked_together() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "server: { tls: { cert_path: /c.pem } }",
+            "config key server.tls.key_path = \"\" (from default): must be set too when server.tls.cert_path is",
+        ),
+        (
+            "server: { http_redirect_listen: \"0.0.0.0:80\" }",
+            "config key server.http_redirect_listen = \"0.0.0.0:80\" (from file test.yml): needs server.tls.cert_path",
+        ),
+        (
+            "server: { tls: { cert_path: /c, key_path: /k }, http_redirect_listen: \"80\" }",
+            "config key server.http_redirect_listen = \"80\" (from file test.yml): expected host:port",
+        ),
+        (
+            "log: { format: xml }",
+            "config key log.format = \"xml\" (from file test.yml): expected text or json",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = load_yaml(yaml, &[]).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{yaml}: {err}");
+    }
+    let c = load_yaml(
+        "server: { tls: { cert_path: /c, key_path: /k }, http_redirect_listen: \"0.0.0.0:80\" }\nlog: { format: json }",
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert!(c.server.tls.enabled());
+    assert_eq!(c.log.format, crate::model::LogFormat::Json);
+}
+
+#[test]
+fn metrics_are_readable_from_loopback_and_private_networks_only() {
+    let c = load_yaml("", &[]).unwrap().config;
+    let cases = [
+        ("127.0.0.1", true),
+        ("::1", true),
+        ("::ffff:10.1.2.3", true),
+        ("192.168.1.9", true),
+        ("172.20.0.5", true),
+        ("fd00::1", true),
+        ("8.8.8.8", false),
+        ("2001:db8::1", false),
+    ];
+    for (peer, allowed) in cases {
+        assert_eq!(c.metrics.allows(peer.parse().unwrap()), allowed, "{peer}");
+    }
+    let c = load_yaml("metrics: { enabled: false }", &[]).unwrap().config;
+    assert!(!c.metrics.allows("127.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn log_variables_are_a_key_and_the_log_filter() {
+    let l = load_yaml(
+        "",
+        &[
+            ("PORTCULLIS_LOG_FORMAT", "json"),
+            ("PORTCULLIS_LOG", "debug"),
+            ("PORTCULLIS_LOG_COLOUR", "never"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(l.config.log.format, crate::model::LogFormat::Json);
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("PORTCULLIS_LOG_COLOUR is not a Portcullis setting"));
 }

@@ -103,6 +103,7 @@ impl TestApp {
             signer,
             PasswordHasher::fast_for_tests(),
             portcullis_service::Sealer::from_bytes([7; 32]),
+            portcullis_registry::tls::TrustedRoots::default(),
         );
         Self {
             router: portcullis_http::router(services.clone()),

@@ -324,7 +324,13 @@ fn error_codes_are_only_codes() {
 #[test]
 fn bad_hostnames_are_refused() {
     for bad in ["", "r/x", "user@r", "r?x", "r#x", "r x"] {
-        let e = RegistryClient::new(bad, false, Duration::from_secs(1), Arc::new(Fixed("t")))
+        let e = RegistryClient::new(
+            bad,
+            false,
+            Duration::from_secs(1),
+            Arc::new(Fixed("t")),
+            &crate::tls::TrustedRoots::default(),
+        )
             .unwrap_err();
         assert!(matches!(e, ClientError::Config(_)), "{bad}: {e:?}");
     }
@@ -402,7 +408,14 @@ async fn scripted(script: Script) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn client(addr: &str, tokens: Arc<dyn TokenSource>) -> RegistryClient {
-    RegistryClient::new(addr, false, Duration::from_secs(5), tokens).unwrap()
+    RegistryClient::new(
+        addr,
+        false,
+        Duration::from_secs(5),
+        tokens,
+        &crate::tls::TrustedRoots::default(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
