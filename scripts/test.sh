@@ -22,3 +22,6 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace --locked
+# The deployment examples and the Helm chart, rendered and validated against the
+# binary the tests just built (docs/DEPLOYMENT.md says how).
+scripts/check-deploy.sh

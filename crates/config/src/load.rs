@@ -96,11 +96,20 @@ const PORTUS_NOT_NEEDED: &[(&str, &str)] = &[
         "PORTUS_PORTUS_PASSWORD",
         "there is no hidden portus user; Portcullis signs its own registry tokens",
     ),
-    ("RAILS_SERVE_STATIC_FILES", "the binary serves its own assets"),
+    (
+        "RAILS_SERVE_STATIC_FILES",
+        "the binary serves its own assets",
+    ),
     ("RAILS_ENV", "there is one mode"),
     ("PORTUS_PUMA_WORKERS", "one process serves on every core"),
-    ("PORTUS_PUMA_MAX_THREADS", "one process serves on every core"),
-    ("PORTUS_DB_TIMEOUT", "connections are retried per database.wait_seconds"),
+    (
+        "PORTUS_PUMA_MAX_THREADS",
+        "one process serves on every core",
+    ),
+    (
+        "PORTUS_DB_TIMEOUT",
+        "connections are retried per database.wait_seconds",
+    ),
     ("PORTUS_INIT_COMMAND", "run the portcullis command instead"),
 ];
 
@@ -180,16 +189,22 @@ pub fn load_from_str(
     if let Some(pool) = env.get("PORTUS_DB_POOL")
         && sources["database.pool"] == "default"
     {
-        let n = pool.trim().parse::<i64>().map_err(|_| ConfigError::Environment {
-            var: "PORTUS_DB_POOL".into(),
-            value: pool.clone(),
-            reason: "expected a whole number".into(),
-        })?;
+        let n = pool
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ConfigError::Environment {
+                var: "PORTUS_DB_POOL".into(),
+                value: pool.clone(),
+                reason: "expected a whole number".into(),
+            })?;
         set_leaf(&mut tree, &key("database.pool"), Value::Number(n.into()));
         sources.insert("database.pool".into(), "environment PORTUS_DB_POOL".into());
     }
     if let Some(dir) = env.get(SECRETS_DIR_ENV) {
-        for (leaf, file) in [("token.key_path", "token.key"), ("token.cert_path", "token.crt")] {
+        for (leaf, file) in [
+            ("token.key_path", "token.key"),
+            ("token.cert_path", "token.crt"),
+        ] {
             let path = Path::new(dir).join(file);
             if sources[leaf] == "default" && path.is_file() {
                 let text = path.display().to_string();
@@ -247,7 +262,9 @@ fn with_secrets_dir(env: &HashMap<String, String>) -> Result<HashMap<String, Str
             continue;
         };
         let is_variable = (name.starts_with("PORTCULLIS_") || name.starts_with("PORTUS_"))
-            && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         // Kubernetes mounts secrets as symbolic links: follow them.
         if !is_variable || !entry.path().is_file() {
             continue;
@@ -268,7 +285,9 @@ fn portus_database_url(
     env: &HashMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<(String, String)>, ConfigError> {
-    const PARTS: [&str; 6] = ["ADAPTER", "HOST", "PORT", "DATABASE", "USERNAME", "PASSWORD"];
+    const PARTS: [&str; 6] = [
+        "ADAPTER", "HOST", "PORT", "DATABASE", "USERNAME", "PASSWORD",
+    ];
     let mut given = HashMap::new();
     for part in PARTS {
         let var = format!("PORTUS_DB_{part}");
@@ -705,12 +724,20 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         } else {
             ("server.tls.key_path", "server.tls.cert_path")
         };
-        return Err(bad(missing, "", &format!("must be set too when {given} is")));
+        return Err(bad(
+            missing,
+            "",
+            &format!("must be set too when {given} is"),
+        ));
     }
     let redirect = &c.server.http_redirect_listen;
     if !redirect.is_empty() {
         if !host_port(redirect) {
-            return Err(bad("server.http_redirect_listen", redirect, "expected host:port"));
+            return Err(bad(
+                "server.http_redirect_listen",
+                redirect,
+                "expected host:port",
+            ));
         }
         if !tls.enabled() {
             return Err(bad(

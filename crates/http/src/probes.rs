@@ -9,9 +9,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::net::SocketAddr;
 use portcullis_service::Services;
 use portcullis_service::health::DatabaseHealth;
+use std::net::SocketAddr;
 
 pub fn router() -> Router<Services> {
     Router::new()
@@ -30,13 +30,17 @@ async fn metrics(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let proxied = headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
+    let proxied =
+        headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
     if proxied || !s.config().metrics.allows(peer.ip()) {
         return crate::error::not_found().await.into_response();
     }
     match s.health.metrics().await {
         Some(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

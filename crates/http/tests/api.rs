@@ -1531,3 +1531,89 @@ async fn liveness_and_readiness_probes() {
     );
     assert_eq!(app.get("/livez", Auth::None).await.status, StatusCode::OK);
 }
+
+/// `GET /metrics` from `peer`, optionally as a reverse proxy forwards it.
+async fn scrape(app: &TestApp, peer: &str, forwarded: bool) -> Resp {
+    let mut req = request(axum::http::Method::GET, "/metrics", Auth::None, None);
+    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    if forwarded {
+        req.headers_mut()
+            .insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+    }
+    app.send(req).await
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text body (0 when absent).
+fn sample(body: &Resp, series: &str) -> f64 {
+    body.body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_token_requests_for_direct_private_peers_only() {
+    let app = TestApp::new().await;
+    let admin = app.bootstrap().await;
+    app.create_registry(&admin, "registry.test:5000").await;
+    let issued = "portcullis_token_requests_total{credential=\"password\",result=\"issued\"}";
+    let refused = "portcullis_token_requests_total{credential=\"unknown\",result=\"refused\"}";
+    let before = scrape(&app, "127.0.0.1", false).await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert!(
+        before.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let ok = app
+        .get(
+            "/v2/token?service=registry.test:5000&account=admin",
+            Auth::Basic("admin", "adminpass1"),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let bad = app
+        .get(
+            "/v2/token?service=registry.test:5000",
+            Auth::Basic("admin", "wrong-password"),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    let after = scrape(&app, "10.1.2.3", false).await;
+    assert_eq!(after.status, StatusCode::OK);
+    // Other tests of this process count too: compare before and after.
+    assert!(sample(&after, issued) >= sample(&before, issued) + 1.0);
+    assert!(sample(&after, refused) >= sample(&before, refused) + 1.0);
+    let body = after.body.as_str().unwrap();
+    for series in [
+        "portcullis_jobs_queued{kind=\"process_events\"}",
+        "portcullis_db_pool_connections{state=\"idle\"}",
+        "portcullis_credential_cache_lookups_total{result=\"miss\"}",
+    ] {
+        assert!(body.contains(series), "{series} missing:\n{body}");
+    }
+    // A public peer, or anybody through a proxy, sees no such page.
+    for (peer, forwarded) in [
+        ("203.0.113.7", false),
+        ("127.0.0.1", true),
+        ("10.0.0.5", true),
+    ] {
+        let r = scrape(&app, peer, forwarded).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{peer} forwarded={forwarded}"
+        );
+        assert!(!r.body.to_string().contains("portcullis_"), "{peer}");
+    }
+    let off = TestApp::with(|c| c.metrics.enabled = false).await;
+    assert_eq!(
+        scrape(&off, "127.0.0.1", false).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

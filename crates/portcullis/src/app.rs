@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, anyhow};
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
-use portcullis_config::{Config, LogFormat, Loaded};
+use portcullis_config::{Config, Loaded, LogFormat};
 use portcullis_domain::time::Clock;
 use portcullis_registry::jwt::TokenSigner;
 use portcullis_registry::keys::SigningKey;
@@ -320,10 +320,16 @@ pub async fn serve(app: App) -> Result<()> {
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
+            let server =
+                axum_server::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
             servers.spawn(server.serve(service));
             let (cert, key) = tls_paths(&config);
-            tokio::spawn(reload_certificate_on_change(tls, cert, key, CERTIFICATE_CHECK));
+            tokio::spawn(reload_certificate_on_change(
+                tls,
+                cert,
+                key,
+                CERTIFICATE_CHECK,
+            ));
         }
         None => {
             let server = axum_server::from_tcp(listener)?.handle(handle.clone());
@@ -357,13 +363,15 @@ fn tls_paths(config: &Config) -> (PathBuf, PathBuf) {
 
 async fn load_tls(config: &Config) -> Result<RustlsConfig> {
     let (cert, key) = tls_paths(config);
-    RustlsConfig::from_pem_file(&cert, &key).await.with_context(|| {
-        format!(
-            "server.tls: cannot use certificate {} with key {}",
-            cert.display(),
-            key.display()
-        )
-    })
+    RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .with_context(|| {
+            format!(
+                "server.tls: cannot use certificate {} with key {}",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 /// Serves a changed certificate or key (a renewal, a Kubernetes secret update) from

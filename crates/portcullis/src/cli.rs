@@ -169,7 +169,11 @@ fn out(text: &str) -> Result<()> {
 
 /// `PORTUS_BACKGROUND`: `true` or `false` (unset: false).
 fn portus_background() -> Result<bool> {
-    match std::env::var("PORTUS_BACKGROUND").ok().as_deref().map(str::trim) {
+    match std::env::var("PORTUS_BACKGROUND")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("" | "false") => Ok(false),
         Some("true") => Ok(true),
         Some(other) => bail!("PORTUS_BACKGROUND={other}: expected true or false"),

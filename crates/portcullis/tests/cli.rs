@@ -476,7 +476,10 @@ async fn health_exits_zero_only_when_the_server_is_ready() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "ready");
     // Without --url it asks this node's server.listen, not the external URL.
-    let listen = server.url.trim_start_matches("http://").replace("127.0.0.1", "0.0.0.0");
+    let listen = server
+        .url
+        .trim_start_matches("http://")
+        .replace("127.0.0.1", "0.0.0.0");
     let o = portcullis(
         dir.path(),
         &["health"],

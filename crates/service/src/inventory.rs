@@ -139,7 +139,7 @@ pub(crate) fn registry_client(
             tokens,
             &ctx.registry_roots,
         )
-            .map_err(|e| Error::internal(e.to_string()))?,
+        .map_err(|e| Error::internal(e.to_string()))?,
     );
     clients.insert(key, client.clone());
     Ok(client)

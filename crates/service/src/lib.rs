@@ -136,12 +136,10 @@ impl Context {
 /// A name for this `Services` unique among the nodes of one database: host, process,
 /// a counter (several in one test process) and the start time. Not a secret, and not
 /// drawn from the injected randomness, so tests' seeded values stay where they were.
-fn node_name() -> String {
+fn node_name(started: portcullis_domain::time::Timestamp) -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let started = started.0;
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}:{}:{n}:{started}", host.trim(), std::process::id())
 }
@@ -167,6 +165,8 @@ pub struct Services {
 }
 
 impl Services {
+    /// The composition root: every dependency the services share comes in here.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         config: Config,
@@ -189,6 +189,7 @@ impl Services {
             config.security_policy.authorization_cache_seconds,
             clock.clone(),
         );
+        let node = node_name(clock.now());
         let context = Arc::new(Context {
             policy: config.policy_options(),
             webhooks: WebhookRuntime::new(webhook_key, &config),
@@ -202,7 +203,7 @@ impl Services {
             wakeups: Arc::new(tokio::sync::Notify::new()),
             registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             registry_roots,
-            node: node_name(),
+            node,
         });
         Self {
             auth,

@@ -81,7 +81,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time one background job run took, by kind"
     );
-    describe_gauge!(QUEUE_DEPTH, "Jobs waiting to run, by kind (read when scraped)");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Jobs waiting to run, by kind (read when scraped)"
+    );
     describe_counter!(SYNC_RUNS, "Catalog syncs, by result");
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");
     describe_gauge!(

@@ -379,11 +379,7 @@ impl Store {
             return Ok(());
         }
         let mut c = self.db.writer().await?;
-        execute!(
-            c.conn(),
-            "SELECT pg_notify($1, $2)",
-            [GRANTS_CHANNEL, node]
-        );
+        execute!(c.conn(), "SELECT pg_notify($1, $2)", [GRANTS_CHANNEL, node]);
         Ok(())
     }
 }

@@ -611,7 +611,11 @@ fn portus_image_variables_map_or_are_reported_as_not_needed() {
 #[test]
 fn the_secrets_folder_supplies_variables_and_the_signing_key() {
     let dir = scratch_dir("secrets");
-    std::fs::write(dir.join("PORTCULLIS_DATABASE_URL"), "postgres://u:p@db/pc\n").unwrap();
+    std::fs::write(
+        dir.join("PORTCULLIS_DATABASE_URL"),
+        "postgres://u:p@db/pc\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("PORTCULLIS_NOTIFICATIONS_SECRET"), "from-folder\n").unwrap();
     std::fs::write(dir.join("token.key"), "key").unwrap();
     std::fs::write(dir.join("README"), "not a variable").unwrap();
@@ -699,7 +703,9 @@ fn metrics_are_readable_from_loopback_and_private_networks_only() {
     for (peer, allowed) in cases {
         assert_eq!(c.metrics.allows(peer.parse().unwrap()), allowed, "{peer}");
     }
-    let c = load_yaml("metrics: { enabled: false }", &[]).unwrap().config;
+    let c = load_yaml("metrics: { enabled: false }", &[])
+        .unwrap()
+        .config;
     assert!(!c.metrics.allows("127.0.0.1".parse().unwrap()));
 }
 

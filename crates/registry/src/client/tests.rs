@@ -38,19 +38,25 @@ const V2: &str = "Docker-Distribution-Api-Version: registry/2.0\r\n";
 #[tokio::test]
 async fn unauthorized_v2_registry_is_reachable() {
     let host = serve("401 Unauthorized", V2).await;
-    check_reachable(&host, false, TIMEOUT, &TrustedRoots::default()).await.unwrap();
+    check_reachable(&host, false, TIMEOUT, &TrustedRoots::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn ok_v2_registry_is_reachable() {
     let host = serve("200 OK", V2).await;
-    check_reachable(&host, false, TIMEOUT, &TrustedRoots::default()).await.unwrap();
+    check_reachable(&host, false, TIMEOUT, &TrustedRoots::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn ok_without_header_is_not_v2() {
     let host = serve("200 OK", "").await;
-    let err = check_reachable(&host, false, TIMEOUT, &TrustedRoots::default()).await.unwrap_err();
+    let err = check_reachable(&host, false, TIMEOUT, &TrustedRoots::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ReachabilityError::NotV2), "{err}");
     assert_eq!(err.to_string(), "registry does not implement v2 of the API");
 }
@@ -58,7 +64,9 @@ async fn ok_without_header_is_not_v2() {
 #[tokio::test]
 async fn not_found_with_header_is_not_v2() {
     let host = serve("404 Not Found", V2).await;
-    let err = check_reachable(&host, false, TIMEOUT, &TrustedRoots::default()).await.unwrap_err();
+    let err = check_reachable(&host, false, TIMEOUT, &TrustedRoots::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ReachabilityError::NotV2), "{err}");
 }
 
@@ -67,7 +75,9 @@ async fn closed_port_is_a_connection_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let err = check_reachable(&host, false, TIMEOUT, &TrustedRoots::default()).await.unwrap_err();
+    let err = check_reachable(&host, false, TIMEOUT, &TrustedRoots::default())
+        .await
+        .unwrap_err();
     let ReachabilityError::Connection(msg) = &err else {
         panic!("expected a connection error, got {err}");
     };
@@ -88,9 +98,14 @@ async fn silent_server_times_out() {
             held.push(conn);
         }
     });
-    let err = check_reachable(&host, false, Duration::from_millis(300), &TrustedRoots::default())
-        .await
-        .unwrap_err();
+    let err = check_reachable(
+        &host,
+        false,
+        Duration::from_millis(300),
+        &TrustedRoots::default(),
+    )
+    .await
+    .unwrap_err();
     let ReachabilityError::Connection(msg) = &err else {
         panic!("expected a connection error, got {err}");
     };

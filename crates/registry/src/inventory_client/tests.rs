@@ -331,7 +331,7 @@ fn bad_hostnames_are_refused() {
             Arc::new(Fixed("t")),
             &crate::tls::TrustedRoots::default(),
         )
-            .unwrap_err();
+        .unwrap_err();
         assert!(matches!(e, ClientError::Config(_)), "{bad}: {e:?}");
     }
 }
