@@ -25,3 +25,6 @@ cargo test --workspace --locked
 # The deployment examples and the Helm chart, rendered and validated against the
 # binary the tests just built (docs/DEPLOYMENT.md says how).
 scripts/check-deploy.sh
+# The official image (Containerfile), built with buildah from the binary the tests
+# built, then run with podman against PostgreSQL (docs/CONTAINER.md).
+scripts/image-smoke.sh target/debug/portcullis

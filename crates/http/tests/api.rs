@@ -1391,6 +1391,73 @@ async fn authorization_cache_is_bounded() {
     let _ = t;
 }
 
+/// With several nodes on PostgreSQL, a grant change on one node is announced
+/// (`NOTIFY portcullis_grants`) and clears the others' caches: the clock never moves,
+/// so only the announcement can make node B see what node A wrote.
+#[tokio::test]
+async fn a_grant_change_on_one_node_clears_the_cache_of_the_others() {
+    let a = TestApp::on(Backend::Postgres, |_| {}).await;
+    let (_, team) = team_fixture(&a).await;
+    let b = a.second_node(|_| {}).await;
+    let listening = tokio::spawn({
+        let services = b.services.clone();
+        async move {
+            services
+                .listen_for_grant_changes(std::time::Duration::from_millis(50))
+                .await
+        }
+    });
+    // Readiness: B's LISTEN is registered with the server.
+    let pool = sqlx::PgPool::connect(&a.db_url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%portcullis_grants%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B never listened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let q = "service=registry.test:5000&scope=repository:devs/app:pull";
+    let dave_pw = pw("dave");
+    let dave = Auth::Basic("dave", &dave_pw);
+    assert_eq!(
+        access(&b.token(q, dave).await),
+        json!([]),
+        "not a member yet"
+    );
+    let r = a
+        .post(
+            &format!("/api/v1/teams/{team}/members"),
+            Auth::Basic("alice", "alice-password"),
+            json!({"user": "dave", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while access(&b.token(q, dave).await) == json!([]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B still serves its cached denial"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        access(&b.token(q, dave).await)[0]["actions"],
+        json!(["pull"])
+    );
+    listening.abort();
+}
+
 /// Management changes leave Portus's activities (reference §10.4), shown on the
 /// dashboards of those concerned and in the admin's CSV export.
 #[tokio::test]

@@ -565,3 +565,145 @@ async fn migrate_waits_for_the_database() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("is up to date"));
 }
+
+#[tokio::test]
+async fn tls_listener_with_hsts_request_ids_json_logs_and_the_redirecting_http_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, cert) = portcullis_registry::keys::SigningKey::generate_pem(
+        portcullis_registry::keys::Algorithm::Es256,
+        "localhost",
+        1_700_000_000,
+    )
+    .unwrap();
+    std::fs::write(d.join("tls.key"), key).unwrap();
+    std::fs::write(d.join("tls.crt"), cert).unwrap();
+    let redirect_port = portcullis_testkit::registry::free_port().unwrap();
+    let data = d.join("data").display().to_string();
+    let (cert_path, key_path) = (
+        d.join("tls.crt").display().to_string(),
+        d.join("tls.key").display().to_string(),
+    );
+    let redirect = format!("127.0.0.1:{redirect_port}");
+    let vars: BTreeMap<String, String> = [
+        ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
+        (
+            "PORTCULLIS_SERVER_EXTERNAL_URL",
+            "https://portcullis.example.com",
+        ),
+        ("PORTCULLIS_SERVER_TLS_CERT_PATH", cert_path.as_str()),
+        ("PORTCULLIS_SERVER_TLS_KEY_PATH", key_path.as_str()),
+        ("PORTCULLIS_SERVER_HTTP_REDIRECT_LISTEN", redirect.as_str()),
+        ("PORTCULLIS_DATA_DIR", data.as_str()),
+        ("PORTCULLIS_LOG_FORMAT", "json"),
+        ("PORTCULLIS_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
+        .await
+        .unwrap();
+    // The certificate is self-signed: this test checks the listener, not the chain.
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let https = format!("https://{}", server.addr);
+    let r = client
+        .get(format!("{https}/livez"))
+        .header("x-request-id", "probe-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    assert_eq!(
+        r.headers()["x-request-id"],
+        "probe-42",
+        "the client's id is kept"
+    );
+    let r = client.get(format!("{https}/explore")).send().await.unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    // Plain HTTP on the TLS port is refused, not served.
+    assert!(
+        client
+            .get(format!("{}/livez", server.url))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // The plain-HTTP port: a redirect for everything but the registry's notifications.
+    let http = format!("http://{redirect}");
+    let r = client
+        .get(format!("{http}/namespaces?page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(
+        r.headers()["location"],
+        "https://portcullis.example.com/namespaces?page=2"
+    );
+    let r = client
+        .post(format!("{http}/v2/webhooks/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "served (the secret is missing), not redirected"
+    );
+    // `portcullis health` asks this node's own HTTPS listener.
+    let listen = server.addr.to_string();
+    let o = health_of_own_listener(d, &listen);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("portcullis listening"))
+        .unwrap_or_else(|| panic!("no start line in\n{log}"));
+    let entry: serde_json::Value = serde_json::from_str(line).expect("JSON log lines");
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["fields"]["tls"], true);
+}
+
+/// `portcullis health` without `--url`, configured like the TLS server.
+fn health_of_own_listener(dir: &Path, listen: &str) -> Output {
+    let key = dir.join("tls.key").display().to_string();
+    let cert = dir.join("tls.crt").display().to_string();
+    portcullis(
+        dir,
+        &["health"],
+        &[
+            ("PORTCULLIS_SERVER_LISTEN", listen),
+            ("PORTCULLIS_SERVER_TLS_CERT_PATH", cert.as_str()),
+            ("PORTCULLIS_SERVER_TLS_KEY_PATH", key.as_str()),
+        ],
+    )
+}
+
+#[test]
+fn portus_background_runs_the_worker_and_a_bad_value_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = portcullis(dir.path(), &["serve"], &[("PORTUS_BACKGROUND", "yes")]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(
+        err.trim(),
+        "error: PORTUS_BACKGROUND=yes: expected true or false"
+    );
+    let o = portcullis(dir.path(), &["serve"], &[("PORTUS_DB_HOST", "mariadb")]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("PORTUS_DB_ADAPTER=mysql2: Portcullis runs on PostgreSQL or SQLite"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -37,6 +37,8 @@ pub struct TestApp {
 enum Keep {
     Sqlite(tempfile::TempDir),
     Postgres(TestDatabase),
+    /// Another node's app owns the database.
+    Shared,
 }
 
 /// Which database a test app runs on.
@@ -83,6 +85,15 @@ impl TestApp {
                 (db.url.clone(), Keep::Postgres(db))
             }
         };
+        Self::at(db_url, keep, configure).await
+    }
+
+    /// A second node on this app's database (its own services and caches).
+    pub async fn second_node(&self, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::at(self.db_url.clone(), Keep::Shared, configure).await
+    }
+
+    async fn at(db_url: String, keep: Keep, configure: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::default();
         config.machine_fqdn.value = "portcullis.test".into();
         config.notifications.secret = "notify-secret".into();
