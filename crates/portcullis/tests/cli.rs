@@ -674,6 +674,113 @@ async fn tls_listener_with_hsts_request_ids_json_logs_and_the_redirecting_http_p
     assert_eq!(entry["fields"]["tls"], true);
 }
 
+/// A renewed certificate is served from the next handshake on, without a restart and
+/// without dropping an open connection; a pair that does not load is logged and the
+/// previous certificate stays.
+#[tokio::test]
+async fn the_tls_certificate_is_reloaded_when_its_files_change() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pair = |name: &str| {
+        portcullis_registry::keys::SigningKey::generate_pem(
+            portcullis_registry::keys::Algorithm::Es256,
+            name,
+            1_700_000_000,
+        )
+        .unwrap()
+    };
+    let der = |pem: &str| {
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    let (first_key, first_cert) = pair("localhost");
+    let (renewed_key, renewed_cert) = pair("renewed.localhost");
+    let (key_path, cert_path) = (d.join("tls.key"), d.join("tls.crt"));
+    std::fs::write(&key_path, &first_key).unwrap();
+    std::fs::write(&cert_path, &first_cert).unwrap();
+    let data = d.join("data").display().to_string();
+    let (cert, key) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let vars: BTreeMap<String, String> = [
+        ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
+        ("PORTCULLIS_SERVER_TLS_CERT_PATH", cert.as_str()),
+        ("PORTCULLIS_SERVER_TLS_KEY_PATH", key.as_str()),
+        ("PORTCULLIS_DATA_DIR", data.as_str()),
+        ("PORTCULLIS_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
+        .await
+        .unwrap();
+    let livez = format!("https://{}/livez", server.addr);
+    // The certificate a request's connection was set up with.
+    let served_by = |client: reqwest::Client| {
+        let livez = livez.clone();
+        async move {
+            let r = client.get(&livez).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|t| t.peer_certificate())
+                .map(<[u8]>::to_vec)
+                .unwrap()
+        }
+    };
+    let client = |fresh_connections: bool| {
+        let b = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .tls_info(true);
+        let b = if fresh_connections {
+            b.pool_max_idle_per_host(0)
+        } else {
+            b
+        };
+        b.build().unwrap()
+    };
+    let kept_open = client(false);
+    assert_eq!(served_by(kept_open.clone()).await, der(&first_cert));
+
+    // A key that does not match the certificate (a renewal half written).
+    std::fs::write(&key_path, &renewed_key).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.log().contains("does not load") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mismatched pair was not noticed:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        served_by(client(true)).await,
+        der(&first_cert),
+        "the previous pair stays"
+    );
+
+    // The renewal completes: new handshakes get the new certificate.
+    std::fs::write(&cert_path, &renewed_cert).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while served_by(client(true)).await != der(&renewed_cert) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate is not served:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.log().contains("TLS certificate reloaded"));
+    // The connection opened before the change was not dropped: it still answers, on
+    // the certificate it was set up with.
+    assert_eq!(served_by(kept_open).await, der(&first_cert));
+}
+
 /// `portcullis health` without `--url`, configured like the TLS server.
 fn health_of_own_listener(dir: &Path, listen: &str) -> Output {
     let key = dir.join("tls.key").display().to_string();

@@ -22,7 +22,7 @@ use portcullis_registry::inventory_client::{
 };
 use portcullis_registry::jwt::{AccessEntry, Claims, TokenSigner};
 use portcullis_registry::notifications::{Notification, parse_envelope};
-use portcullis_storage::{Actor, EventFilter, NewNamespace, PushRecord, StoreError};
+use portcullis_storage::{Actor, EventFilter, NewNamespace, PushRecord, Refusal, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,6 +214,9 @@ enum Step {
     Failed(String),
     /// Try again later (the registry could not be read).
     Transient(String),
+    /// Another run of the job applied this event first (this run's lease lapsed and the
+    /// job was taken over while it was still working): nothing was written.
+    Superseded,
 }
 
 impl InventoryService {
@@ -313,6 +316,10 @@ impl InventoryService {
             };
             let result = match step {
                 Step::Done => Ok(()),
+                Step::Superseded => {
+                    tracing::warn!(event = %event.event_id, "registry event already processed by another run of the job; skipped");
+                    Ok(())
+                }
                 Step::Failed(reason) => {
                     tracing::warn!(event = %event.event_id, %reason, "registry event failed");
                     self.ctx
@@ -351,6 +358,7 @@ impl InventoryService {
     async fn process(&self, event: &RegistryEvent, registry: &Registry) -> Step {
         match self.try_process(event, registry).await {
             Ok(step) => step,
+            Err(StoreError::Refused(Refusal::EventAlreadyFinished)) => Step::Superseded,
             Err(e) => Step::Transient(e.to_string()),
         }
     }

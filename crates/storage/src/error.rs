@@ -47,6 +47,11 @@ pub enum Refusal {
     /// Sign-up is closed: `signup` is disabled and this is not the first user.
     #[error("sign-up is disabled on this instance")]
     SignupClosed,
+    /// The registry event is no longer pending: another run of the `process_events` job
+    /// (one that took over this run's lapsed lease) finished it first. Nothing of this
+    /// run's effects was written.
+    #[error("the event was already processed by another run")]
+    EventAlreadyFinished,
 }
 
 /// Unique constraints and the field each protects: (PostgreSQL constraint or index name,

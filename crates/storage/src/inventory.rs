@@ -4,7 +4,7 @@
 //! event processed, so a crash never leaves an event half-applied or applied twice.
 
 use crate::db::{Conn, RowGet, Tx, execute, fetch_all, fetch_one, fetch_optional};
-use crate::{Page, PageRequest, Sort, Store, StoreError, StoreResult};
+use crate::{Page, PageRequest, Refusal, Sort, Store, StoreError, StoreResult};
 use portcullis_domain::inventory::{
     Activity, Comment, ManifestFacts, NewActivity, Platform, Repository, RepositoryListing, Tag,
     full_repository_name,
@@ -232,14 +232,25 @@ async fn namespace_names(tx: &mut Tx, namespace_id: Id) -> StoreResult<Namespace
     ))
 }
 
+/// Marks `event` done, first thing in the transaction that applies it: only while it is
+/// still pending. A run of `process_events` whose lease lapsed (a worker frozen, cut off
+/// from the database) may still be working when another worker has taken the job over
+/// and applied the same events; its transaction must then write nothing, or the push
+/// would be applied twice (a second activity) and a stale tag or delete would overwrite
+/// what later events did. On PostgreSQL the row lock taken here makes a concurrent run
+/// wait for the other's commit and then find the event done; SQLite's single writer
+/// serialises them anyway.
 async fn mark_event(tx: &mut Tx, event: Option<Id>, now: Timestamp) -> StoreResult<()> {
     if let Some(id) = event {
-        execute!(
+        let n = execute!(
             tx.conn(),
             "UPDATE registry_events SET status = 'done', error = NULL, processed_at = $1, \
-             attempts = attempts + 1 WHERE id = $2",
+             attempts = attempts + 1 WHERE id = $2 AND status = 'pending'",
             [now.0, id]
         );
+        if n != 1 {
+            return Err(StoreError::Refused(Refusal::EventAlreadyFinished));
+        }
     }
     Ok(())
 }
@@ -378,8 +389,8 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<Tag> {
         let mut tx = self.db.begin().await?;
-        let tag = push_in(&mut tx, p, now).await?;
         mark_event(&mut tx, event, now).await?;
+        let tag = push_in(&mut tx, p, now).await?;
         tx.commit().await?;
         Ok(tag)
     }
@@ -448,6 +459,7 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<Vec<String>> {
         let mut tx = self.db.begin().await?;
+        mark_event(&mut tx, event, now).await?;
         let mut deleted = Vec::new();
         if let Some(repository_id) = repository_id_in(&mut tx, namespace_id, repository).await? {
             deleted = delete_tags_where(
@@ -461,7 +473,6 @@ impl Store {
             )
             .await?;
         }
-        mark_event(&mut tx, event, now).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -508,6 +519,7 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<u64> {
         let mut tx = self.db.begin().await?;
+        mark_event(&mut tx, event, now).await?;
         let n = execute!(
             tx.conn(),
             "UPDATE tags SET pulled_at = $1 WHERE repository_id = (SELECT id FROM repositories \
@@ -515,7 +527,6 @@ impl Store {
              AND ($5 IS NULL OR digest = $5) AND ($4 IS NOT NULL OR $5 IS NOT NULL)",
             [now.0, namespace_id, repository, tag, digest]
         );
-        mark_event(&mut tx, event, now).await?;
         tx.commit().await?;
         Ok(n)
     }

@@ -81,6 +81,21 @@ pub async fn test_database() -> Result<TestDatabase> {
     })
 }
 
+impl TestDatabase {
+    /// Runs one SQL statement on this database behind the application's back (a fact
+    /// written without the announcements a service write makes, say); returns the rows
+    /// it affected.
+    pub async fn execute(&self, sql: &str) -> Result<u64> {
+        let mut conn = connect(&self.url).await?;
+        let done = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("running {sql:?}"))?;
+        let _ = conn.close().await;
+        Ok(done.rows_affected())
+    }
+}
+
 impl Drop for TestDatabase {
     /// Best effort, on a thread of its own so it works from inside any runtime (or none).
     /// `WITH (FORCE)` ends connections a pool may still hold.
