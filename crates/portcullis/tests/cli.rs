@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
+mod common;
+use common::env_vars;
 use portcullis_testkit::server::Server;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -457,14 +459,11 @@ async fn configured_notification_secret_wins_and_nothing_is_written() {
 async fn health_exits_zero_only_when_the_server_is_ready() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data").display().to_string();
-    let vars: BTreeMap<String, String> = [
+    let vars = env_vars(&[
         ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
         ("PORTCULLIS_DATA_DIR", data.as_str()),
         ("PORTCULLIS_LOG", "error"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    ]);
     let server = Server::start(
         Path::new(env!("CARGO_BIN_EXE_portcullis")),
         vars,
@@ -585,7 +584,7 @@ async fn tls_listener_with_hsts_request_ids_json_logs_and_the_redirecting_http_p
         d.join("tls.key").display().to_string(),
     );
     let redirect = format!("127.0.0.1:{redirect_port}");
-    let vars: BTreeMap<String, String> = [
+    let vars = env_vars(&[
         ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
         (
             "PORTCULLIS_SERVER_EXTERNAL_URL",
@@ -597,10 +596,7 @@ async fn tls_listener_with_hsts_request_ids_json_logs_and_the_redirecting_http_p
         ("PORTCULLIS_DATA_DIR", data.as_str()),
         ("PORTCULLIS_LOG_FORMAT", "json"),
         ("PORTCULLIS_LOG", "info"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    ]);
     let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
         .await
         .unwrap();
@@ -706,16 +702,13 @@ async fn the_tls_certificate_is_reloaded_when_its_files_change() {
         cert_path.display().to_string(),
         key_path.display().to_string(),
     );
-    let vars: BTreeMap<String, String> = [
+    let vars = env_vars(&[
         ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
         ("PORTCULLIS_SERVER_TLS_CERT_PATH", cert.as_str()),
         ("PORTCULLIS_SERVER_TLS_KEY_PATH", key.as_str()),
         ("PORTCULLIS_DATA_DIR", data.as_str()),
         ("PORTCULLIS_LOG", "info"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    ]);
     let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
         .await
         .unwrap();

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Auth, Http, id_of, str_of};
+use common::{Auth, Http, Manifest, id_of, poll, str_of};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 const NOTIFY_SECRET: &str = "faults-e2e-secret";
@@ -47,26 +47,6 @@ const EVENTS_V1: &str = "application/vnd.docker.distribution.events.v1+json";
 // ---------------------------------------------------------------------------------------
 // Shared set-up
 // ---------------------------------------------------------------------------------------
-
-/// Polls `probe` until it returns `Some`, or fails naming `step` and the last state.
-macro_rules! poll {
-    ($step:expr, $within:expr, $probe:expr) => {{
-        let deadline = Instant::now() + $within;
-        loop {
-            let (found, state) = $probe;
-            if let Some(found) = found {
-                break found;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "step `{}`: not reached within {:?}; last state: {}",
-                    $step, $within, state
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }};
-}
 
 /// The database of one test: a throwaway PostgreSQL database or a SQLite file.
 struct Database {
@@ -360,14 +340,6 @@ impl Api {
     }
 }
 
-/// What a pushed manifest looks like to the registry.
-#[derive(Clone)]
-struct Manifest {
-    digest: String,
-    media_type: String,
-    size: i64,
-}
-
 /// Builds an image, pushes it to `registry_addr/repository:tag` as the admin and waits
 /// until Portcullis shows the tag; returns its manifest.
 async fn seed(
@@ -404,26 +376,9 @@ async fn seed(
     }
 }
 
-/// A manifest push event as distribution 2.8 writes it.
+/// A manifest push event as distribution 2.8 writes it, pushed by the admin.
 fn push_event(id: &str, repository: &str, tag: &str, m: &Manifest, host: &str) -> Value {
-    json!({
-        "id": id,
-        "timestamp": "2025-01-01T00:00:00.000000000Z",
-        "action": "push",
-        "target": {
-            "mediaType": m.media_type,
-            "size": m.size,
-            "digest": m.digest,
-            "length": m.size,
-            "repository": repository,
-            "url": format!("http://{host}/v2/{repository}/manifests/{}", m.digest),
-            "tag": tag,
-        },
-        "request": {"id": format!("req-{id}"), "addr": "127.0.0.1:40000", "host": host,
-            "method": "PUT", "useragent": "faults-e2e"},
-        "actor": {"name": ADMIN.0},
-        "source": {"addr": "faults-e2e:5000", "instanceID": "faults-e2e"},
-    })
+    common::push_event(id, repository, tag, m, host, ADMIN.0, "faults-e2e")
 }
 
 fn envelope(events: Vec<Value>) -> Value {

@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod common;
-use common::{Auth, Http, id_of, str_of};
+use common::{Auth, Http, Manifest, env_vars, id_of, poll, push_event, str_of};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 /// Owner of the team `vault` and its private namespace.
@@ -83,6 +83,8 @@ const MEMBERSHIP_BOUND: Duration = Duration::from_secs(1);
 /// How long an asynchronous outcome may take before the test fails.
 const WITHIN: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
+/// The sender named in the push events (user agent, source).
+const AGENT: &str = "multinode-e2e";
 
 /// Serve nodes. Index [`KILLED_NODE`] is the one killed (and where the web session is
 /// opened); node 0 gets the registry's own notifications and stays up.
@@ -97,26 +99,6 @@ const SENDERS: usize = 6;
 /// Every `DUPLICATE_EVERY`th envelope is delivered a second time, to another node: a
 /// registry that lost the first answer sends it again.
 const DUPLICATE_EVERY: usize = 7;
-
-/// Polls `probe` until it returns `Some`, or fails naming `step` and the last state.
-macro_rules! poll {
-    ($step:expr, $within:expr, $probe:expr) => {{
-        let deadline = Instant::now() + $within;
-        loop {
-            let (found, state) = $probe;
-            if let Some(found) = found {
-                break found;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "step `{}`: not reached within {:?}; last state: {}",
-                    $step, $within, state
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }};
-}
 
 // ---------------------------------------------------------------------------------------
 // The cluster
@@ -142,7 +124,7 @@ struct Cluster {
 /// one token signing key and certificate, one `webhooks.key`), one notification
 /// secret; no embedded worker in `serve` (the two `worker`s do all jobs).
 fn shared_env(data_dir: &Path, database_url: &str) -> BTreeMap<String, String> {
-    [
+    env_vars(&[
         ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
         ("PORTCULLIS_DATA_DIR", &data_dir.display().to_string()),
         ("PORTCULLIS_DATABASE_URL", database_url),
@@ -161,10 +143,7 @@ fn shared_env(data_dir: &Path, database_url: &str) -> BTreeMap<String, String> {
         ),
         ("PORTCULLIS_SECURITY_POLICY_PASSWORD_CHECKS_PER_MINUTE", "0"),
         ("PORTCULLIS_LOG", "warn"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    ])
 }
 
 async fn start_node(env: &BTreeMap<String, String>, work: &Path) -> Server {
@@ -294,6 +273,30 @@ impl Admin {
     async fn pending(&self, base: &str, step: &str) -> usize {
         self.all(base, step, "/events?status=pending").await.len()
     }
+}
+
+/// The `process_events` job once a worker runs it with its manifest fetch held by the
+/// proxy: the job, the index of the worker holding it, and both workers' pids.
+async fn job_held_at_the_proxy(c: &Cluster, admin: &Admin, step: &str) -> (Value, usize, Vec<u32>) {
+    let job = poll!(step, WITHIN, {
+        let running = admin
+            .all(&c.urls[0], step, "/jobs?state=running&kind=process_events")
+            .await;
+        let held = c.proxy.held();
+        let state = format!("held {held}, running: {running:?}");
+        (running.into_iter().next().filter(|_| held > 0), state)
+    });
+    let holder = str_of(step, &job, "worker");
+    let pids: Vec<u32> = c
+        .workers
+        .iter()
+        .map(|w| w.as_ref().unwrap().pid().unwrap())
+        .collect();
+    let index = pids
+        .iter()
+        .position(|pid| holder.ends_with(&format!(":{pid}")))
+        .unwrap_or_else(|| panic!("job {job:#} is held by none of the workers {pids:?}"));
+    (job, index, pids)
 }
 
 /// Whether `/v2/token` on `base` grants `user` a pull of [`PRIVATE_REPO`].
@@ -474,13 +477,6 @@ async fn profile(base: &str, cookie: &str, user: &str) -> Result<String, String>
 // Notifications
 // ---------------------------------------------------------------------------------------
 
-/// What the seed push's manifest looks like to the registry.
-struct Manifest {
-    digest: String,
-    media_type: String,
-    size: i64,
-}
-
 fn event_id(envelope: usize, i: usize) -> String {
     format!("multinode-{envelope}-{i}")
 }
@@ -489,29 +485,19 @@ fn tag_name(envelope: usize, i: usize) -> String {
     format!("t-{envelope:03}-{i}")
 }
 
-/// A manifest push event as distribution 2.8 writes it: tag `tag_name(e, i)` of the
-/// seed's manifest.
+/// Envelope `e`: its events push tags `tag_name(e, i)` of the seed's manifest.
 fn envelope(e: usize, m: &Manifest, host: &str) -> String {
     let events: Vec<Value> = (0..EVENTS_PER_ENVELOPE)
         .map(|i| {
-            json!({
-                "id": event_id(e, i),
-                "timestamp": "2025-01-01T00:00:00.000000000Z",
-                "action": "push",
-                "target": {
-                    "mediaType": m.media_type,
-                    "size": m.size,
-                    "digest": m.digest,
-                    "length": m.size,
-                    "repository": REPO,
-                    "url": format!("http://{host}/v2/{REPO}/manifests/{}", m.digest),
-                    "tag": tag_name(e, i),
-                },
-                "request": {"id": format!("req-{e}-{i}"), "addr": "127.0.0.1:40000",
-                    "host": host, "method": "PUT", "useragent": "multinode-e2e"},
-                "actor": {"name": ADMIN.0},
-                "source": {"addr": "multinode-e2e:5000", "instanceID": "multinode-e2e"},
-            })
+            push_event(
+                &event_id(e, i),
+                REPO,
+                &tag_name(e, i),
+                m,
+                host,
+                ADMIN.0,
+                AGENT,
+            )
         })
         .collect();
     json!({ "events": events }).to_string()
@@ -852,25 +838,8 @@ async fn three_nodes_two_workers_one_of_each_killed() {
     // The event-processing job is running with its manifest fetch held: kill the
     // worker that holds it.
     let step = "a worker holds the job, its manifest fetch held by the proxy";
-    let job = poll!(step, WITHIN, {
-        let running = admin
-            .all(&a, step, "/jobs?state=running&kind=process_events")
-            .await;
-        let held = c.proxy.held();
-        let state = format!("held {held}, running: {running:?}");
-        (running.into_iter().next().filter(|_| held > 0), state)
-    });
+    let (job, killed_worker, pids) = job_held_at_the_proxy(&c, &admin, step).await;
     let job_id = id_of(step, &job);
-    let holder = str_of(step, &job, "worker").to_owned();
-    let pids: Vec<u32> = c
-        .workers
-        .iter()
-        .map(|w| w.as_ref().unwrap().pid().unwrap())
-        .collect();
-    let killed_worker = pids
-        .iter()
-        .position(|pid| holder.ends_with(&format!(":{pid}")))
-        .unwrap_or_else(|| panic!("job {job:#} is held by none of the workers {pids:?}"));
     let survivor_pid = pids[1 - killed_worker];
     let status = c.workers[killed_worker]
         .take()
@@ -1128,41 +1097,20 @@ async fn a_worker_frozen_past_its_lease_applies_nothing_twice() {
     let a = c.urls[0].clone();
     let step = "a worker holds the job, its manifest fetch held by the proxy";
     c.proxy.pause();
-    let body = json!({"events": [{
-        "id": "frozen-0",
-        "timestamp": "2025-01-01T00:00:00.000000000Z",
-        "action": "push",
-        "target": {"mediaType": manifest.media_type, "size": manifest.size,
-            "digest": manifest.digest, "length": manifest.size, "repository": REPO,
-            "url": format!("http://{}/v2/{REPO}/manifests/{}", c.registry.addr, manifest.digest),
-            "tag": "frozen"},
-        "request": {"id": "req-frozen", "addr": "127.0.0.1:40000", "host": c.registry.addr,
-            "method": "PUT", "useragent": "multinode-e2e"},
-        "actor": {"name": ADMIN.0},
-        "source": {"addr": "multinode-e2e:5000", "instanceID": "multinode-e2e"},
-    }]})
-    .to_string();
+    let frozen_push = push_event(
+        "frozen-0",
+        REPO,
+        "frozen",
+        &manifest,
+        &c.registry.addr,
+        ADMIN.0,
+        AGENT,
+    );
+    let body = json!({ "events": [frozen_push] }).to_string();
     let d = deliver(&admin.http, &c.urls, 0, 0, &body).await;
     assert!(d.failures.is_empty(), "{d:?}");
-    let job = poll!(step, WITHIN, {
-        let running = admin
-            .all(&a, step, "/jobs?state=running&kind=process_events")
-            .await;
-        let held = c.proxy.held();
-        let state = format!("held {held}, running: {running:?}");
-        (running.into_iter().next().filter(|_| held > 0), state)
-    });
+    let (job, frozen, pids) = job_held_at_the_proxy(&c, &admin, step).await;
     let job_id = id_of(step, &job);
-    let holder = str_of(step, &job, "worker").to_owned();
-    let pids: Vec<u32> = c
-        .workers
-        .iter()
-        .map(|w| w.as_ref().unwrap().pid().unwrap())
-        .collect();
-    let frozen = pids
-        .iter()
-        .position(|pid| holder.ends_with(&format!(":{pid}")))
-        .unwrap_or_else(|| panic!("job {job:#} is held by none of the workers {pids:?}"));
     let (frozen_pid, survivor_pid) = (pids[frozen], pids[1 - frozen]);
 
     // Freeze the holder, then let its fetch through: the answer waits in its socket.

@@ -4,7 +4,79 @@
 #![allow(dead_code)]
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Polls `probe` (an expression giving `(Option<found>, state)`) every 50 ms until it
+/// finds something, or fails naming `step` and the last state.
+#[allow(unused_macros)]
+macro_rules! poll {
+    ($step:expr, $within:expr, $probe:expr) => {{
+        let deadline = std::time::Instant::now() + $within;
+        loop {
+            let (found, state) = $probe;
+            if let Some(found) = found {
+                break found;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "step `{}`: not reached within {:?}; last state: {}",
+                    $step, $within, state
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use poll;
+
+/// The environment of a process, from `(name, value)` pairs.
+pub fn env_vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// What a pushed manifest looks like to the registry.
+#[derive(Clone)]
+pub struct Manifest {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+}
+
+/// A manifest push event as distribution 2.8 writes it, pushed by `actor` through
+/// `host`; `agent` names the sending test (user agent and source).
+pub fn push_event(
+    id: &str,
+    repository: &str,
+    tag: &str,
+    m: &Manifest,
+    host: &str,
+    actor: &str,
+    agent: &str,
+) -> Value {
+    json!({
+        "id": id,
+        "timestamp": "2025-01-01T00:00:00.000000000Z",
+        "action": "push",
+        "target": {
+            "mediaType": m.media_type,
+            "size": m.size,
+            "digest": m.digest,
+            "length": m.size,
+            "repository": repository,
+            "url": format!("http://{host}/v2/{repository}/manifests/{}", m.digest),
+            "tag": tag,
+        },
+        "request": {"id": format!("req-{id}"), "addr": "127.0.0.1:40000", "host": host,
+            "method": "PUT", "useragent": agent},
+        "actor": {"name": actor},
+        "source": {"addr": format!("{agent}:5000"), "instanceID": agent},
+    })
+}
 
 /// How an API call authenticates.
 #[derive(Clone, Copy)]
