@@ -14,6 +14,8 @@
 #                     reads it), oci:DIR, docker://HOST/NAME:TAG (a push) ...
 #   --store DIR       buildah's storage (vfs): DIR/root and DIR/run (default
 #                     $PORTCULLIS_IMAGE_STORE, else target/containers)
+#   --runroot DIR     buildah's run root instead of DIR/run (default
+#                     $PORTCULLIS_IMAGE_RUNROOT); podman wants it under 50 characters
 #   --no-strip        keep the binary's debug info (default: objcopy --strip-debug;
 #                     function names stay, so panic backtraces still name them)
 #   --prepare-only    only prepare the build context (target/image/context) and print
@@ -28,6 +30,7 @@ repo=$PWD
 
 tag=${PORTCULLIS_IMAGE:-localhost/portcullis:latest}
 store=${PORTCULLIS_IMAGE_STORE:-$repo/target/containers}
+runroot=${PORTCULLIS_IMAGE_RUNROOT:-}
 archive=
 strip=1
 prepare_only=0
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
     --tag) tag=$2; shift 2 ;;
     --archive) archive=$2; shift 2 ;;
     --store) store=$2; shift 2 ;;
+    --runroot) runroot=$2; shift 2 ;;
     --no-strip) strip=0; shift ;;
     --prepare-only) prepare_only=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -152,7 +156,8 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || revision="$revision-dirty"
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p "$store"
-sto=(--root "$store/root" --runroot "$store/run" --storage-driver vfs)
+runroot=${runroot:-$store/run}
+sto=(--root "$store/root" --runroot "$runroot" --storage-driver vfs)
 # --format docker: the OCI image format has no HEALTHCHECK; buildah drops it there.
 buildah "${sto[@]}" bud --quiet --format docker --isolation chroot --layers=false \
   --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
@@ -192,4 +197,4 @@ elapsed=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - 
 id=$(buildah "${sto[@]}" inspect --type image --format '{{.FromImageID}}' "$tag" 2>/dev/null | cut -c1-12)
 echo "build-image: $tag ($id) from $binary (portcullis $version, $revision)"
 echo "build-image: size $(mib "$unpacked") unpacked, $(mib "$compressed") compressed; built in ${elapsed}s"
-echo "build-image: storage --root $store/root --runroot $store/run --storage-driver vfs"
+echo "build-image: storage --root $store/root --runroot $runroot --storage-driver vfs"

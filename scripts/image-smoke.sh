@@ -54,7 +54,10 @@ fi
 mkdir -p target
 work=$(mktemp -d "$repo/target/image-smoke.XXXXXX")
 store=$work/store
-podman_cmd=(podman --root "$store/root" --runroot "$store/run" --storage-driver vfs
+# podman refuses a runroot longer than 50 characters (it holds sockets, whose paths are
+# short), and the checkout may sit deep in the file system: the runroot lives in /tmp.
+runroot=$(mktemp -d /tmp/pcsmoke.XXXXXX)
+podman_cmd=(podman --root "$store/root" --runroot "$runroot" --storage-driver vfs
   --runtime runc --cgroup-manager cgroupfs --events-backend file)
 P() { "${podman_cmd[@]}" "$@"; }
 image=localhost/portcullis:smoke
@@ -100,6 +103,7 @@ cleanup() {
   else
     rm -rf "$work"
   fi
+  rm -rf "$runroot"
   if [ $rc -eq 0 ] && [ ${#failures[@]} -eq 0 ]; then
     say "image-smoke: all checks passed"
   else
@@ -134,7 +138,7 @@ EOF
 say "database $db on $db_host:$db_port"
 
 # --- the image --------------------------------------------------------------------------
-if ! PORTCULLIS_IMAGE_STORE=$store scripts/build-image.sh --tag "$image" "$@" | sed 's/^/  /'; then
+if ! PORTCULLIS_IMAGE_STORE=$store PORTCULLIS_IMAGE_RUNROOT=$runroot scripts/build-image.sh --tag "$image" "$@" | sed 's/^/  /'; then
   fail "scripts/build-image.sh failed"
 fi
 
