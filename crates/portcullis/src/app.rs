@@ -137,34 +137,23 @@ pub fn resolve_notification_secret(config: &mut Config, random: &dyn RandomSourc
 }
 
 /// Reads the secret in `path`, or creates that file (mode 0600, never overwriting)
-/// with a new one.
+/// with a new one. Processes starting at once on one data folder take turns (the
+/// folder's lock) and the file appears complete, so all of them use one secret.
 fn load_or_generate_secret(path: &Path, random: &dyn RandomSource) -> Result<(String, bool)> {
+    use portcullis_registry::keys::{create_complete_file, lock_folder};
     let context = || format!("notification secret file {}", path.display());
     if let Some(secret) = read_secret(path)? {
         return Ok((secret, false));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(context)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(context)?;
+    let _lock = lock_folder(dir).with_context(context)?;
+    if let Some(secret) = read_secret(path)? {
+        return Ok((secret, false)); // another process generated it meanwhile
     }
     let secret = portcullis_service::secrets::new_token(random, "");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        // Another process created it first: use its secret.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let secret = read_secret(path)?.with_context(context)?;
-            return Ok((secret, false));
-        }
-        Err(e) => return Err(e).with_context(context),
-    };
-    file.write_all(format!("{secret}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(context)?;
+    create_complete_file(path, format!("{secret}\n").as_bytes(), true).with_context(context)?;
     Ok((secret, true))
 }
 
@@ -506,6 +495,30 @@ mod tests {
         let mut again = config_in(dir.path());
         assert!(!resolve_notification_secret(&mut again, &random).unwrap());
         assert_eq!(again.notifications.secret, secret);
+    }
+
+    #[test]
+    fn nodes_starting_at_once_share_one_generated_notification_secret() {
+        const STARTS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        // One source for all: every generation would pick a different secret.
+        let random = SeededRandom::default();
+        let barrier = std::sync::Barrier::new(STARTS);
+        let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..STARTS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut config = config_in(dir.path());
+                        barrier.wait();
+                        let generated = resolve_notification_secret(&mut config, &random).unwrap();
+                        (config.notifications.secret, generated)
+                    })
+                })
+                .collect();
+            starts.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|(_, g)| *g).count(), 1, "{results:?}");
+        assert!(results.iter().all(|(secret, _)| *secret == results[0].0));
     }
 
     #[test]

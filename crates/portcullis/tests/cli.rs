@@ -3,12 +3,13 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod common;
-use common::env_vars;
+use common::{env_vars, poll};
 use portcullis_testkit::server::Server;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn portcullis(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
@@ -563,6 +564,60 @@ async fn migrate_waits_for_the_database() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("is up to date"));
+}
+
+/// Of two workers on one PostgreSQL, one leads the periodic scheduler (an advisory
+/// lock) and the other says it follows; killed, the leader's lock goes with its
+/// connection and the other takes over.
+#[tokio::test]
+async fn one_worker_leads_the_scheduler_and_another_takes_over_when_it_is_killed() {
+    const LEADS: &str = "leading the periodic scheduler";
+    const FOLLOWS: &str = "another worker leads the periodic scheduler";
+    let db = portcullis_testkit::postgres::test_database().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let vars = env_vars(&[
+        ("PORTCULLIS_SERVER_LISTEN", "127.0.0.1:0"),
+        ("PORTCULLIS_DATA_DIR", &data),
+        ("PORTCULLIS_DATABASE_URL", &db.url),
+        ("PORTCULLIS_BACKGROUND_EMBEDDED", "false"),
+        ("PORTCULLIS_BACKGROUND_SYNC_ENABLED", "false"),
+        ("PORTCULLIS_LOG", "warn,portcullis_worker=info"),
+    ]);
+    // The server migrates the database; the workers start on a ready schema.
+    let server = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        vars,
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let mut workers: Vec<_> = (1..=2)
+        .map(|n| server.spawn(["worker"], &format!("worker-{n}")).unwrap())
+        .collect();
+    let leader = poll!(
+        "one worker leads, the other follows",
+        Duration::from_secs(30),
+        {
+            let logs: Vec<String> = workers.iter().map(|w| w.log()).collect();
+            let leading: Vec<usize> = (0..2).filter(|&i| logs[i].contains(LEADS)).collect();
+            let found = match leading[..] {
+                [i] if logs[1 - i].contains(FOLLOWS) => Some(i),
+                _ => None,
+            };
+            (found, format!("{logs:#?}"))
+        }
+    );
+    assert!(
+        !workers[leader].log().contains(FOLLOWS),
+        "the leader led from its first tick"
+    );
+    let follower = 1 - leader;
+    workers[leader].kill().await.unwrap();
+    poll!("the other worker takes over", Duration::from_secs(30), {
+        let log = workers[follower].log();
+        (log.contains(LEADS).then_some(()), log)
+    });
 }
 
 #[tokio::test]

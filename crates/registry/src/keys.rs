@@ -271,26 +271,25 @@ impl SigningKey {
         common_name: &str,
         now_unix: i64,
     ) -> Result<(Self, bool), KeyError> {
+        if exists(KEY_SETTING, key_path)? && exists(CERT_SETTING, cert_path)? {
+            return Self::load_pair(key_path, cert_path, requested);
+        }
+        // Missing (or half there while another process writes them): generate under
+        // the folder's lock, so nodes starting at once on one empty shared data folder
+        // end up with one key; whoever comes second reads the first one's.
+        let folder = key_path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = folder.unwrap_or(Path::new("."));
+        let lock_err = |source| KeyError::Io {
+            setting: KEY_SETTING,
+            path: key_path.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(folder).map_err(lock_err)?;
+        let _lock = lock_folder(folder).map_err(lock_err)?;
         let key_exists = exists(KEY_SETTING, key_path)?;
         let cert_exists = exists(CERT_SETTING, cert_path)?;
         match (key_exists, cert_exists) {
-            (true, true) => {
-                let key_pem = read(KEY_SETTING, key_path)?;
-                let cert_pem = read(CERT_SETTING, cert_path)?;
-                let key = Self::from_pem(&key_pem, &cert_pem, requested).map_err(|e| {
-                    let (setting, path) = if e.concerns_cert() {
-                        (CERT_SETTING, cert_path)
-                    } else {
-                        (KEY_SETTING, key_path)
-                    };
-                    KeyError::File {
-                        setting,
-                        path: path.to_path_buf(),
-                        source: Box::new(e),
-                    }
-                })?;
-                Ok((key, false))
-            }
+            (true, true) => Self::load_pair(key_path, cert_path, requested),
             (false, false) => {
                 let alg = requested.unwrap_or(Algorithm::Es256);
                 let (key_pem, cert_pem) = Self::generate_pem(alg, common_name, now_unix)?;
@@ -311,6 +310,29 @@ impl SigningKey {
                 missing: key_path.to_path_buf(),
             }),
         }
+    }
+
+    /// The key and certificate in the two files (not generated now).
+    fn load_pair(
+        key_path: &Path,
+        cert_path: &Path,
+        requested: Option<Algorithm>,
+    ) -> Result<(Self, bool), KeyError> {
+        let key_pem = read(KEY_SETTING, key_path)?;
+        let cert_pem = read(CERT_SETTING, cert_path)?;
+        let key = Self::from_pem(&key_pem, &cert_pem, requested).map_err(|e| {
+            let (setting, path) = if e.concerns_cert() {
+                (CERT_SETTING, cert_path)
+            } else {
+                (KEY_SETTING, key_path)
+            };
+            KeyError::File {
+                setting,
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            }
+        })?;
+        Ok((key, false))
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -433,23 +455,27 @@ fn read(setting: &'static str, path: &Path) -> Result<String, KeyError> {
     })
 }
 
-/// Writes a new file (never overwrites); `private` files get mode 0600 from the start.
-fn write_file(
-    setting: &'static str,
-    path: &Path,
-    contents: &str,
-    private: bool,
-) -> Result<(), KeyError> {
-    let io_err = |source| KeyError::Io {
-        setting,
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(io_err)?;
-    }
+/// An exclusive lock (`flock`) on `folder`, released when the returned handle drops:
+/// processes that generate files into one data folder take turns. Blocks while
+/// another process holds it.
+pub fn lock_folder(folder: &Path) -> io::Result<fs::File> {
+    let handle = fs::File::open(folder)?;
+    handle.lock()?;
+    Ok(handle)
+}
+
+/// Writes a new file so that it appears complete or not at all: written under a
+/// temporary name in the same folder, synced, then linked into place (never
+/// overwriting: an existing `path` is an error). `private` files get mode 0600 from
+/// the start. Readers that do not take [`lock_folder`] never see half a file.
+pub fn create_complete_file(path: &Path, contents: &[u8], private: bool) -> io::Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let folder = folder.unwrap_or(Path::new("."));
+    fs::create_dir_all(folder)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -457,9 +483,29 @@ fn write_file(
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut file = options.open(path).map_err(io_err)?;
-    file.write_all(contents.as_bytes()).map_err(io_err)?;
-    file.sync_all().map_err(io_err)
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| fs::hard_link(&temp, path));
+    // The temporary name has served its purpose either way.
+    let _ = fs::remove_file(&temp);
+    linked?;
+    // The new directory entry durable, so a crash right after cannot lose the file.
+    fs::File::open(folder).and_then(|d| d.sync_all())
+}
+
+fn write_file(
+    setting: &'static str,
+    path: &Path,
+    contents: &str,
+    private: bool,
+) -> Result<(), KeyError> {
+    create_complete_file(path, contents.as_bytes(), private).map_err(|source| KeyError::Io {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

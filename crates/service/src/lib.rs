@@ -63,6 +63,7 @@ pub use gc::GcService;
 pub use health::HealthService;
 pub use inventory::InventoryService;
 pub use namespaces::NamespaceService;
+pub use portcullis_storage::Leadership;
 pub use portcullis_webhooks::Sealer;
 pub use registries::RegistryService;
 pub use repositories::RepositoryService;
@@ -73,6 +74,9 @@ pub use teams::TeamService;
 pub use token::TokenService;
 pub use users::UserService;
 pub use webhooks::{WebhookRuntime, WebhookService};
+
+/// The role whose leader queues the periodic tasks (an advisory lock on PostgreSQL).
+const SCHEDULER_ROLE: &str = "portcullis:scheduler";
 
 /// What every service shares: the store, the configuration, time, randomness and the
 /// caches that writes must keep true.
@@ -249,6 +253,12 @@ impl Services {
             .store
             .listener(portcullis_storage::JOBS_CHANNEL)
             .await?)
+    }
+
+    /// The periodic scheduler's leadership if no other node holds it (see
+    /// [`Leadership`]).
+    pub async fn lead_scheduler(&self) -> Result<Option<Leadership>, portcullis_domain::Error> {
+        Ok(self.context.store.try_lead(SCHEDULER_ROLE).await?)
     }
 
     /// On PostgreSQL, clears this node's authorization-fact cache whenever another

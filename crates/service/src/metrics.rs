@@ -49,6 +49,7 @@ pub const SYNC_RUNS: &str = "portcullis_sync_runs_total";
 pub const WEBHOOK_DELIVERIES: &str = "portcullis_webhook_delivery_attempts_total";
 pub const DB_CONNECTIONS: &str = "portcullis_db_pool_connections";
 pub const GRANT_INVALIDATIONS: &str = "portcullis_grant_cache_invalidations_total";
+pub const SCHEDULER_LEADER: &str = "portcullis_scheduler_leader";
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -94,6 +95,10 @@ fn describe() {
     describe_counter!(
         GRANT_INVALIDATIONS,
         "Clears of the authorization-fact cache, by origin (this node or another)"
+    );
+    describe_gauge!(
+        SCHEDULER_LEADER,
+        "1 while this worker holds the periodic scheduler's leadership, else 0"
     );
 }
 
@@ -148,6 +153,10 @@ pub fn webhook_attempt(result: &'static str) {
 pub fn db_connections(in_use: u32, idle: u32) {
     gauge!(DB_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));
     gauge!(DB_CONNECTIONS, "state" => "idle").set(f64::from(idle));
+}
+
+pub fn scheduler_leader(leading: bool) {
+    gauge!(SCHEDULER_LEADER).set(if leading { 1.0 } else { 0.0 });
 }
 
 pub fn grant_invalidation(origin: &'static str) {

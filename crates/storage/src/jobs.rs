@@ -348,6 +348,47 @@ impl Store {
     }
 }
 
+/// Leadership of one role among all nodes (the periodic scheduler, say), held until
+/// dropped. On PostgreSQL it is a session advisory lock on a connection of its own,
+/// outside the pool: the lock lives exactly as long as that connection, so a node
+/// that dies or loses the database loses it, and the server hands it to the next
+/// node that asks. On SQLite (one process) a flag of the store stands in for it.
+pub struct Leadership(Holder);
+
+enum Holder {
+    Postgres(sqlx::PgConnection),
+    Sqlite(std::sync::Arc<std::sync::atomic::AtomicBool>),
+}
+
+impl Leadership {
+    /// Whether the leadership still holds: on PostgreSQL a round trip on the lock's
+    /// connection (a connection the server ended took the lock with it).
+    pub async fn still_held(&mut self) -> bool {
+        match &mut self.0 {
+            Holder::Postgres(conn) => sqlx::Connection::ping(conn).await.is_ok(),
+            Holder::Sqlite(_) => true,
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // PostgreSQL: dropping the connection closes it, which releases the lock.
+        if let Holder::Sqlite(flag) = self {
+            flag.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// The advisory-lock key of a role: a stable 64-bit hash of its name (FNV-1a), so
+/// every node and version agrees on it without a registry of numbers.
+fn advisory_key(role: &str) -> i64 {
+    let hash = role.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
 /// Hears announcements of other nodes on one PostgreSQL `LISTEN` channel: queued
 /// jobs ([`JOBS_CHANNEL`]) or changed grants ([`GRANTS_CHANNEL`]).
 pub struct Listener(sqlx::postgres::PgListener);
@@ -370,6 +411,34 @@ impl Store {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen(channel).await?;
         Ok(Some(Listener(listener)))
+    }
+
+    /// Takes the leadership of `role` if no node holds it: `None` when another does.
+    pub async fn try_lead(&self, role: &str) -> StoreResult<Option<Leadership>> {
+        let crate::db::Db::Postgres(pool) = &self.db else {
+            let taken = self.sole_leader.compare_exchange(
+                false,
+                true,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            );
+            return Ok(taken
+                .is_ok()
+                .then(|| Leadership(Holder::Sqlite(self.sole_leader.clone()))));
+        };
+        // Detached: the lock's connection must not go back to the pool (another task
+        // would then hold the lock) and must not take one of the pool's slots.
+        let mut conn = pool.acquire().await?.detach();
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(advisory_key(role))
+            .fetch_one(&mut conn)
+            .await?;
+        if locked {
+            Ok(Some(Leadership(Holder::Postgres(conn))))
+        } else {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(None)
+        }
     }
 
     /// Tells every node that grants changed (`NOTIFY` on [`GRANTS_CHANNEL`] with

@@ -48,7 +48,7 @@ pub use events::EventFilter;
 pub use inventory::{
     ActivityScope, Actor, InventoryRow, PushRecord, RepositoryFilter, RepositoryScope,
 };
-pub use jobs::{GRANTS_CHANNEL, JOBS_CHANNEL, JobFilter, Listener};
+pub use jobs::{GRANTS_CHANNEL, JOBS_CHANNEL, JobFilter, Leadership, Listener};
 pub use namespaces::NamespaceUpdate;
 pub use tokens::{NewApplicationToken, RefreshCredential};
 pub use users::UserUpdate;
@@ -62,6 +62,8 @@ pub struct Store {
     db: db::Db,
     /// Shared by every clone: concurrent `store_events` calls commit together.
     intake: std::sync::Arc<events::GroupCommit>,
+    /// SQLite's stand-in for the advisory lock of [`Store::try_lead`]: one process.
+    sole_leader: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Which page of a list, sorted how.
@@ -208,6 +210,7 @@ impl Store {
         Ok(Store {
             db: db::Db::connect(url, pg_connections).await?,
             intake: std::sync::Arc::default(),
+            sole_leader: std::sync::Arc::default(),
         })
     }
 

@@ -105,6 +105,7 @@ contract! {
     contract_job_singletons,
     contract_job_prune_and_list,
     contract_schedules,
+    contract_leadership,
     contract_store_events,
     contract_event_processing,
     contract_record_push,
@@ -121,6 +122,7 @@ contract! {
 race! {
     race_claim_jobs,
     race_claim_schedule,
+    race_leadership,
     race_enqueue_deliveries,
     race_store_events,
 }
@@ -766,6 +768,57 @@ async fn contract_schedules(store: &Store) {
             .await
             .unwrap()
     );
+}
+
+async fn contract_leadership(store: &Store) {
+    let mut leader = store.try_lead("scheduler").await.unwrap().unwrap();
+    assert!(leader.still_held().await);
+    assert!(store.try_lead("scheduler").await.unwrap().is_none());
+    drop(leader);
+    let again = store.try_lead("scheduler").await.unwrap();
+    assert!(again.is_some(), "released on drop");
+}
+
+/// Another node (a second store on the same database) waits while one leads, and
+/// takes over once the leader's connection ends, as when its process dies.
+#[tokio::test]
+async fn leadership_passes_to_another_node_when_the_leaders_connection_ends() {
+    let (keep, store) = postgres_store().await;
+    let Keep::Postgres(db) = &keep else {
+        unreachable!()
+    };
+    let other_node = Store::connect(&db.url).await.unwrap();
+    let mut leader = store.try_lead("scheduler").await.unwrap().unwrap();
+    assert!(other_node.try_lead("scheduler").await.unwrap().is_none());
+    let other_role = other_node.try_lead("another role").await.unwrap();
+    assert!(other_role.is_some(), "roles are independent");
+    let ended = db
+        .execute(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+             JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND d.datname = current_database() AND l.granted \
+             AND l.pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended, 2, "the two leaders' connections");
+    assert!(!leader.still_held().await, "the leader notices");
+    poll_until(|| async { other_node.try_lead("scheduler").await.unwrap().is_some() }).await;
+}
+
+/// Polls `check` every 20 ms until it holds, for at most 10 s.
+async fn poll_until<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("not within 10 s");
 }
 
 // ---------------------------------------------------------------- contract: events
@@ -1903,6 +1956,20 @@ async fn race_claim_schedule(store: &Store) {
             .unwrap();
         assert_eq!(page.total, 1, "round {round}");
         assert_eq!(page.items[0].state, JobState::Queued);
+    }
+}
+
+async fn race_leadership(store: &Store) {
+    const NODES: usize = 8;
+    for round in 0..ROUNDS {
+        let role = format!("role{round}");
+        let leaders = concurrently(store, NODES, |_, store| {
+            let role = role.clone();
+            async move { store.try_lead(&role).await.unwrap() }
+        })
+        .await;
+        let held = leaders.iter().filter(|l| l.is_some()).count();
+        assert_eq!(held, 1, "round {round}");
     }
 }
 

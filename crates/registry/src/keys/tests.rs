@@ -166,6 +166,43 @@ fn load_or_generate_writes_then_reloads() {
     );
 }
 
+/// Nodes started at once on one empty shared data folder: one generates, the others
+/// wait for it and read the same key; nobody fails on a half-written pair.
+#[test]
+fn load_or_generate_at_once_from_many_processes_makes_one_key() {
+    const STARTS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, cert_path) = (dir.path().join("token.key"), dir.path().join("token.crt"));
+    let barrier = std::sync::Barrier::new(STARTS);
+    let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..STARTS)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let (key, generated) =
+                        SigningKey::load_or_generate(&key_path, &cert_path, None, "issuer", 0)
+                            .unwrap();
+                    (key.kid(KidFormat::Libtrust), generated)
+                })
+            })
+            .collect();
+        starts.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|(_, generated)| *generated).count(),
+        1
+    );
+    assert!(
+        results.iter().all(|(kid, _)| *kid == results[0].0),
+        "{results:?}"
+    );
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+}
+
 #[test]
 fn load_or_generate_rs256() {
     let dir = tempfile::tempdir().unwrap();
