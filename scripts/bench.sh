@@ -9,6 +9,7 @@
 #   (a) GET /v2/token, Basic alice:password (verified password cached)
 #   (b) GET /v2/token, Basic alice:<application token>
 #   (c) GET /v2/token, anonymous, pull on a public repository
+#   (m) as (a), on an instance with metrics.enabled=false (the cost of the metrics)
 #   (d) GET /v2/token, Basic alice:password, credential cache disabled (argon2 every
 #       time; a second instance with credential_cache_seconds=0), 8 connections
 #   (e) the registry's own GET /v2/<ns>/app/manifests/<tag> with a Bearer token and the
@@ -104,29 +105,8 @@ export PORTCULLIS_REGISTRY_JWT_EXPIRATION_TIME_VALUE=120
 export PORTCULLIS_LOG=warn
 mkdir -p "$W/data"
 
-# start_portcullis NAME [VAR=VALUE...]: starts `portcullis serve` on a free port,
-# sets PID_<NAME> and URL_<NAME> once it printed its `listening on` line.
-start_portcullis() {
-  local name=$1
-  shift
-  local out=$W/$name.stdout
-  (cd "$W" && exec env PORTCULLIS_SERVER_LISTEN=127.0.0.1:0 "$@" "$BIN" serve >"$out" 2>"$W/$name.log") &
-  local pid=$!
-  PIDS+=("$pid")
-  local i
-  for i in $(seq 1 600); do
-    if grep -q '^listening on ' "$out" 2>/dev/null; then
-      printf -v "PID_$name" %s "$pid"
-      printf -v "URL_$name" %s "http://$(sed -n 's/^listening on //p' "$out")"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "error: portcullis ($name) did not start:" >&2
-  cat "$W/$name.log" >&2
-  exit 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 
 # A kernel-chosen free port: the Go registry cannot inherit a socket, so bind port 0,
 # note the port, release it and let the registry bind it.
@@ -134,7 +114,6 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-mem_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 # stop PID: ends a process this script started, waits until it is gone and forgets it
 # (so that the clean-up never signals a reused process id).
@@ -245,13 +224,6 @@ REG_TOKEN=$(curl -sS --fail -H "$BASIC_PW" "$URL_main$TOKEN_PATH" | jq -r .token
 MANIFEST_URL=http://$REG/v2/$NS/app/manifests/$TAG
 
 # Each measured request must succeed; check one by hand first.
-check() { # NAME EXPECTED-STATUS CURL-ARGS...
-  local name=$1 want=$2
-  shift 2
-  local got
-  got=$(curl -s -o /dev/null -w '%{http_code}' "$@")
-  [ "$got" = "$want" ] || { echo "error: ($name) answered $got, expected $want" >&2; exit 1; }
-}
 check a 200 -H "$BASIC_PW" "$URL_main$TOKEN_PATH"
 check b 200 -H "$BASIC_APP" "$URL_main$TOKEN_PATH"
 check c 200 "$URL_main$TOKEN_PATH"
@@ -261,37 +233,6 @@ CLAIMS=$(curl -sS "$URL_main$TOKEN_PATH" | jq -r .token | cut -d. -f2 | tr '_-' 
 while [ $((${#CLAIMS} % 4)) -ne 0 ]; do CLAIMS="$CLAIMS="; done
 ANON_ACTIONS=$(base64 -d <<<"$CLAIMS" | jq -r '[.access[]?.actions[]?] | join(",")')
 [ "$ANON_ACTIONS" = pull ] || { echo "error: (c) the anonymous token grants [$ANON_ACTIONS], expected pull" >&2; exit 1; }
-
-# to_ms VALUE-WITH-UNIT: wrk latency (us/ms/s) in milliseconds
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n = n * 60000; else if (v ~ /s$/) n = n * 1000
-    printf "%.2f", n }'
-}
-
-# bench KEY CONNECTIONS URL WRK-ARGS...: warm-up, then the measured run; sets
-# RPS_KEY, P50_KEY, P99_KEY, ERR_KEY (non-2xx/3xx responses + socket errors).
-bench() {
-  local key=$1 conns=$2 url=$3
-  shift 3
-  echo "== ($key) $url, $conns connections"
-  wrk -t"$THREADS" -c"$conns" -d2s "$@" "$url" >/dev/null
-  local out
-  out=$(wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@" "$url")
-  echo "$out" >"$W/wrk-$key.txt"
-  echo "$out"
-  local rps p50 p99 non2xx sockerr
-  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
-  sockerr=$(awk '/Socket errors:/ {s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s}' <<<"$out")
-  printf -v "RPS_$key" %s "$rps"
-  printf -v "P50_$key" %s "$p50"
-  printf -v "P99_$key" %s "$p99"
-  printf -v "ERR_$key" %s "$((${non2xx:-0} + ${sockerr:-0}))"
-}
 
 # Idle memory after password checks: argon2 needs 19 MiB per check, which must go back
 # to the OS once the logins stop. A fresh instance (sharing the database) with the
@@ -329,6 +270,14 @@ bench a "$CONNS" "$URL_main$TOKEN_PATH" -H "$BASIC_PW"
 bench b "$CONNS" "$URL_main$TOKEN_PATH" -H "$BASIC_APP"
 bench c "$CONNS" "$URL_main$TOKEN_PATH"
 LOADED_HWM_KB=$(mem_kb "$PID_main" VmHWM)
+
+# The cost of the metrics: the same requests as (a) on an instance with them off.
+echo "== starting the instance without metrics"
+start_portcullis nometrics PORTCULLIS_METRICS_ENABLED=false
+check m 200 -H "$BASIC_PW" "$URL_nometrics$TOKEN_PATH"
+check m 404 "$URL_nometrics/metrics"
+bench m "$CONNS" "$URL_nometrics$TOKEN_PATH" -H "$BASIC_PW"
+stop "$PID_nometrics"
 
 echo "== starting the uncached instance"
 start_portcullis uncached PORTCULLIS_SECURITY_POLICY_CREDENTIAL_CACHE_SECONDS=0
@@ -635,13 +584,12 @@ SYNC_PAGES=$(field catalog 2 <<<"$SYNC_REQUESTS")
 SYNC_ALL_REQUESTS=$((SYNC_MANIFESTS + SYNC_BLOBS + SYNC_TAGLISTS + SYNC_PAGES))
 SYNC_REG_RPS=$(awk -v n="$SYNC_ALL_REQUESTS" -v s="$SYNC_SECS" 'BEGIN {printf "%.0f", n / s}')
 SYNC_FLOOR=$(awk -v n="$SYNC_ADDED" -v r="$RPS_e" 'BEGIN {printf "%.0f", n / r}')
-mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
 meets() { if awk "BEGIN {exit !($1)}"; then echo "met"; else echo "**not met**"; fi; }
 
 RATIO_A=$(ratio "$RPS_a" "$RPS_e")
 RATIO_B=$(ratio "$RPS_b" "$RPS_e")
 RATIO_G=$(ratio "$RPS_g" "$RPS_f")
+RATIO_M=$(ratio "$RPS_a" "$RPS_m")
 MACHINE="nproc $(nproc); $(free -h | awk '/^Mem:/ {print "memory " $2 " total, " $7 " available"}'); $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then REV="$REV (with uncommitted changes)"; fi
@@ -668,6 +616,7 @@ row() { # KEY DESCRIPTION CONNECTIONS
   row a "token, Basic alice:password (verified password cached)" "$CONNS"
   row b "token, Basic alice:application token" "$CONNS"
   row c "token, anonymous pull of a public repository" "$CONNS"
+  row m "token, as (a) on an instance with \`metrics.enabled: false\`" "$CONNS"
   row d "token, Basic alice:password, credential cache off (argon2 each time)" "$CONNS_UNCACHED"
   row e "registry: \`GET /v2/$NS/app/manifests/$TAG\` with a Bearer token" "$CONNS"
   row f "registry: \`HEAD /v2/$NS/app/manifests/$TAG\` with a Bearer token (ab)" "$CONNS"
@@ -692,6 +641,9 @@ row() { # KEY DESCRIPTION CONNECTIONS
   echo
   echo "Token service vs registry (requests/s): (a)/(e) = $RATIO_A, (b)/(e) = $RATIO_B (wrk, GET);"
   echo "(g)/(f) = $RATIO_G (ab, the registry's HEAD). Rows (f) and (g) use ApacheBench: \`ab -k -c$CONNS -t$DURATION\`."
+  echo
+  echo "Metrics overhead: (a)/(m) = $RATIO_M (with metrics / without; 1.00 means no measurable cost,"
+  echo "the run-to-run noise of this machine is larger than a few percent)."
   echo
   echo "## Inventory"
   echo

@@ -47,14 +47,8 @@ pub enum ConfigError {
 /// Portus keys that are understood but whose feature is not built yet: loading a Portus
 /// file must not drown the operator in "unknown key" warnings, but must not pretend
 /// either.
-const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
-    "email",
-    "gravatar",
-    "ldap",
-    "oauth",
-    "check_ssl_usage",
-    "security",
-];
+const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] =
+    &["email", "gravatar", "oauth", "check_ssl_usage", "security"];
 
 /// Environment variables that are not config keys, by exact name.
 const RESERVED_ENV: &[&str] = &[
@@ -872,6 +866,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
             &format!("expected a regular expression ({last})"),
         ));
     }
+    validate_ldap(&c.ldap, &bad)?;
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
         return Err(bad(
@@ -886,6 +881,88 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
     Ok(())
 }
 
+/// `ldap.*` when enabled: what a directory connection needs, checked at start rather
+/// than at the first sign-in.
+fn validate_ldap(
+    l: &crate::model::Ldap,
+    bad: &dyn Fn(&str, &str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if !l.enabled {
+        return Ok(());
+    }
+    if l.hostname.trim().is_empty() {
+        return Err(bad(
+            "ldap.hostname",
+            "",
+            "must be set when ldap.enabled is true",
+        ));
+    }
+    if !(1..=65535).contains(&l.port) {
+        return Err(bad(
+            "ldap.port",
+            &l.port.to_string(),
+            "expected a port, 1 to 65535",
+        ));
+    }
+    if l.timeout <= 0 {
+        return Err(bad(
+            "ldap.timeout",
+            &l.timeout.to_string(),
+            "expected a number of seconds greater than 0",
+        ));
+    }
+    if l.base.trim().is_empty() {
+        return Err(bad(
+            "ldap.base",
+            "",
+            "must be set when ldap.enabled is true (where users are searched)",
+        ));
+    }
+    let attribute = |v: &str| {
+        v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !attribute(&l.uid) {
+        return Err(bad(
+            "ldap.uid",
+            &l.uid,
+            "expected an attribute name such as uid or sAMAccountName",
+        ));
+    }
+    let filter = l.filter.trim();
+    let parenthesised = filter.starts_with('(') && filter.ends_with(')');
+    if !filter.is_empty() && !parenthesised {
+        return Err(bad(
+            "ldap.filter",
+            &l.filter,
+            "expected an LDAP filter in parentheses, e.g. (objectClass=person)",
+        ));
+    }
+    if l.authentication.enabled && l.authentication.bind_dn.trim().is_empty() {
+        return Err(bad(
+            "ldap.authentication.bind_dn",
+            "",
+            "must be set when ldap.authentication.enabled is true",
+        ));
+    }
+    let version = &l.encryption.options.ssl_version;
+    if !matches!(version.as_str(), "TLSv1_2" | "TLSv1_3") {
+        return Err(bad(
+            "ldap.encryption.options.ssl_version",
+            version,
+            "expected TLSv1_2 or TLSv1_3 (older versions are not offered)",
+        ));
+    }
+    if l.guess_email.enabled && !l.guess_email.attr.is_empty() && !attribute(&l.guess_email.attr) {
+        return Err(bad(
+            "ldap.guess_email.attr",
+            &l.guess_email.attr,
+            "expected an attribute name such as mail",
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// The effective configuration as YAML with secrets masked (`config show`).
     pub fn to_masked_yaml(&self) -> String {
@@ -894,6 +971,9 @@ impl Config {
             c.notifications.secret = "********".into();
         }
         c.database.url = mask_url_password(&c.database.url);
+        if !c.ldap.authentication.password.is_empty() {
+            c.ldap.authentication.password = "********".into();
+        }
         serde_norway::to_string(&c).unwrap_or_default()
     }
 }

@@ -49,6 +49,79 @@ pub struct Config {
     pub webhooks: Webhooks,
     pub log: Log,
     pub metrics: Metrics,
+    pub ldap: Ldap,
+}
+
+/// Portus's `ldap.*`, key for key: sign-in against an LDAP directory (a Portus `ldap:`
+/// block works unchanged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ldap {
+    pub enabled: bool,
+    pub hostname: String,
+    pub port: i64,
+    /// Seconds a connection, bind or search may take.
+    pub timeout: i64,
+    pub encryption: LdapEncryption,
+    /// Where users are searched.
+    pub base: String,
+    /// Searched first when set: a user found there signs in as an admin.
+    pub admin_base: String,
+    /// Where the groups of the group sync are searched (empty: `base`).
+    pub group_base: String,
+    /// An extra LDAP filter every user must match, e.g. `(memberOf=cn=registry,…)`.
+    pub filter: String,
+    /// The attribute holding the username (`uid`; Active Directory: `sAMAccountName`).
+    pub uid: String,
+    pub authentication: LdapAuthentication,
+    pub group_sync: LdapGroupSync,
+    pub guess_email: LdapGuessEmail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LdapEncryption {
+    pub method: LdapEncryptionMethod,
+    pub options: LdapEncryptionOptions,
+}
+
+/// Portus's values: empty (none), `start_tls` (alias `starttls`), `simple_tls` (LDAPS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LdapEncryptionMethod {
+    #[serde(rename = "")]
+    None,
+    #[serde(rename = "start_tls", alias = "starttls")]
+    StartTls,
+    #[serde(rename = "simple_tls")]
+    SimpleTls,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LdapEncryptionOptions {
+    /// PEM file of the CA(s) to trust besides the system roots.
+    pub ca_file: String,
+    /// The lowest TLS version: `TLSv1_2` (Portus's default) or `TLSv1_3`.
+    pub ssl_version: String,
+}
+
+/// The service account that searches for users (else searches are anonymous).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LdapAuthentication {
+    pub enabled: bool,
+    pub bind_dn: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LdapGroupSync {
+    pub enabled: bool,
+    pub default_role: portcullis_domain::model::Role,
+}
+
+/// Portus's `guess_email`: an LDAP attribute (`attr`), or with an empty `attr`
+/// `<username>@<the dc= parts of base>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LdapGuessEmail {
+    pub enabled: bool,
+    pub attr: String,
 }
 
 /// Logging to standard error.
@@ -407,6 +480,37 @@ impl Default for Config {
             },
             log: Log {
                 format: LogFormat::Text,
+            },
+            ldap: Ldap {
+                enabled: false,
+                hostname: "ldap_hostname".into(),
+                port: 389,
+                timeout: 5,
+                encryption: LdapEncryption {
+                    method: LdapEncryptionMethod::None,
+                    options: LdapEncryptionOptions {
+                        ca_file: String::new(),
+                        ssl_version: "TLSv1_2".into(),
+                    },
+                },
+                base: String::new(),
+                admin_base: String::new(),
+                group_base: String::new(),
+                filter: String::new(),
+                uid: "uid".into(),
+                authentication: LdapAuthentication {
+                    enabled: false,
+                    bind_dn: String::new(),
+                    password: String::new(),
+                },
+                group_sync: LdapGroupSync {
+                    enabled: true,
+                    default_role: portcullis_domain::model::Role::Viewer,
+                },
+                guess_email: LdapGuessEmail {
+                    enabled: false,
+                    attr: String::new(),
+                },
             },
             metrics: Metrics {
                 enabled: true,

@@ -9,9 +9,10 @@ use portcullis_registry::jwt::TokenSigner;
 use portcullis_registry::keys::SigningKey;
 use portcullis_registry::tls::TrustedRoots;
 use portcullis_service::clock::SystemClock;
+use portcullis_service::ldap::Directory;
 use portcullis_service::passwords::PasswordHasher;
 use portcullis_service::secrets::{OsRandom, RandomSource};
-use portcullis_service::{Sealer, Services};
+use portcullis_service::{Outbound, Sealer, Services};
 use portcullis_storage::Store;
 use portcullis_worker::Worker;
 use std::collections::HashMap;
@@ -214,6 +215,16 @@ impl App {
         if !registry_roots.is_empty() {
             tracing::info!(files = ?registry_roots.files, "trusting extra certificate authorities for registries");
         }
+        let directory = if config.ldap.enabled {
+            let directory = Directory::new(&config.ldap).map_err(|e| anyhow!(e))?;
+            tracing::info!(
+                server = directory.server(),
+                "signing in through the LDAP directory"
+            );
+            Some(Arc::new(directory))
+        } else {
+            None
+        };
         let services = Services::new(
             store,
             config,
@@ -222,7 +233,10 @@ impl App {
             signer,
             hasher,
             webhook_key,
-            registry_roots,
+            Outbound {
+                registry_roots,
+                directory,
+            },
         );
         Ok(Self { services })
     }

@@ -36,6 +36,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `portcullis serve` with `vars`, working in `dir`, once it listens.
+async fn serve(vars: BTreeMap<String, String>, dir: &Path) -> Server {
+    Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, dir)
+        .await
+        .unwrap()
+}
+
 #[test]
 fn bad_configuration_stops_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -318,9 +325,7 @@ async fn notification_statuses(dir: &Path, env: &[(&str, &str)], secret: &str) -
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     vars.insert("PORTCULLIS_SERVER_LISTEN".into(), "127.0.0.1:0".into());
-    let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, dir)
-        .await
-        .unwrap();
+    let server = serve(vars, dir).await;
     let client = reqwest::Client::new();
     let url = format!("{}/v2/webhooks/events", server.url);
     let mut statuses = [0; 3];
@@ -368,9 +373,7 @@ async fn notification_secret_is_generated_on_first_serve_and_reused() {
             ),
             ("PORTCULLIS_LOG".to_owned(), "info".to_owned()),
         ]);
-        let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
-            .await
-            .unwrap();
+        let server = serve(vars, d).await;
         let secret = generated_secret(d);
         let log = server.log();
         assert!(log.contains("notifications.secret"), "{log}");
@@ -465,13 +468,7 @@ async fn health_exits_zero_only_when_the_server_is_ready() {
         ("PORTCULLIS_DATA_DIR", data.as_str()),
         ("PORTCULLIS_LOG", "error"),
     ]);
-    let server = Server::start(
-        Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        vars,
-        dir.path(),
-    )
-    .await
-    .unwrap();
+    let server = serve(vars, dir.path()).await;
     let o = portcullis(dir.path(), &["health", "--url", &server.url], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "ready");
@@ -585,13 +582,7 @@ async fn one_worker_leads_the_scheduler_and_another_takes_over_when_it_is_killed
         ("PORTCULLIS_LOG", "warn,portcullis_worker=info"),
     ]);
     // The server migrates the database; the workers start on a ready schema.
-    let server = Server::start(
-        Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        vars,
-        dir.path(),
-    )
-    .await
-    .unwrap();
+    let server = serve(vars, dir.path()).await;
     let mut workers: Vec<_> = (1..=2)
         .map(|n| server.spawn(["worker"], &format!("worker-{n}")).unwrap())
         .collect();
@@ -652,9 +643,7 @@ async fn tls_listener_with_hsts_request_ids_json_logs_and_the_redirecting_http_p
         ("PORTCULLIS_LOG_FORMAT", "json"),
         ("PORTCULLIS_LOG", "info"),
     ]);
-    let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
-        .await
-        .unwrap();
+    let server = serve(vars, d).await;
     // The certificate is self-signed: this test checks the listener, not the chain.
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
@@ -764,9 +753,7 @@ async fn the_tls_certificate_is_reloaded_when_its_files_change() {
         ("PORTCULLIS_DATA_DIR", data.as_str()),
         ("PORTCULLIS_LOG", "info"),
     ]);
-    let server = Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, d)
-        .await
-        .unwrap();
+    let server = serve(vars, d).await;
     let livez = format!("https://{}/livez", server.addr);
     // The certificate a request's connection was set up with.
     let served_by = |client: reqwest::Client| {

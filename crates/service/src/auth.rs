@@ -13,7 +13,17 @@
 //! username cut that user's CI off. Every refused password costs the same work (one
 //! hash verification, one rate-limit token), whatever the reason, so neither timing nor
 //! the rate limiter tells which accounts exist.
+//!
+//! Passwords have two sources: the local hash and, with `ldap.enabled`, the LDAP
+//! directory ([`crate::ldap::Directory`]), in Portus's order: the directory first (a
+//! user it verifies is created on the first sign-in, with a personal namespace); when
+//! it refuses, the local hash of a user who has one (accounts made before LDAP was
+//! turned on). Bots never go to the directory. The rate limit, the lockout, the equal
+//! cost of refusals and the verified-credential cache wrap both sources alike. A
+//! directory that cannot answer is an outage (503) for whoever it would have decided,
+//! never a wrong password and never a lockout count; cached users keep working.
 
+use crate::ldap::{Directory, DirectoryError, DirectoryUser, Verdict};
 use crate::passwords::{PasswordHasher, is_bcrypt};
 use crate::rate_limit::RateLimiter;
 use crate::secrets::{APPLICATION_TOKEN_PREFIX, RandomSource, token_hash};
@@ -23,9 +33,10 @@ use portcullis_domain::model::{Id, User};
 use portcullis_domain::policy::{Subject, can_administer};
 use portcullis_domain::time::{Clock, Timestamp};
 use portcullis_domain::{Error, Result};
-use portcullis_storage::{Store, StoreError};
+use portcullis_storage::{NewUser, Store, StoreError};
 use sha2::Sha256;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How the caller proved who they are.
@@ -124,6 +135,8 @@ pub enum AuthFailure {
     /// The credentials could not be checked because the database failed (HTTP 503).
     /// Never counted as a failed login.
     Unavailable(StoreError),
+    /// The LDAP directory could not answer (HTTP 503); never counted either.
+    DirectoryUnavailable(DirectoryError),
 }
 
 impl From<StoreError> for AuthFailure {
@@ -139,6 +152,7 @@ impl From<AuthFailure> for Error {
             AuthFailure::RateLimited => Error::RateLimited,
             // Whatever the store reported, the caller cannot be told "wrong password".
             AuthFailure::Unavailable(e) => Error::Unavailable(Box::new(e)),
+            AuthFailure::DirectoryUnavailable(e) => Error::Unavailable(Box::new(e)),
         }
     }
 }
@@ -159,6 +173,10 @@ pub struct Authenticator {
     refresh_idle_secs: i64,
     password_checks: RateLimiter,
     salt: Mutex<Box<dyn FnMut() -> [u8; 16] + Send>>,
+    /// `ldap.enabled`: the directory asked before the local hash.
+    directory: Option<Arc<Directory>>,
+    /// The directory failed its last answer: an outage is logged once, not per request.
+    directory_down: AtomicBool,
 }
 
 impl Authenticator {
@@ -168,6 +186,7 @@ impl Authenticator {
         clock: Arc<dyn Clock>,
         random: &dyn RandomSource,
         hasher: PasswordHasher,
+        directory: Option<Arc<Directory>>,
     ) -> Self {
         let mut cache_key = [0u8; 32];
         random.fill(&mut cache_key);
@@ -197,7 +216,14 @@ impl Authenticator {
             refresh_lifetime_secs: policy.refresh_token_lifetime_days.saturating_mul(86_400),
             refresh_idle_secs: policy.refresh_token_idle_days.saturating_mul(86_400),
             salt: Mutex::new(Box::new(salt)),
+            directory,
+            directory_down: AtomicBool::new(false),
         }
+    }
+
+    /// The LDAP directory, when `ldap.enabled`.
+    pub fn directory(&self) -> Option<&Directory> {
+        self.directory.as_deref()
     }
 
     pub fn hasher(&self) -> &PasswordHasher {
@@ -300,7 +326,8 @@ impl Authenticator {
     /// Username and password, through the verified-credential cache. Every refusal —
     /// unknown user, bot, no password, disabled, locked, wrong password — takes one
     /// rate-limit token and one hash verification (a dummy hash where there is nothing
-    /// to verify against), so they all cost the same.
+    /// to verify against), so they all cost the same; with LDAP, users and unknown
+    /// names also cost one directory look-up.
     pub async fn password(
         &self,
         username: &str,
@@ -309,9 +336,14 @@ impl Authenticator {
     ) -> Result<Authenticated, AuthFailure> {
         let found = self.store.user_by_username(username).await?;
         let now = self.clock.now();
-        // Bots authenticate with application tokens only.
-        let mut eligible = found.filter(|u| {
-            !u.bot && u.password_hash.is_some() && u.enabled && !self.is_locked(u, now)
+        let directory = self.directory.as_deref();
+        // Bots authenticate with application tokens only. Users without a local hash
+        // were made by the directory and sign in only through it.
+        let mut eligible = found.clone().filter(|u| {
+            !u.bot
+                && (u.password_hash.is_some() || directory.is_some())
+                && u.enabled
+                && !self.is_locked(u, now)
         });
         if let Some(user) = eligible.as_mut() {
             // A lock that has run out starts a fresh count (as Devise's unlock did), so
@@ -334,22 +366,44 @@ impl Authenticator {
             });
         }
         self.limit(client)?;
-        let stored = eligible.as_ref().and_then(|u| u.password_hash.clone());
-        let verified = self.hasher.verify(password, stored.as_deref()).await;
-        let mut user = match eligible {
-            Some(user) if verified => user,
-            refused => {
-                if let Some(user) = refused {
-                    let updated = self
-                        .store
-                        .record_failed_login(user.id, now, self.lockout_attempts)
-                        .await?;
-                    if updated.locked_at.is_some() {
-                        self.forget_user(user.id);
-                    }
-                }
-                return Err(AuthFailure::Invalid);
+        // The directory decides for users who may sign in and for unknown names (its
+        // users before their first sign-in); never for bots or for accounts that are
+        // disabled or locked here.
+        let mut from_directory = None;
+        let mut directory_failed = None;
+        if let Some(d) = directory.filter(|_| eligible.is_some() || found.is_none()) {
+            match self.ask_directory(d, username, password).await {
+                Ok(Verdict::Verified(user)) => from_directory = Some(user),
+                Ok(Verdict::Refused) => {}
+                Err(e) => directory_failed = Some(e),
             }
+        }
+        // The local hash when the directory did not verify (accounts from before LDAP);
+        // a dummy one where there is none, for the equal cost.
+        let stored = eligible.as_ref().and_then(|u| u.password_hash.clone());
+        let verified_locally =
+            from_directory.is_none() && self.hasher.verify(password, stored.as_deref()).await;
+        if from_directory.is_none() && !verified_locally {
+            if let Some(e) = directory_failed {
+                // It might have said yes: nothing counts against the user.
+                return Err(AuthFailure::DirectoryUnavailable(e));
+            }
+            if let Some(user) = eligible {
+                let updated = self
+                    .store
+                    .record_failed_login(user.id, now, self.lockout_attempts)
+                    .await?;
+                if updated.locked_at.is_some() {
+                    self.forget_user(user.id);
+                }
+            }
+            return Err(AuthFailure::Invalid);
+        }
+        let mut user = match (eligible, from_directory) {
+            (Some(user), _) => user,
+            (None, Some(entry)) => self.create_directory_user(username, entry, now).await?,
+            // Verified locally means a stored hash, which means an eligible user.
+            (None, None) => return Err(AuthFailure::Invalid),
         };
         // An expired lock was cleared above and an active one refused, so only the
         // count can be left over.
@@ -357,7 +411,10 @@ impl Authenticator {
             self.store.clear_failed_logins(user.id).await?;
             user.failed_attempts = 0;
         }
-        if let Some(old) = stored.as_deref().filter(|h| is_bcrypt(h)) {
+        if let Some(old) = stored
+            .as_deref()
+            .filter(|h| verified_locally && is_bcrypt(h))
+        {
             // Upgrade hashes imported from Portus. Guarded: written only if neither the
             // hash nor the credential version changed since they were read, so a
             // concurrent password change or disable is never undone. The password is
@@ -371,13 +428,86 @@ impl Authenticator {
                 user.password_hash = Some(new);
             }
         }
-        if let Some(key) = key {
-            self.remember(key, user.id, now);
-        }
+        let key = key.unwrap_or_else(|| self.cache_key_for(&user, password));
+        self.remember(key, user.id, now);
         Ok(Authenticated {
             user,
             method: AuthMethod::Password,
         })
+    }
+
+    /// The directory's answer; an outage is logged when it starts and when it ends,
+    /// not once per request.
+    async fn ask_directory(
+        &self,
+        directory: &Directory,
+        username: &str,
+        password: &str,
+    ) -> Result<Verdict, DirectoryError> {
+        let answer = directory.verify(username, password).await;
+        let was_down = self.directory_down.swap(answer.is_err(), Ordering::SeqCst);
+        match &answer {
+            Err(e) if !was_down => {
+                tracing::warn!(error = %e, "LDAP directory unavailable: its users cannot sign in (cached ones still can)");
+            }
+            Ok(_) if was_down => {
+                tracing::info!(server = directory.server(), "LDAP directory answers again")
+            }
+            _ => {}
+        }
+        answer
+    }
+
+    /// The account of a directory user's first sign-in (Portus created it on the fly):
+    /// no local password, a personal namespace, an admin when found under
+    /// `ldap.admin_base` — or when it is the very first user (Portus's rule, decided
+    /// in one guarded transaction). An email another account has is left empty, as
+    /// Portus did. Two first sign-ins at once end with one account.
+    async fn create_directory_user(
+        &self,
+        username: &str,
+        entry: DirectoryUser,
+        now: Timestamp,
+    ) -> Result<User, AuthFailure> {
+        if portcullis_domain::names::validate_username(username).is_err() {
+            tracing::warn!(username, dn = %entry.dn, "LDAP user not signed in: not a valid Portcullis username");
+            return Err(AuthFailure::Invalid);
+        }
+        let base = portcullis_domain::names::namespace_name_for_username(username);
+        let mut new = NewUser {
+            username: username.to_owned(),
+            email: entry.email.clone().unwrap_or_default(),
+            display_name: None,
+            password_hash: None,
+            admin: entry.admin,
+            bot: false,
+        };
+        for _ in 0..2 {
+            let created = if new.admin {
+                self.store.create_user(&new, base.as_deref(), now).await
+            } else {
+                self.store
+                    .sign_up_user(&new, base.as_deref(), true, true, now)
+                    .await
+            };
+            match created {
+                Ok(user) => {
+                    tracing::info!(username, dn = %entry.dn, admin = user.admin, "created a user on the first LDAP sign-in");
+                    return Ok(user);
+                }
+                Err(StoreError::Conflict("email")) if !new.email.is_empty() => new.email.clear(),
+                Err(StoreError::Conflict("username")) => {
+                    // Another request's first sign-in created it meanwhile.
+                    return self
+                        .store
+                        .user_by_username(username)
+                        .await?
+                        .ok_or(AuthFailure::Invalid);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthFailure::Invalid)
     }
 
     /// Inside a lockout window.
@@ -412,12 +542,7 @@ impl Authenticator {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_MAX_ENTRIES {
-            cache.retain(|_, (_, until)| now < *until);
-            if cache.len() >= CACHE_MAX_ENTRIES {
-                cache.clear();
-            }
-        }
+        make_room(&mut cache, now, CACHE_MAX_ENTRIES);
         cache.insert(key, (user_id, now.plus_secs(self.cache_ttl_secs)));
     }
 
@@ -434,6 +559,23 @@ impl Authenticator {
     }
 }
 
+/// Keeps the cache under `max` entries: expired proofs go first; if live ones still
+/// fill it, the half that would expire soonest goes, not all of them (emptying it would
+/// send every active user to a password hash at once, the storm the cache prevents).
+fn make_room(cache: &mut HashMap<[u8; 32], (Id, Timestamp)>, now: Timestamp, max: usize) {
+    if cache.len() < max {
+        return;
+    }
+    cache.retain(|_, (_, until)| now < *until);
+    if cache.len() < max {
+        return;
+    }
+    let mut expiries: Vec<Timestamp> = cache.values().map(|(_, until)| *until).collect();
+    let dropped = (expiries.len() / 2).max(1);
+    let cutoff = *expiries.select_nth_unstable(dropped - 1).1;
+    cache.retain(|_, (_, until)| *until > cutoff);
+}
+
 /// "Last used" is recorded at most once a minute (the store applies the same rule).
 fn is_stale(last_used: Option<Timestamp>, now: Timestamp) -> bool {
     last_used.is_none_or(|t| now.0 - t.0 > 60_000)
@@ -441,4 +583,39 @@ fn is_stale(last_used: Option<Timestamp>, now: Timestamp) -> bool {
 
 fn hmac(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn a_full_credential_cache_drops_expired_proofs_then_the_soonest_half() {
+        let now = Timestamp(1_000_000);
+        // (entries expiring at now + offset s, max) -> entries left, soonest left
+        let cases: &[(&[i64], usize, usize, Option<i64>)] = &[
+            (&[10, 20, 30], 4, 3, Some(10)),         // room left: untouched
+            (&[-5, -1, 10, 20], 4, 2, Some(10)),     // expired ones make room
+            (&[10, 20, 30, 40], 4, 2, Some(30)),     // all live: the later half stays
+            (&[-1, 10, 20, 30, 40], 4, 2, Some(30)), // both: expired, then half of the rest
+            (&[10], 1, 0, None),                     // one slot: it goes
+        ];
+        for (i, (offsets, max, left, soonest)) in cases.iter().enumerate() {
+            let mut cache: HashMap<[u8; 32], (Id, Timestamp)> = offsets
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (key(n as u32), (n as Id, now.plus_secs(*s))))
+                .collect();
+            make_room(&mut cache, now, *max);
+            assert_eq!(cache.len(), *left, "case {i}");
+            let first = cache.values().map(|(_, until)| *until).min();
+            assert_eq!(first, soonest.map(|s| now.plus_secs(s)), "case {i}");
+        }
+    }
 }

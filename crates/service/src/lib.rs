@@ -35,6 +35,7 @@ pub mod clock;
 pub mod gc;
 pub mod health;
 pub mod inventory;
+pub mod ldap;
 pub mod listing;
 pub mod metrics;
 pub mod namespaces;
@@ -63,7 +64,7 @@ pub use gc::GcService;
 pub use health::HealthService;
 pub use inventory::InventoryService;
 pub use namespaces::NamespaceService;
-pub use portcullis_storage::Leadership;
+pub use portcullis_storage::Candidacy;
 pub use portcullis_webhooks::Sealer;
 pub use registries::RegistryService;
 pub use repositories::RepositoryService;
@@ -74,6 +75,14 @@ pub use teams::TeamService;
 pub use token::TokenService;
 pub use users::UserService;
 pub use webhooks::{WebhookRuntime, WebhookService};
+
+/// What Portcullis connects to besides the database: registries (trusting these roots
+/// too) and, with `ldap.enabled`, the LDAP directory.
+#[derive(Clone, Default)]
+pub struct Outbound {
+    pub registry_roots: portcullis_registry::tls::TrustedRoots,
+    pub directory: Option<Arc<ldap::Directory>>,
+}
 
 /// The role whose leader queues the periodic tasks (an advisory lock on PostgreSQL).
 const SCHEDULER_ROLE: &str = "portcullis:scheduler";
@@ -179,15 +188,23 @@ impl Services {
         signer: TokenSigner,
         hasher: passwords::PasswordHasher,
         webhook_key: portcullis_webhooks::Sealer,
-        registry_roots: portcullis_registry::tls::TrustedRoots,
+        outbound: Outbound,
     ) -> Self {
-        metrics::install();
+        let Outbound {
+            registry_roots,
+            directory,
+        } = outbound;
+        // Off: no recorder, so every metric update is the `metrics` crate's no-op.
+        if config.metrics.enabled {
+            metrics::install();
+        }
         let auth = Arc::new(Authenticator::new(
             store.clone(),
             &config.security_policy,
             clock.clone(),
             random.as_ref(),
             hasher,
+            directory,
         ));
         let authz = authz_cache::AuthzCache::new(
             config.security_policy.authorization_cache_seconds,
@@ -255,10 +272,9 @@ impl Services {
             .await?)
     }
 
-    /// The periodic scheduler's leadership if no other node holds it (see
-    /// [`Leadership`]).
-    pub async fn lead_scheduler(&self) -> Result<Option<Leadership>, portcullis_domain::Error> {
-        Ok(self.context.store.try_lead(SCHEDULER_ROLE).await?)
+    /// This node's candidacy for leading the periodic scheduler (see [`Candidacy`]).
+    pub fn scheduler_candidacy(&self) -> Candidacy {
+        self.context.store.candidacy(SCHEDULER_ROLE)
     }
 
     /// On PostgreSQL, clears this node's authorization-fact cache whenever another

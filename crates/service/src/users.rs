@@ -130,6 +130,7 @@ impl UserService {
         input: &UserInput,
     ) -> Result<(User, Option<CreatedToken>)> {
         let (new_user, base) = self.validated_new_user(input).await?;
+        self.refuse_directory_name(&new_user.username).await?;
         let user = self
             .ctx
             .store
@@ -185,10 +186,35 @@ impl UserService {
         Ok((user, CreatedToken { token, plain }))
     }
 
+    /// With LDAP, a name the directory has is its user's: a local account of that
+    /// name would take the directory user's place (Portus refused it the same way).
+    async fn refuse_directory_name(&self, username: &str) -> Result<()> {
+        let Some(directory) = self.ctx.auth.directory() else {
+            return Ok(());
+        };
+        let taken = directory
+            .has_user(username)
+            .await
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
+        if taken {
+            return Err(Error::invalid(
+                "username",
+                "belongs to a user of the LDAP directory, who signs in with it",
+            ));
+        }
+        Ok(())
+    }
+
     /// Self-service sign-up (the web UI): allowed when `signup.enabled`, and for the
     /// very first user when `first_user_admin.enabled` (who then becomes an admin).
-    /// Both rules are decided inside the transaction that creates the user.
+    /// Both rules are decided inside the transaction that creates the user. With LDAP
+    /// there is no sign-up (as in Portus): accounts come from the directory.
     pub async fn sign_up(&self, input: &UserInput) -> Result<User> {
+        if self.ctx.auth.directory().is_some() {
+            return Err(Error::Disabled(
+                "Sign-up is disabled: accounts come from the LDAP directory; sign in with your directory password".into(),
+            ));
+        }
         let signup_open = self.ctx.config.signup.enabled;
         let first_user_admin = self.ctx.config.first_user_admin.enabled;
         if !signup_open && !first_user_admin {
@@ -362,6 +388,9 @@ impl UserService {
         if actor.user.bot {
             return Err(Error::Forbidden);
         }
+        if is_directory_user(&actor.user) {
+            return Err(Error::Unprocessable(DIRECTORY_PASSWORD.into()));
+        }
         match self
             .ctx
             .auth
@@ -408,6 +437,9 @@ impl UserService {
             return Err(Error::Unprocessable(
                 "bots have no password: manage their application tokens instead".into(),
             ));
+        }
+        if is_directory_user(&user) {
+            return Err(Error::Unprocessable(DIRECTORY_PASSWORD.into()));
         }
         let plain = new_token(self.ctx.random.as_ref(), RESET_TOKEN_PREFIX);
         let now = self.ctx.clock.now();
@@ -682,3 +714,12 @@ pub(crate) fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> Error {
         other => other.into(),
     }
 }
+
+/// Made by the first sign-in through the LDAP directory: no local password, and not a
+/// bot (bots have none either).
+fn is_directory_user(user: &User) -> bool {
+    !user.bot && user.password_hash.is_none()
+}
+
+const DIRECTORY_PASSWORD: &str =
+    "this password belongs to the LDAP directory: change or reset it there";

@@ -49,7 +49,11 @@ const LISTING_FROM: &str = "SELECT r.id, r.namespace_id, r.name, r.description, 
      (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tags_count, \
      (SELECT count(*) FROM stars s WHERE s.repository_id = r.id) AS stars_count, \
      (SELECT count(*) FROM stars s WHERE s.repository_id = r.id AND s.user_id = $1) AS starred \
-     FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
+     FROM repositories r JOIN namespaces n ON n.id = r.namespace_id";
+
+/// The repositories with their namespace and the viewer's (`$1`) membership of its team,
+/// which listings filter on.
+const REPOSITORIES_SEEN: &str = "repositories r JOIN namespaces n ON n.id = r.namespace_id \
      LEFT JOIN team_users tu ON tu.team_id = n.team_id AND tu.user_id = $1";
 
 fn repository_row<R: RowGet>(r: &R) -> StoreResult<Repository> {
@@ -580,9 +584,11 @@ impl Store {
                  AND s.user_id = $1))"
         );
         let starred = i64::from(filter.starred_only);
-        let list = format!(
-            "{LISTING_FROM} {cond}{}",
-            page.clause("r", REPOSITORY_SORTABLE)
+        let list = page.page_of(
+            LISTING_FROM,
+            &format!("{REPOSITORIES_SEEN} {cond}"),
+            "r",
+            REPOSITORY_SORTABLE,
         );
         let mut c = self.db.reader().await?;
         let items = fetch_all!(
@@ -591,10 +597,7 @@ impl Store {
             [viewer, filter.namespace_id, query.as_deref(), starred],
             |r| listing_row(r)
         );
-        let count = format!(
-            "SELECT count(*) AS n FROM repositories r JOIN namespaces n ON n.id = r.namespace_id \
-             LEFT JOIN team_users tu ON tu.team_id = n.team_id AND tu.user_id = $1 {cond}"
-        );
+        let count = format!("SELECT count(*) AS n FROM {REPOSITORIES_SEEN} {cond}");
         let total = fetch_one!(
             c.conn(),
             sqlx::AssertSqlSafe(count),

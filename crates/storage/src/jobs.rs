@@ -348,33 +348,115 @@ impl Store {
     }
 }
 
-/// Leadership of one role among all nodes (the periodic scheduler, say), held until
-/// dropped. On PostgreSQL it is a session advisory lock on a connection of its own,
-/// outside the pool: the lock lives exactly as long as that connection, so a node
-/// that dies or loses the database loses it, and the server hands it to the next
-/// node that asks. On SQLite (one process) a flag of the store stands in for it.
-pub struct Leadership(Holder);
-
-enum Holder {
-    Postgres(sqlx::PgConnection),
-    Sqlite(std::sync::Arc<std::sync::atomic::AtomicBool>),
+/// One node's candidacy for the leadership of a role (the periodic scheduler, say).
+/// On PostgreSQL the leadership is a session advisory lock on a connection of the
+/// candidacy's own, outside the pool, opened once and kept between tries: the lock
+/// lives exactly as long as that connection, so a node that dies or loses the database
+/// loses it and the server hands it to the next candidate that asks. On SQLite (one
+/// process) a flag of the store stands in for it. Dropping the candidacy resigns.
+pub struct Candidacy {
+    key: i64,
+    holder: Holder,
 }
 
-impl Leadership {
-    /// Whether the leadership still holds: on PostgreSQL a round trip on the lock's
-    /// connection (a connection the server ended took the lock with it).
-    pub async fn still_held(&mut self) -> bool {
-        match &mut self.0 {
-            Holder::Postgres(conn) => sqlx::Connection::ping(conn).await.is_ok(),
-            Holder::Sqlite(_) => true,
+enum Holder {
+    Postgres {
+        pool: sqlx::PgPool,
+        conn: Option<sqlx::PgConnection>,
+        leading: bool,
+    },
+    Sqlite {
+        flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        leading: bool,
+    },
+}
+
+impl Candidacy {
+    /// Whether this candidate leads now: a leader keeps leading while its connection
+    /// answers; anyone else takes the lock if nobody holds it. An error (the database
+    /// unreachable) means "not leading" until a later call succeeds.
+    pub async fn lead(&mut self) -> StoreResult<bool> {
+        use std::sync::atomic::Ordering;
+        match &mut self.holder {
+            Holder::Sqlite { flag, leading } => {
+                if !*leading {
+                    *leading = flag
+                        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok();
+                }
+                Ok(*leading)
+            }
+            Holder::Postgres {
+                pool,
+                conn,
+                leading,
+            } => {
+                if *leading {
+                    let alive = match conn.as_mut() {
+                        Some(c) => sqlx::Connection::ping(c).await.is_ok(),
+                        None => false,
+                    };
+                    if alive {
+                        return Ok(true);
+                    }
+                    // The connection ended, and the lock with it.
+                    *leading = false;
+                    *conn = None;
+                }
+                if conn.is_none() {
+                    // Detached: the lock's connection must not go back to the pool
+                    // (another task would then hold the lock) nor take a pool slot.
+                    *conn = Some(pool.acquire().await?.detach());
+                }
+                let Some(c) = conn.as_mut() else {
+                    return Ok(false);
+                };
+                let tried: Result<(bool,), _> = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                    .bind(self.key)
+                    .fetch_one(c)
+                    .await;
+                match tried {
+                    Ok((locked,)) => {
+                        *leading = locked;
+                        Ok(locked)
+                    }
+                    Err(e) => {
+                        *conn = None; // a fresh connection next time
+                        Err(e.into())
+                    }
+                }
+            }
         }
     }
 }
 
-impl Drop for Holder {
+impl Candidacy {
+    /// Gives the leadership up at once (dropping the candidacy does too, but on
+    /// PostgreSQL only when the server notices the closed connection, a moment later).
+    pub async fn resign(mut self) {
+        if let Holder::Postgres { conn, leading, .. } = &mut self.holder
+            && let Some(mut c) = conn.take()
+        {
+            if *leading {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(self.key)
+                    .execute(&mut c)
+                    .await;
+                *leading = false;
+            }
+            let _ = sqlx::Connection::close(c).await;
+        }
+    }
+}
+
+impl Drop for Candidacy {
     fn drop(&mut self) {
         // PostgreSQL: dropping the connection closes it, which releases the lock.
-        if let Holder::Sqlite(flag) = self {
+        if let Holder::Sqlite {
+            flag,
+            leading: true,
+        } = &self.holder
+        {
             flag.store(false, std::sync::atomic::Ordering::Release);
         }
     }
@@ -413,31 +495,23 @@ impl Store {
         Ok(Some(Listener(listener)))
     }
 
-    /// Takes the leadership of `role` if no node holds it: `None` when another does.
-    pub async fn try_lead(&self, role: &str) -> StoreResult<Option<Leadership>> {
-        let crate::db::Db::Postgres(pool) = &self.db else {
-            let taken = self.sole_leader.compare_exchange(
-                false,
-                true,
-                std::sync::atomic::Ordering::AcqRel,
-                std::sync::atomic::Ordering::Acquire,
-            );
-            return Ok(taken
-                .is_ok()
-                .then(|| Leadership(Holder::Sqlite(self.sole_leader.clone()))));
+    /// This node's candidacy for the leadership of `role`; nothing is asked until
+    /// [`Candidacy::lead`].
+    pub fn candidacy(&self, role: &str) -> Candidacy {
+        let holder = match &self.db {
+            crate::db::Db::Postgres(pool) => Holder::Postgres {
+                pool: pool.clone(),
+                conn: None,
+                leading: false,
+            },
+            crate::db::Db::Sqlite { .. } => Holder::Sqlite {
+                flag: self.sole_leader.clone(),
+                leading: false,
+            },
         };
-        // Detached: the lock's connection must not go back to the pool (another task
-        // would then hold the lock) and must not take one of the pool's slots.
-        let mut conn = pool.acquire().await?.detach();
-        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-            .bind(advisory_key(role))
-            .fetch_one(&mut conn)
-            .await?;
-        if locked {
-            Ok(Some(Leadership(Holder::Postgres(conn))))
-        } else {
-            let _ = sqlx::Connection::close(conn).await;
-            Ok(None)
+        Candidacy {
+            key: advisory_key(role),
+            holder,
         }
     }
 

@@ -208,11 +208,12 @@ impl Store {
             NamespaceScope::All => "TRUE",
             NamespaceScope::VisibleTo => "n.visibility IN (1, 2) OR tu.id IS NOT NULL",
         };
-        let list = format!("{LISTING_FROM} WHERE ({filter}){}", p.clause("n", SORTABLE));
-        let count = format!(
-            "SELECT count(*) AS n FROM namespaces n LEFT JOIN team_users tu \
+        let seen = format!(
+            "namespaces n LEFT JOIN team_users tu \
              ON tu.team_id = n.team_id AND tu.user_id = $1 WHERE ({filter})"
         );
+        let list = p.page_of(LISTING_FROM, &seen, "n", SORTABLE);
+        let count = format!("SELECT count(*) AS n FROM {seen}");
         let mut c = self.db.reader().await?;
         let items = fetch_all!(c.conn(), sqlx::AssertSqlSafe(list), [viewer], |r| {
             namespace_listing_row(r)

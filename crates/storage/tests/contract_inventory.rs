@@ -771,16 +771,19 @@ async fn contract_schedules(store: &Store) {
 }
 
 async fn contract_leadership(store: &Store) {
-    let mut leader = store.try_lead("scheduler").await.unwrap().unwrap();
-    assert!(leader.still_held().await);
-    assert!(store.try_lead("scheduler").await.unwrap().is_none());
-    drop(leader);
-    let again = store.try_lead("scheduler").await.unwrap();
-    assert!(again.is_some(), "released on drop");
+    let mut first = store.candidacy("scheduler");
+    let mut second = store.candidacy("scheduler");
+    assert!(first.lead().await.unwrap());
+    assert!(!second.lead().await.unwrap());
+    assert!(first.lead().await.unwrap(), "a leader keeps leading");
+    assert!(!second.lead().await.unwrap());
+    first.resign().await;
+    assert!(second.lead().await.unwrap(), "resigned");
 }
 
-/// Another node (a second store on the same database) waits while one leads, and
-/// takes over once the leader's connection ends, as when its process dies.
+/// Another node (a second store on the same database) follows while one leads, on one
+/// connection however often it asks, and takes over once the leader's connection
+/// ends, as when its process dies.
 #[tokio::test]
 async fn leadership_passes_to_another_node_when_the_leaders_connection_ends() {
     let (keep, store) = postgres_store().await;
@@ -788,10 +791,23 @@ async fn leadership_passes_to_another_node_when_the_leaders_connection_ends() {
         unreachable!()
     };
     let other_node = Store::connect(&db.url).await.unwrap();
-    let mut leader = store.try_lead("scheduler").await.unwrap().unwrap();
-    assert!(other_node.try_lead("scheduler").await.unwrap().is_none());
-    let other_role = other_node.try_lead("another role").await.unwrap();
-    assert!(other_role.is_some(), "roles are independent");
+    let mut leader = store.candidacy("scheduler");
+    let mut follower = other_node.candidacy("scheduler");
+    let mut other_role = other_node.candidacy("another role");
+    assert!(leader.lead().await.unwrap());
+    assert!(!follower.lead().await.unwrap());
+    assert!(other_role.lead().await.unwrap(), "roles are independent");
+    let connections = "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()";
+    let before = db.execute(connections).await.unwrap();
+    for _ in 0..5 {
+        assert!(!follower.lead().await.unwrap());
+    }
+    assert_eq!(
+        db.execute(connections).await.unwrap(),
+        before,
+        "no new connections"
+    );
+    // End the lock holders' connections (the scheduler's leader and the other role's).
     let ended = db
         .execute(
             "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
@@ -802,23 +818,17 @@ async fn leadership_passes_to_another_node_when_the_leaders_connection_ends() {
         .await
         .unwrap();
     assert_eq!(ended, 2, "the two leaders' connections");
-    assert!(!leader.still_held().await, "the leader notices");
-    poll_until(|| async { other_node.try_lead("scheduler").await.unwrap().is_some() }).await;
-}
-
-/// Polls `check` every 20 ms until it holds, for at most 10 s.
-async fn poll_until<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
+    // The server ends a terminated backend asynchronously: ask until the lock is free.
+    let mut tries = 0;
+    while !follower.lead().await.unwrap() {
+        tries += 1;
+        assert!(tries < 500, "the follower never took over");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("not within 10 s");
+    assert!(
+        !leader.lead().await.unwrap(),
+        "the old leader notices and follows"
+    );
 }
 
 // ---------------------------------------------------------------- contract: events
@@ -1963,12 +1973,16 @@ async fn race_leadership(store: &Store) {
     const NODES: usize = 8;
     for round in 0..ROUNDS {
         let role = format!("role{round}");
-        let leaders = concurrently(store, NODES, |_, store| {
+        let candidates = concurrently(store, NODES, |_, store| {
             let role = role.clone();
-            async move { store.try_lead(&role).await.unwrap() }
+            async move {
+                let mut candidacy = store.candidacy(&role);
+                let leading = candidacy.lead().await.unwrap();
+                (candidacy, leading)
+            }
         })
         .await;
-        let held = leaders.iter().filter(|l| l.is_some()).count();
+        let held = candidates.iter().filter(|(_, leading)| *leading).count();
         assert_eq!(held, 1, "round {round}");
     }
 }

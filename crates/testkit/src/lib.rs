@@ -1,4 +1,5 @@
 pub mod images;
+pub mod ldap;
 pub mod postgres;
 pub mod proxy;
 pub mod receiver;
@@ -6,3 +7,5 @@ pub mod registry;
 pub mod registry_layout;
 pub mod server;
 pub mod skopeo;
+pub mod smtp;
+pub mod tls;

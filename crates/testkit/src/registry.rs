@@ -3,7 +3,7 @@
 //! helpers for talking to the token endpoint directly ([`form_encode`],
 //! [`jwt_header`], [`jwt_claims`]).
 
-use crate::server::{Server, read_log, require_tool};
+use crate::server::{Server, StartError, print_log_if_panicking, read_log, require_tool};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use std::net::TcpListener;
@@ -21,9 +21,23 @@ const PORT_ATTEMPTS: usize = 5;
 /// socket, so we bind `127.0.0.1:0`, note the port and release it for the registry to
 /// bind. Another process may grab it in between; [`Registry::start`] retries then.
 pub fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 to find a free port")?;
-    Ok(listener.local_addr()?.port())
+    let [port] = free_ports()?;
+    Ok(port)
+}
+
+/// `N` different ports of 127.0.0.1 that were free a moment ago, like [`free_port`]:
+/// all `N` are bound at once, so they differ, then released for the caller's child.
+pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0 to find a free port")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// A running `docker-registry serve`.
@@ -191,13 +205,7 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- registry log ({}) ---\n{}\n--- end of registry log ---",
-                self.log_path.display(),
-                self.log()
-            );
-        }
+        print_log_if_panicking("registry", &self.log_path);
     }
 }
 
@@ -239,18 +247,6 @@ http:
   secret: portcullis-testkit-plain
 "#
     ))
-}
-
-enum StartError {
-    /// Somebody bound the port we picked before the registry did: try another.
-    PortTaken(anyhow::Error),
-    Other(anyhow::Error),
-}
-
-impl From<anyhow::Error> for StartError {
-    fn from(e: anyhow::Error) -> Self {
-        StartError::Other(e)
-    }
 }
 
 /// `application/x-www-form-urlencoded` encoding of `pairs`, for query strings and the

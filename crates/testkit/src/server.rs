@@ -1,5 +1,6 @@
 //! A `portcullis serve` child process for end-to-end tests, plus the small process
-//! helpers the other modules share ([`require_tool`], [`run`], [`read_log`]).
+//! helpers the other modules share ([`find_program`], [`require_tool`], [`run`],
+//! [`read_log`], [`print_log_if_panicking`], `StartError`).
 //!
 //! The server binds `127.0.0.1:0` (set `PORTCULLIS_SERVER_LISTEN` accordingly) and
 //! prints `listening on ADDR` once bound; [`Server::start`] waits for that line. Its
@@ -20,20 +21,26 @@ use tokio::process::{Child, ChildStdout, Command};
 /// PostgreSQL database and an RSA key generation included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The first `name` that is a file in a folder of `PATH`, else in one of `extra_dirs`
+/// (e.g. `/usr/sbin`, often not on a non-root `PATH`).
+pub fn find_program(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra_dirs.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 /// Finds an external program the end-to-end tests need on `PATH`. Missing tools are
 /// an error, never a reason to skip: `scripts/test.sh` installs them.
 pub fn require_tool(name: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "`{name}` is not installed (not found on PATH); run scripts/test.sh, which installs \
-         docker-registry, skopeo, umoci, chromium and chromium-driver (Debian packages)"
-    )
+    find_program(name, &[]).with_context(|| {
+        format!(
+            "`{name}` is not installed (not found on PATH); run scripts/test.sh, which \
+             installs docker-registry, skopeo, umoci, chromium and chromium-driver (Debian \
+             packages)"
+        )
+    })
 }
 
 /// Runs a command to completion within `timeout`; `Err` when it cannot start, times
@@ -62,6 +69,40 @@ pub async fn run(what: &str, cmd: &mut Command, timeout: Duration) -> Result<Out
 pub fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
+}
+
+/// For a harness's `Drop`: when the thread is panicking (a failing test), prints the
+/// log of the child process `what` ("slapd", "registry", …) to stderr, so the test's
+/// output shows what the process said.
+pub fn print_log_if_panicking(what: &str, log_path: &Path) {
+    if std::thread::panicking() {
+        eprintln!(
+            "--- {what} log ({}) ---\n{}\n--- end of {what} log ---",
+            log_path.display(),
+            read_log(log_path)
+        );
+    }
+}
+
+/// Why a harness's child process did not start on the port it was given.
+pub(crate) enum StartError {
+    /// Somebody bound the port before the child did: try another (or again).
+    PortTaken(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl StartError {
+    pub(crate) fn into_inner(self) -> anyhow::Error {
+        match self {
+            StartError::PortTaken(e) | StartError::Other(e) => e,
+        }
+    }
+}
+
+impl From<anyhow::Error> for StartError {
+    fn from(e: anyhow::Error) -> Self {
+        StartError::Other(e)
+    }
 }
 
 /// Removes inherited `PORTCULLIS_*`/`PORTUS_*` variables so the developer's own
@@ -271,13 +312,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- portcullis log ({}) ---\n{}\n--- end of portcullis log ---",
-                self.log_path.display(),
-                self.log()
-            );
-        }
+        print_log_if_panicking("portcullis", &self.log_path);
     }
 }
 
@@ -317,14 +352,6 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- portcullis {} log ({}) ---\n{}\n--- end of portcullis {} log ---",
-                self.name,
-                self.log_path.display(),
-                self.log(),
-                self.name
-            );
-        }
+        print_log_if_panicking(&format!("portcullis {}", self.name), &self.log_path);
     }
 }

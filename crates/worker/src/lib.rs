@@ -11,7 +11,7 @@
 //! deterministically, and returns how many ran.
 
 use portcullis_domain::inventory::Job;
-use portcullis_service::{JobOutcome, Leadership, Services};
+use portcullis_service::{JobOutcome, Services};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
@@ -178,7 +178,15 @@ impl Worker {
         );
         while running.join_next().await.is_some() {}
         listener.abort();
-        scheduler.abort();
+        // The scheduler resigns its leadership as it ends; a database that does not
+        // answer must not hold the shutdown up.
+        let abort = scheduler.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), scheduler)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
         tracing::info!("worker stopped");
     }
 
@@ -203,59 +211,57 @@ impl Worker {
 
     /// The periodic scheduler. One worker of all nodes leads it (an advisory lock on
     /// PostgreSQL, so the others neither query the schedule every tick nor race for
-    /// it); the others ask for the leadership every tick and take over within one tick
-    /// of the leader's connection ending. The per-period claim of each task
-    /// (`claim_schedule`) stays the guarantee that a task is queued once per period,
-    /// even in the moment two nodes both believe they lead.
-    fn spawn_scheduler(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    /// it); the others ask for the leadership every tick, on one connection each, and
+    /// take over within a tick of the leader's connection ending. The per-period claim
+    /// of each task (`claim_schedule`) stays the guarantee that a task is queued once
+    /// per period, even in the moment two nodes both believe they lead.
+    fn spawn_scheduler(&self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let services = self.services.clone();
         let id = self.id.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SCHEDULE_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut leadership = None;
-            let mut told_follower = false;
+            let mut candidacy = services.scheduler_candidacy();
+            let mut was = None; // Some(leading) once known, so each change is said once
             portcullis_service::metrics::scheduler_leader(false);
             while !*shutdown.borrow() {
-                tick.tick().await;
-                leadership = Self::keep_leading(&services, &id, leadership).await;
-                // Said once per change, not every tick.
-                if leadership.is_none() && !told_follower {
-                    tracing::info!(worker = %id, "another worker leads the periodic scheduler");
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    changed = shutdown.changed() => {
+                        if changed.is_err() {
+                            break; // the sender is gone: the process is ending
+                        }
+                        continue;
+                    }
                 }
-                told_follower = leadership.is_none();
-                if leadership.is_some()
-                    && let Err(e) = services.background.schedule_due().await
-                {
+                let leading = candidacy.lead().await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "scheduler leadership not checked");
+                    false
+                });
+                if was != Some(leading) {
+                    Self::leadership_changed(&id, was, leading);
+                    was = Some(leading);
+                }
+                if leading && let Err(e) = services.background.schedule_due().await {
                     tracing::debug!(error = %e, "schedule not checked");
                 }
             }
+            // Stopping: hand the leadership on at once rather than when the server
+            // notices the closed connection.
+            candidacy.resign().await;
         })
     }
 
-    /// The leadership after checking it: kept if still held, else asked for again.
-    async fn keep_leading(
-        services: &Services,
-        id: &str,
-        held: Option<Leadership>,
-    ) -> Option<Leadership> {
-        if let Some(mut leadership) = held {
-            if leadership.still_held().await {
-                return Some(leadership);
-            }
-            tracing::warn!(worker = %id, "lost the scheduler leadership (database connection ended)");
-            portcullis_service::metrics::scheduler_leader(false);
-        }
-        match services.lead_scheduler().await {
-            Ok(Some(leadership)) => {
-                tracing::info!(worker = %id, "leading the periodic scheduler");
-                portcullis_service::metrics::scheduler_leader(true);
-                Some(leadership)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!(error = %e, "scheduler leadership not checked");
-                None
+    fn leadership_changed(id: &str, was: Option<bool>, leading: bool) {
+        portcullis_service::metrics::scheduler_leader(leading);
+        match (was, leading) {
+            (_, true) => tracing::info!(worker = %id, "leading the periodic scheduler"),
+            (Some(true), false) => tracing::warn!(
+                worker = %id,
+                "lost the scheduler leadership (database connection ended)"
+            ),
+            (_, false) => {
+                tracing::info!(worker = %id, "another worker leads the periodic scheduler")
             }
         }
     }

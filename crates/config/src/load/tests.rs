@@ -118,7 +118,7 @@ fn environment_overrides_with_portus_aliases_and_files() {
 #[test]
 fn unknown_keys_warn_and_portus_keys_are_recognised() {
     let l = load_yaml(
-        "ldap: { enabled: true }\nfrobnicate: 3\ndelete: { garbage_collector: { enabled: true }, nonsense: 1 }",
+        "email: { from: portus@example.com }\nfrobnicate: 3\ndelete: { garbage_collector: { enabled: true }, nonsense: 1 }",
         &[],
     )
     .unwrap();
@@ -126,7 +126,7 @@ fn unknown_keys_warn_and_portus_keys_are_recognised() {
     assert!(
         l.warnings
             .iter()
-            .any(|w| w.starts_with("config key ldap (") && w.contains("Portus setting"))
+            .any(|w| w.starts_with("config key email (") && w.contains("Portus setting"))
     );
     assert!(
         l.warnings
@@ -138,6 +138,80 @@ fn unknown_keys_warn_and_portus_keys_are_recognised() {
             .iter()
             .any(|w| w.contains("unknown config key delete.nonsense"))
     );
+}
+
+/// A Portus `ldap:` block, as Portus's own config.yml documents it, loads unchanged.
+#[test]
+fn a_portus_ldap_block_loads_unchanged() {
+    let l = load_yaml(
+        "ldap:\n  enabled: true\n  hostname: ldap.example.org\n  port: 636\n  timeout: 10\n  \
+         encryption:\n    method: starttls\n    options:\n      ca_file: /etc/ssl/ldap-ca.pem\n      \
+         ssl_version: TLSv1_2\n  base: ou=users,dc=example,dc=org\n  admin_base: ''\n  group_base: ''\n  \
+         filter: '(objectClass=person)'\n  uid: sAMAccountName\n  authentication:\n    enabled: true\n    \
+         bind_dn: cn=portus,dc=example,dc=org\n    password: s3cret\n  group_sync:\n    enabled: true\n    \
+         default_role: contributor\n  guess_email:\n    enabled: true\n    attr: mail\n",
+        &[],
+    )
+    .unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let ldap = &l.config.ldap;
+    assert!(ldap.enabled);
+    assert_eq!(
+        ldap.encryption.method,
+        crate::LdapEncryptionMethod::StartTls
+    );
+    assert_eq!(ldap.uid, "sAMAccountName");
+    assert_eq!(
+        ldap.group_sync.default_role,
+        portcullis_domain::model::Role::Contributor
+    );
+    assert!(
+        !l.config.to_masked_yaml().contains("s3cret"),
+        "the bind password is masked"
+    );
+}
+
+#[test]
+fn bad_ldap_values_are_one_line_naming_the_key() {
+    let on = "ldap: { enabled: true, base: 'dc=example,dc=org'";
+    let table = [
+        (
+            format!("{on}, port: 70000 }}"),
+            "config key ldap.port = \"70000\" (from file test.yml): expected a port, 1 to 65535",
+        ),
+        (
+            format!("{on}, timeout: 0 }}"),
+            "config key ldap.timeout = \"0\" (from file test.yml): expected a number of seconds greater than 0",
+        ),
+        (
+            "ldap: { enabled: true }".to_owned(),
+            "config key ldap.base = \"\" (from default): must be set when ldap.enabled is true (where users are searched)",
+        ),
+        (
+            format!("{on}, uid: 'u id' }}"),
+            "config key ldap.uid = \"u id\" (from file test.yml): expected an attribute name such as uid or sAMAccountName",
+        ),
+        (
+            format!("{on}, filter: 'objectClass=person' }}"),
+            "config key ldap.filter = \"objectClass=person\" (from file test.yml): expected an LDAP filter in parentheses, e.g. (objectClass=person)",
+        ),
+        (
+            format!("{on}, authentication: {{ enabled: true }} }}"),
+            "config key ldap.authentication.bind_dn = \"\" (from default): must be set when ldap.authentication.enabled is true",
+        ),
+        (
+            format!("{on}, encryption: {{ options: {{ ssl_version: TLSv1 }} }} }}"),
+            "config key ldap.encryption.options.ssl_version = \"TLSv1\" (from file test.yml): expected TLSv1_2 or TLSv1_3 (older versions are not offered)",
+        ),
+    ];
+    for (yaml, want) in table {
+        let err = load_yaml(&yaml, &[])
+            .err()
+            .unwrap_or_else(|| panic!("{yaml} loaded"));
+        assert_eq!(err.to_string(), want, "{yaml}");
+    }
+    // Off, nothing is checked: Portus's placeholder hostname is the default.
+    assert!(load_yaml("ldap: { enabled: false, port: 0 }", &[]).is_ok());
 }
 
 #[test]

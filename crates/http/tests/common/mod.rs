@@ -106,6 +106,10 @@ impl TestApp {
         let key = SigningKey::from_pem(&key_pem, &cert_pem, None).unwrap();
         let signer = TokenSigner::new(&key, KidFormat::Libtrust).unwrap();
         let clock = Arc::new(FixedClock::at(Timestamp::from_secs(T0)));
+        let directory = config.ldap.enabled.then(|| {
+            let d = portcullis_service::ldap::Directory::new(&config.ldap);
+            Arc::new(d.unwrap_or_else(|e| panic!("ldap settings: {e}")))
+        });
         let services = Services::new(
             store,
             config,
@@ -114,7 +118,10 @@ impl TestApp {
             signer,
             PasswordHasher::fast_for_tests(),
             portcullis_service::Sealer::from_bytes([7; 32]),
-            portcullis_registry::tls::TrustedRoots::default(),
+            portcullis_service::Outbound {
+                registry_roots: Default::default(),
+                directory,
+            },
         );
         Self {
             router: portcullis_http::router(services.clone()),

@@ -102,6 +102,12 @@ pub async fn sign_in(State(s): State<Services>, submitted: Submitted<SignInForm>
             StatusCode::TOO_MANY_REQUESTS,
             "Too many sign-in attempts from your address. Wait a minute and try again.",
         ),
+        // The form again, with what happened (the LDAP directory or the database did
+        // not answer); the details are in the server's log.
+        Err(Error::Unavailable(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Your password cannot be checked right now: the sign-in service does not answer. Try again in a few minutes.",
+        ),
         Err(e) => return Err(PageError::Domain(e)),
     };
     sign_in_form(
