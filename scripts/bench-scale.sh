@@ -26,13 +26,15 @@
 #   (a2) GET /api/v1/repositories?per_page=25&q=<random username> as the admin (search)
 #   (a4) GET /api/v1/namespaces?per_page=25&page=<random> as the admin
 #   (a3) GET /repositories?page=<random> (web UI) signed in as a loaded user
+#   (a5), (a6) the first page of (a1) and of (a3), where people look
 # plus (l) the cold-cache logins of the warm-up (argon2 bound), the serve process's
 # VmRSS/VmHWM, the database's size, pg_stat_database's xact_commit per token request,
 # and last (r2) the time to add a second registry (a personal namespace per user).
 #
 # Also: SCALE_TEAM_MEMBERS (20), SCALE_TAGGED_EVERY (10), BENCH_SCALE_API_CONNS (8:
 # connections of the API and UI rows), BENCH_SCALE_DB_POOL (database.pool, 16),
-# BENCH_SCALE_OUTPUT (BENCHMARKS-SCALE.md). The bench instance raises the password
+# BENCH_SCALE_OUTPUT (BENCHMARKS-SCALE.md), BENCH_SCALE_KEEP_DB=1 (keep the database, to
+# look at query plans), BENCH_SCALE_LOAD_ONLY=1 (stop after loading). The bench instance raises the password
 # limits (password_checks_per_minute off, max_concurrent_password_checks = nproc,
 # credential_cache_seconds 3600) and says so in the output. A full run (the defaults)
 # takes roughly 10 minutes on 2 cores.
@@ -120,7 +122,9 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ -n "$DB_CREATED" ]; then
+  if [ -n "$DB_CREATED" ] && [ "${BENCH_SCALE_KEEP_DB:-0}" = 1 ]; then
+    echo "kept the database $DB (BENCH_SCALE_KEEP_DB=1): drop it with DROP DATABASE \"$DB\"" >&2
+  elif [ -n "$DB_CREATED" ]; then
     psql "$ADMIN_URL" -qtAX -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null ||
       echo "warning: could not drop the database $DB" >&2
   fi
@@ -456,6 +460,10 @@ EOF
 }
 
 phase "counts, sizes, pools and checks"
+if [ "${BENCH_SCALE_LOAD_ONLY:-0}" = 1 ]; then
+  echo "== loaded (BENCH_SCALE_LOAD_ONLY=1): stopping before the runs"
+  exit 0
+fi
 
 # (l): every pool user's first login, a cache miss and an argon2id check each; first a
 # tenth of them, to read the memory of the caches with and without the rest.
@@ -542,6 +550,9 @@ grep -q 'href="/repositories/[0-9]' "$W/web-page.html" ||
   { echo "error: (a3) the repositories page links no repository" >&2; exit 1; }
 BENCH_SCALE_MODE=page BENCH_SCALE_PATH="/repositories?page=" BENCH_SCALE_PAGES=$UI_PAGES \
   bench a3 "$API_CONNS" "$URL/" -s "$LUA" --timeout 10s -H "$WEB_COOKIE"
+# First pages, where people look: (a5) the API's, (a6) the web UI's.
+bench a5 "$API_CONNS" "$URL/api/v1/repositories?per_page=25&page=1" --timeout 10s -H "$ADMIN_AUTH"
+bench a6 "$API_CONNS" "$URL/repositories?page=1" --timeout 10s -H "$WEB_COOKIE"
 
 FINAL_RSS_KB=$(mem_kb "$PID" VmRSS)
 FINAL_HWM_KB=$(mem_kb "$PID" VmHWM)
@@ -641,6 +652,8 @@ ALL_ERRORS=$((ERR_t1 + ERR_t2 + ERR_t3 + ERR_a1 + ERR_a2 + ERR_a4 + ERR_a3))
   row a2 "API \`GET /api/v1/repositories?per_page=25&q=<random pool username>\` as the admin (search)" "$API_CONNS"
   row a4 "API \`GET /api/v1/namespaces?per_page=25&page=<random 1..$NS_PAGES>\` as the admin" "$API_CONNS"
   row a3 "web UI \`GET /repositories?page=<random 1..$UI_PAGES>\` signed in as \`$FIRST_USER\`" "$API_CONNS"
+  row a5 "API \`GET /api/v1/repositories?per_page=25&page=1\` as the admin" "$API_CONNS"
+  row a6 "web UI \`GET /repositories?page=1\` signed in as \`$FIRST_USER\`" "$API_CONNS"
   echo
   if [ "$ALL_ERRORS" = 0 ]; then
     echo "\"errors\" counts non-2xx answers and socket errors (timeouts included); every row has 0."

@@ -172,7 +172,21 @@ async fn an_outage_is_503_for_uncached_users_and_never_a_lockout() {
         login(&app, "carol", dir::CAROL_PASSWORD).await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+    // The health check says so (anonymously: no address).
+    let health = app.get("/api/v1/health", Auth::None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        health.body["ldap"],
+        json!({"msg": "LDAP server is not reachable", "success": false})
+    );
     server.restart().await.unwrap();
+    app.clock
+        .advance_secs(portcullis_service::health::PROBE_CACHE_SECS);
+    let health = app.get("/api/v1/health", Auth::None).await;
+    assert_eq!(
+        health.body["ldap"],
+        json!({"msg": "LDAP server is reachable", "success": true})
+    );
     // Not locked: one failure before the outage, none during it.
     assert_eq!(
         login(&app, "bob", BOB_PASSWORD).await.status,

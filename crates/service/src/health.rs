@@ -1,4 +1,5 @@
-//! Health of the database and of every registry (`/api/v1/health`).
+//! Health of the database, of every registry and of the LDAP directory
+//! (`/api/v1/health`).
 //!
 //! Probing a registry is an outbound HTTP request, and the endpoint is public, so
 //! probes are cached for a few seconds and run one at a time: a flood of health checks
@@ -36,6 +37,9 @@ pub struct HealthReport {
     pub database: DatabaseHealth,
     /// `None` when the registries could not be listed.
     pub registries: Option<Vec<RegistryHealth>>,
+    /// With `ldap.enabled`: whether the directory took the search bind (the error for
+    /// admins only).
+    pub ldap: Option<Result<(), String>>,
 }
 
 impl HealthReport {
@@ -46,7 +50,9 @@ impl HealthReport {
     }
 
     pub fn healthy(&self) -> bool {
-        self.database == DatabaseHealth::UpToDate && self.registries_reachable()
+        self.database == DatabaseHealth::UpToDate
+            && self.registries_reachable()
+            && self.ldap.as_ref().is_none_or(Result::is_ok)
     }
 }
 
@@ -143,9 +149,14 @@ impl HealthService {
                 None
             }
         };
+        let ldap = match self.ctx.auth.directory() {
+            Some(directory) => Some(directory.check().await.map_err(|e| e.to_string())),
+            None => None,
+        };
         HealthReport {
             database,
             registries,
+            ldap,
         }
     }
 }

@@ -50,7 +50,7 @@ embedded_migrations! {
     4 => "0004_webhook_attempts",
     5 => "0005_sessions",
     6 => "0006_password_resets",
-    7 => "0007_event_retention_index",
+    7 => "0007_scale_indexes",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

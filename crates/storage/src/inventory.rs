@@ -568,28 +568,45 @@ impl Store {
         filter: &RepositoryFilter,
         page: PageRequest,
     ) -> StoreResult<Page<RepositoryListing>> {
-        let visible = match scope {
-            RepositoryScope::All => "TRUE",
-            RepositoryScope::PullableBy => "(n.visibility IN (1, 2) OR tu.id IS NOT NULL)",
-            RepositoryScope::Public => "n.visibility = 2",
-        };
         let query = filter
             .query
             .as_ref()
             .map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
-        let cond = format!(
-            "WHERE {visible} AND ($2 IS NULL OR r.namespace_id = $2) \
-             AND ($3 IS NULL OR lower(r.name) LIKE $3 OR lower(n.name) LIKE $3) \
-             AND ($4 = 0 OR EXISTS (SELECT 1 FROM stars s WHERE s.repository_id = r.id \
-                 AND s.user_id = $1))"
-        );
+        let starred_only = "($4 = 0 OR EXISTS (SELECT 1 FROM stars s \
+             WHERE s.repository_id = r.id AND s.user_id = $1))";
+        let seen = if query.is_some() {
+            // A search matches namespace names too: repositories joined to them.
+            let visible = match scope {
+                RepositoryScope::All => "TRUE",
+                RepositoryScope::PullableBy => "(n.visibility IN (1, 2) OR tu.id IS NOT NULL)",
+                RepositoryScope::Public => "n.visibility = 2",
+            };
+            format!(
+                "{REPOSITORIES_SEEN} WHERE {visible} AND ($2 IS NULL OR r.namespace_id = $2) \
+                 AND (lower(r.name) LIKE $3 OR lower(n.name) LIKE $3) AND {starred_only}"
+            )
+        } else {
+            // The visible namespaces as a set each repository is probed against (one
+            // hash of namespace ids), not a join per repository: a page deep into a
+            // million repositories walks the index and probes, nothing more.
+            let visible = match scope {
+                RepositoryScope::All => "",
+                RepositoryScope::PullableBy => {
+                    " AND r.namespace_id IN (SELECT n.id FROM namespaces n \
+                     LEFT JOIN team_users tu ON tu.team_id = n.team_id AND tu.user_id = $1 \
+                     WHERE n.visibility IN (1, 2) OR tu.id IS NOT NULL)"
+                }
+                RepositoryScope::Public => {
+                    " AND r.namespace_id IN (SELECT n.id FROM namespaces n WHERE n.visibility = 2)"
+                }
+            };
+            format!(
+                "repositories r WHERE ($2 IS NULL OR r.namespace_id = $2) AND $3 IS NULL \
+                 AND {starred_only}{visible}"
+            )
+        };
         let starred = i64::from(filter.starred_only);
-        let list = page.page_of(
-            LISTING_FROM,
-            &format!("{REPOSITORIES_SEEN} {cond}"),
-            "r",
-            REPOSITORY_SORTABLE,
-        );
+        let list = page.page_of(LISTING_FROM, &seen, "r", REPOSITORY_SORTABLE);
         let mut c = self.db.reader().await?;
         let items = fetch_all!(
             c.conn(),
@@ -597,7 +614,7 @@ impl Store {
             [viewer, filter.namespace_id, query.as_deref(), starred],
             |r| listing_row(r)
         );
-        let count = format!("SELECT count(*) AS n FROM {REPOSITORIES_SEEN} {cond}");
+        let count = format!("SELECT count(*) AS n FROM {seen}");
         let total = fetch_one!(
             c.conn(),
             sqlx::AssertSqlSafe(count),

@@ -15,9 +15,10 @@ pub async fn ping() -> StatusCode {
     StatusCode::OK
 }
 
-/// Health of the database and of the registries; 503 when anything is down. Anonymous
-/// callers get the summary (Portus's `database` and `registry` entries); admins also get
-/// each registry by hostname with its error. Probes are cached for a few seconds.
+/// Health of the database, the registries and (with `ldap.enabled`) the LDAP directory;
+/// 503 when anything is down. Anonymous callers get the summary (Portus's `database`,
+/// `registry` and `ldap` entries); admins also get each registry by hostname with its
+/// error, and the directory's. Probes are cached for a few seconds.
 #[utoipa::path(get, path = "/api/v1/health", tag = "meta", security((), ("portus_auth" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, description = "all components healthy"), (status = 503, description = "a component is down")))]
 pub async fn health(
@@ -45,6 +46,14 @@ pub async fn health(
     };
     let mut body = json!({ "database": database, "registry": registry });
     let admin = caller.as_ref().is_some_and(|c| c.user.admin);
+    if let Some(ldap) = &report.ldap {
+        body["ldap"] = match ldap {
+            Ok(()) => json!({"msg": "LDAP server is reachable", "success": true}),
+            // The server's address and its answer are for admins.
+            Err(e) if admin => json!({"msg": e, "success": false}),
+            Err(_) => json!({"msg": "LDAP server is not reachable", "success": false}),
+        };
+    }
     if admin && let Some(list) = &report.registries {
         // Portus reported one registry under "registry"; with several, admins see each.
         let each: serde_json::Map<String, Value> = list
