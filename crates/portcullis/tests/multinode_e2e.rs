@@ -53,7 +53,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod common;
-use common::{Auth, Http, Manifest, env_vars, id_of, poll, push_event, str_of};
+use common::{
+    Auth, Http, Manifest, browser, csrf_of, env_vars, id_of, poll, push_event, sign_in, str_of,
+};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 /// Owner of the team `vault` and its private namespace.
@@ -393,66 +395,6 @@ async fn membership_applies_everywhere(
 // ---------------------------------------------------------------------------------------
 // The web UI, as a browser without JavaScript uses it
 // ---------------------------------------------------------------------------------------
-
-/// The `name=value` of a cookie a response sets.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .find(|pair| pair.starts_with(&format!("{name}=")))
-        .map(str::to_owned)
-}
-
-/// The CSRF token of a page's forms.
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let at = page
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field on the page: {page}"))
-        + marker.len();
-    page[at..at + page[at..].find('"').unwrap()].to_owned()
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// Signs in on `base` through the sign-in form; returns the session cookie pair.
-async fn sign_in(base: &str, user: (&str, &str)) -> String {
-    let b = browser();
-    let page = b
-        .get(format!("{base}/users/sign_in"))
-        .send()
-        .await
-        .expect("GET /users/sign_in");
-    assert_eq!(page.status(), StatusCode::OK);
-    let visitor = set_cookie(&page, "portcullis_visitor").expect("a visitor cookie");
-    let csrf = csrf_of(&page.text().await.unwrap());
-    let signed = b
-        .post(format!("{base}/users/sign_in"))
-        .header(reqwest::header::COOKIE, &visitor)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(form_encode(&[
-            ("csrf", &csrf),
-            ("username", user.0),
-            ("password", user.1),
-        ]))
-        .send()
-        .await
-        .expect("POST /users/sign_in");
-    assert_eq!(signed.status(), StatusCode::SEE_OTHER, "signed in");
-    set_cookie(&signed, "portcullis_session").expect("a session cookie")
-}
 
 /// The profile page on `base` with `cookie`: `Ok(body)` when signed in as `user`,
 /// `Err(status and Location)` otherwise.

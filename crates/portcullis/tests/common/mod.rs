@@ -186,3 +186,65 @@ pub fn str_of<'a>(step: &str, v: &'a Value, key: &str) -> &'a str {
         .as_str()
         .unwrap_or_else(|| panic!("step `{step}`: no string `{key}` in {v}"))
 }
+
+/// The `name=value` of a cookie a response sets.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The CSRF token of a page's forms.
+pub fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field on the page: {page}"))
+        + marker.len();
+    let end = page[at..].find('"').expect("the csrf value ends");
+    page[at..at + end].to_owned()
+}
+
+/// A client that does not follow redirects (to see them), as a browser test needs.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Signs in on `base` through the sign-in form; returns the session cookie pair.
+pub async fn sign_in(base: &str, user: (&str, &str)) -> String {
+    let b = browser();
+    let page = b
+        .get(format!("{base}/users/sign_in"))
+        .send()
+        .await
+        .expect("GET /users/sign_in");
+    assert_eq!(page.status(), StatusCode::OK);
+    let visitor = set_cookie(&page, "portcullis_visitor").expect("a visitor cookie");
+    let csrf = csrf_of(&page.text().await.expect("the sign-in page"));
+    let signed = b
+        .post(format!("{base}/users/sign_in"))
+        .header(reqwest::header::COOKIE, &visitor)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(portcullis_testkit::registry::form_encode(&[
+            ("csrf", &csrf),
+            ("username", user.0),
+            ("password", user.1),
+        ]))
+        .send()
+        .await
+        .expect("POST /users/sign_in");
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER, "signed in");
+    set_cookie(&signed, "portcullis_session").expect("a session cookie")
+}
