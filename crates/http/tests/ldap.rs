@@ -63,6 +63,11 @@ async fn users_named(app: &TestApp, admin: &str, name: &str) -> Vec<serde_json::
     all.filter(|u| u["username"] == name).cloned().collect()
 }
 
+/// The status [`login`] gets.
+async fn status(app: &TestApp, user: &str, password: &str) -> StatusCode {
+    login(app, user, password).await.status
+}
+
 async fn user_json(app: &TestApp, admin: &str, name: &str) -> serde_json::Value {
     let mut found = users_named(app, admin, name).await;
     assert_eq!(found.len(), 1, "{name}: {found:?}");
@@ -86,10 +91,7 @@ async fn docker_login_creates_the_directory_user_with_a_personal_namespace() {
     );
     assert_eq!(alice["admin"], false);
     // Found under ldap.admin_base: an admin from the first sign-in.
-    assert_eq!(
-        login(&app, "frank", FRANK_PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(status(&app, "frank", FRANK_PASSWORD).await, StatusCode::OK);
     assert_eq!(user_json(&app, &admin, "frank").await["admin"], true);
     // Accounts come from the directory: no sign-up.
     let eve = portcullis_service::users::UserInput {
@@ -137,25 +139,13 @@ async fn first_sign_ins_at_once_make_one_account_on_both_databases() {
 async fn an_outage_is_503_for_uncached_users_and_never_a_lockout() {
     let mut server = slapd().await;
     let (app, _admin) = app_with(&server, Backend::Sqlite).await;
-    assert_eq!(
-        login(&app, "alice", ALICE_PASSWORD).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        login(&app, "bob", BOB_PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(status(&app, "alice", ALICE_PASSWORD).await, StatusCode::OK);
+    assert_eq!(status(&app, "bob", BOB_PASSWORD).await, StatusCode::OK);
     // A wrong password counts: lockout_attempts is 2.
-    assert_eq!(
-        login(&app, "bob", "wrong").await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(status(&app, "bob", "wrong").await, StatusCode::UNAUTHORIZED);
     server.stop().await;
     // alice's verified password is cached: she keeps pulling while the directory is down.
-    assert_eq!(
-        login(&app, "alice", ALICE_PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(status(&app, "alice", ALICE_PASSWORD).await, StatusCode::OK);
     // bob tries other passwords (not cached): the directory cannot say, so 503, three
     // times, none of them counted.
     for _ in 0..3 {
@@ -169,7 +159,7 @@ async fn an_outage_is_503_for_uncached_users_and_never_a_lockout() {
     }
     // A user nobody knows yet is the directory's to decide: 503 too.
     assert_eq!(
-        login(&app, "carol", dir::CAROL_PASSWORD).await.status,
+        status(&app, "carol", dir::CAROL_PASSWORD).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
     // The health check says so (anonymously: no address).
@@ -188,21 +178,12 @@ async fn an_outage_is_503_for_uncached_users_and_never_a_lockout() {
         json!({"msg": "LDAP server is reachable", "success": true})
     );
     // Not locked: one failure before the outage, none during it.
-    assert_eq!(
-        login(&app, "bob", BOB_PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(status(&app, "bob", BOB_PASSWORD).await, StatusCode::OK);
     // The count still works: two wrong passwords lock bob.
+    assert_eq!(status(&app, "bob", "wrong").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&app, "bob", "wrong").await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        login(&app, "bob", "wrong").await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        login(&app, "bob", "wrong").await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        login(&app, "bob", BOB_PASSWORD).await.status,
+        status(&app, "bob", BOB_PASSWORD).await,
         StatusCode::UNAUTHORIZED,
         "locked"
     );
@@ -215,16 +196,10 @@ async fn local_accounts_and_bots_keep_their_own_passwords() {
     // A local user made before the directory was turned on (an admin cannot make one
     // now under a directory name, see below): the local password still works.
     app.create_user(&admin, "zoe").await;
-    assert_eq!(login(&app, "zoe", &pw("zoe")).await.status, StatusCode::OK);
-    assert_eq!(
-        login(&app, "zoe", "wrong").await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(status(&app, "zoe", &pw("zoe")).await, StatusCode::OK);
+    assert_eq!(status(&app, "zoe", "wrong").await, StatusCode::UNAUTHORIZED);
     // The bootstrap admin is local too.
-    assert_eq!(
-        login(&app, "admin", "adminpass1").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(status(&app, "admin", "adminpass1").await, StatusCode::OK);
     // A directory name is refused for a new local account.
     let r = app
         .post(
@@ -245,7 +220,7 @@ async fn local_accounts_and_bots_keep_their_own_passwords() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(
-        login(&app, "ci-bot", "anything").await.status,
+        status(&app, "ci-bot", "anything").await,
         StatusCode::UNAUTHORIZED
     );
 }

@@ -215,16 +215,10 @@ impl App {
         if !registry_roots.is_empty() {
             tracing::info!(files = ?registry_roots.files, "trusting extra certificate authorities for registries");
         }
-        let directory = if config.ldap.enabled {
-            let directory = Directory::new(&config.ldap).map_err(|e| anyhow!(e))?;
-            tracing::info!(
-                server = directory.server(),
-                "signing in through the LDAP directory"
-            );
-            Some(Arc::new(directory))
-        } else {
-            None
-        };
+        let directory = Directory::for_config(&config.ldap).map_err(|e| anyhow!(e))?;
+        if let Some(d) = &directory {
+            tracing::info!(server = d.server(), "signing in through the LDAP directory");
+        }
         let services = Services::new(
             store,
             config,

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)] // a failing step panics with its message
 
+mod common;
+use common::serve;
 use fantoccini::{Client, ClientBuilder, Locator};
 use portcullis_testkit::images::build_image;
 use portcullis_testkit::registry::{Registry, free_port};
@@ -243,13 +245,7 @@ async fn world() -> World {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let server = Server::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        env,
-        work.path(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("step `start portcullis`: {e:#}"));
+    let server = serve(env, work.path()).await;
     let registry = Registry::start(&server, &work.path().join("registry"))
         .await
         .unwrap_or_else(|e| panic!("step `start docker-registry`: {e:#}"));

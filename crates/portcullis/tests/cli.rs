@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod common;
-use common::{env_vars, poll};
-use portcullis_testkit::server::Server;
+use common::{env_vars, poll, serve};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -34,13 +33,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// `portcullis serve` with `vars`, working in `dir`, once it listens.
-async fn serve(vars: BTreeMap<String, String>, dir: &Path) -> Server {
-    Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), vars, dir)
-        .await
-        .unwrap()
 }
 
 #[test]

@@ -9,7 +9,6 @@
 
 use portcullis_testkit::images::build_image;
 use portcullis_testkit::registry::{Registry, form_encode, jwt_claims, jwt_header};
-use portcullis_testkit::server::Server;
 use portcullis_testkit::skopeo::{Creds, Skopeo};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -17,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 mod common;
-use common::{Auth, Http, id_of, str_of};
+use common::{Auth, Http, id_of, serve, str_of};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Database {
@@ -164,13 +163,7 @@ async fn scenario(combo: Combo) {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
 
-    let server = Server::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        env,
-        work.path(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("step `start portcullis`: {e:#}"));
+    let server = serve(env, work.path()).await;
     let registry = Registry::start(&server, &work.path().join("registry"))
         .await
         .unwrap_or_else(|e| panic!("step `start docker-registry`: {e:#}"));
@@ -181,17 +174,7 @@ async fn scenario(combo: Combo) {
     let image_ref = |repo: &str| format!("docker://{reg}/{repo}:v1");
 
     // --- Setup through the API -----------------------------------------------------
-    let step = "bootstrap the first admin";
-    let boot = http
-        .post_json(
-            step,
-            &api("/users/bootstrap"),
-            Auth::None,
-            json!({"user": {"username": ADMIN.0, "email": "admin@example.test", "password": ADMIN.1}}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let admin_token = str_of(step, &boot, "plain_token").to_owned();
+    let admin_token = http.bootstrap(&server.url, ADMIN).await;
 
     let step = "create the registry via the API (Bearer app token)";
     http.post_json(

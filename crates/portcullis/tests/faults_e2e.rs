@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Auth, Http, Manifest, id_of, poll, str_of};
+use common::{Auth, Http, Manifest, id_of, poll, serve, str_of};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 const NOTIFY_SECRET: &str = "faults-e2e-secret";
@@ -106,9 +106,7 @@ async fn start_server(work: &Path, database_url: &str, extra: &[(&str, &str)]) -
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
-    Server::start(Path::new(env!("CARGO_BIN_EXE_portcullis")), env, work)
-        .await
-        .unwrap_or_else(|e| panic!("start portcullis: {e:#}"))
+    serve(env, work).await
 }
 
 /// Repository full name → tag name → (tag id, digest).
@@ -124,17 +122,8 @@ struct Api {
 impl Api {
     async fn bootstrap(server: &Server) -> Self {
         let http = Http::new();
-        let boot = http
-            .post_json(
-                "bootstrap",
-                &format!("{}/api/v1/users/bootstrap", server.url),
-                Auth::None,
-                json!({"user": {"username": ADMIN.0, "email": "admin@example.test", "password": ADMIN.1}}),
-                StatusCode::CREATED,
-            )
-            .await;
         Self {
-            token: str_of("bootstrap", &boot, "plain_token").to_owned(),
+            token: http.bootstrap(&server.url, ADMIN).await,
             http,
             base: server.url.clone(),
         }

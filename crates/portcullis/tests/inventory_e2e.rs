@@ -12,7 +12,6 @@
 
 use portcullis_testkit::images::{PlatformSpec, build_image, build_index};
 use portcullis_testkit::registry::Registry;
-use portcullis_testkit::server::Server;
 use portcullis_testkit::skopeo::{Creds, Skopeo};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -20,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Auth, Http, str_of};
+use common::{Auth, Http, serve, str_of};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 const NOTIFY_SECRET: &str = "inventory-e2e-secret";
@@ -171,32 +170,18 @@ async fn scenario(postgres: bool) {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let server = Server::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        env,
-        work.path(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("start portcullis: {e:#}"));
+    let server = serve(env, work.path()).await;
     let registry_dir = work.path().join("registry");
     let registry = Registry::start(&server, &registry_dir)
         .await
         .unwrap_or_else(|e| panic!("start docker-registry: {e:#}"));
     let skopeo = Skopeo::new().unwrap_or_else(|e| panic!("skopeo: {e:#}"));
     let http = Http::new();
-    let boot = http
-        .post_json(
-            "bootstrap",
-            &format!("{}/api/v1/users/bootstrap", server.url),
-            Auth::None,
-            json!({"user": {"username": ADMIN.0, "email": "admin@example.test", "password": ADMIN.1}}),
-            StatusCode::CREATED,
-        )
-        .await;
+    let token = http.bootstrap(&server.url, ADMIN).await;
     let e = Env {
         http,
         base: server.url.clone(),
-        token: str_of("bootstrap", &boot, "plain_token").to_owned(),
+        token,
     };
     let reg = registry.addr.clone();
     e.http

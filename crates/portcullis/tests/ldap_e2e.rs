@@ -7,11 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{Auth, Http, browser, env_vars, sign_in, str_of};
+use common::{Auth, Http, browser, env_vars, serve, sign_in};
 use portcullis_testkit::images::build_image;
 use portcullis_testkit::ldap::{self as dir, Seed, Slapd};
 use portcullis_testkit::registry::Registry;
-use portcullis_testkit::server::Server;
 use portcullis_testkit::skopeo::{Creds, Skopeo};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -52,30 +51,14 @@ async fn a_directory_user_pushes_with_skopeo_and_signs_in_to_the_web_ui() {
         ("PORTUS_LDAP_GUESS_EMAIL_ENABLED", "true"),
         ("PORTUS_LDAP_GUESS_EMAIL_ATTR", "mail"),
     ]);
-    let server = Server::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        env,
-        work.path(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("step `start portcullis`: {e:#}"));
+    let server = serve(env, work.path()).await;
     let registry = Registry::start(&server, &work.path().join("registry"))
         .await
         .unwrap_or_else(|e| panic!("step `start docker-registry`: {e:#}"));
     let http = Http::new();
     let api = |path: &str| format!("{}/api/v1{path}", server.url);
 
-    let step = "bootstrap the first admin (local)";
-    let boot = http
-        .post_json(
-            step,
-            &api("/users/bootstrap"),
-            Auth::None,
-            json!({"user": {"username": ADMIN.0, "email": "admin@example.test", "password": ADMIN.1}}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let admin_token = str_of(step, &boot, "plain_token").to_owned();
+    let admin_token = http.bootstrap(&server.url, ADMIN).await; // a local account
     http.post_json(
         "create the registry",
         &api("/registries"),

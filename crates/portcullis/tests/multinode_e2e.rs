@@ -54,7 +54,8 @@ use tokio::sync::watch;
 
 mod common;
 use common::{
-    Auth, Http, Manifest, browser, csrf_of, env_vars, id_of, poll, push_event, sign_in, str_of,
+    Auth, Http, Manifest, browser, csrf_of, env_vars, id_of, poll, push_event, serve, sign_in,
+    str_of,
 };
 
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
@@ -150,13 +151,7 @@ fn shared_env(data_dir: &Path, database_url: &str) -> BTreeMap<String, String> {
 
 async fn start_node(env: &BTreeMap<String, String>, work: &Path) -> Server {
     std::fs::create_dir_all(work).unwrap();
-    Server::start(
-        Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        env.clone(),
-        work,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("start portcullis serve in {}: {e:#}", work.display()))
+    serve(env.clone(), work).await
 }
 
 /// One cluster at a time: two at once (the tests of this file run in parallel) would
@@ -577,17 +572,8 @@ async fn set_up(c: &Cluster) -> Setup {
     let urls = &c.urls;
     let (a, b, cc) = (&urls[0], &urls[1], &urls[2]);
     let http = Http::new();
-    let boot = http
-        .post_json(
-            "bootstrap on node 0",
-            &format!("{a}/api/v1/users/bootstrap"),
-            Auth::None,
-            json!({"user": {"username": ADMIN.0, "email": "admin@example.test", "password": ADMIN.1}}),
-            StatusCode::CREATED,
-        )
-        .await;
     let admin = Admin {
-        token: str_of("bootstrap", &boot, "plain_token").to_owned(),
+        token: http.bootstrap(a, ADMIN).await,
         http,
     };
     admin

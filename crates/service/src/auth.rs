@@ -339,7 +339,8 @@ impl Authenticator {
         let directory = self.directory.as_deref();
         // Bots authenticate with application tokens only. Users without a local hash
         // were made by the directory and sign in only through it.
-        let mut eligible = found.clone().filter(|u| {
+        let unknown = found.is_none();
+        let mut eligible = found.filter(|u| {
             !u.bot
                 && (u.password_hash.is_some() || directory.is_some())
                 && u.enabled
@@ -371,7 +372,7 @@ impl Authenticator {
         // disabled or locked here.
         let mut from_directory = None;
         let mut directory_failed = None;
-        if let Some(d) = directory.filter(|_| eligible.is_some() || found.is_none()) {
+        if let Some(d) = directory.filter(|_| eligible.is_some() || unknown) {
             match self.ask_directory(d, username, password).await {
                 Ok(Verdict::Verified(user)) => from_directory = Some(user),
                 Ok(Verdict::Refused) => {}

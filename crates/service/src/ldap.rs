@@ -130,6 +130,14 @@ impl Directory {
         })
     }
 
+    /// The directory `config` asks for: `None` unless `ldap.enabled` (see [`Self::new`]).
+    pub fn for_config(config: &LdapConfig) -> Result<Option<Arc<Self>>, String> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(Self::new(config)?)))
+    }
+
     /// The server, as logs and errors name it.
     pub fn server(&self) -> &str {
         &self.url

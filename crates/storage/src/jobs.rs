@@ -403,14 +403,13 @@ impl Candidacy {
                     *leading = false;
                     *conn = None;
                 }
-                if conn.is_none() {
+                let kept = match conn.take() {
+                    Some(c) => c,
                     // Detached: the lock's connection must not go back to the pool
                     // (another task would then hold the lock) nor take a pool slot.
-                    *conn = Some(pool.acquire().await?.detach());
-                }
-                let Some(c) = conn.as_mut() else {
-                    return Ok(false);
+                    None => pool.acquire().await?.detach(),
                 };
+                let c = conn.insert(kept);
                 let tried: Result<(bool,), _> = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
                     .bind(self.key)
                     .fetch_one(c)

@@ -106,10 +106,8 @@ impl TestApp {
         let key = SigningKey::from_pem(&key_pem, &cert_pem, None).unwrap();
         let signer = TokenSigner::new(&key, KidFormat::Libtrust).unwrap();
         let clock = Arc::new(FixedClock::at(Timestamp::from_secs(T0)));
-        let directory = config.ldap.enabled.then(|| {
-            let d = portcullis_service::ldap::Directory::new(&config.ldap);
-            Arc::new(d.unwrap_or_else(|e| panic!("ldap settings: {e}")))
-        });
+        let directory = portcullis_service::ldap::Directory::for_config(&config.ldap)
+            .unwrap_or_else(|e| panic!("ldap settings: {e}"));
         let services = Services::new(
             store,
             config,

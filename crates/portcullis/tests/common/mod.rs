@@ -173,6 +173,22 @@ impl Http {
     pub async fn get(&self, step: &str, url: &str, auth: Auth<'_>, expect: StatusCode) -> Value {
         self.call(step, self.client.get(url), auth, expect).await
     }
+
+    /// `POST /api/v1/users/bootstrap` on `base` for `admin` (name, password): the first
+    /// admin's application token.
+    pub async fn bootstrap(&self, base: &str, admin: (&str, &str)) -> String {
+        let step = "bootstrap the first admin";
+        let boot = self
+            .post_json(
+                step,
+                &format!("{base}/api/v1/users/bootstrap"),
+                Auth::None,
+                json!({"user": {"username": admin.0, "email": "admin@example.test", "password": admin.1}}),
+                StatusCode::CREATED,
+            )
+            .await;
+        str_of(step, &boot, "plain_token").to_owned()
+    }
 }
 
 pub fn id_of(step: &str, v: &Value) -> i64 {
@@ -247,4 +263,19 @@ pub async fn sign_in(base: &str, user: (&str, &str)) -> String {
         .expect("POST /users/sign_in");
     assert_eq!(signed.status(), StatusCode::SEE_OTHER, "signed in");
     set_cookie(&signed, "portcullis_session").expect("a session cookie")
+}
+
+/// `portcullis serve` (the binary under test) with `env`, working in `dir`, once it
+/// listens.
+pub async fn serve(
+    env: BTreeMap<String, String>,
+    dir: &std::path::Path,
+) -> portcullis_testkit::server::Server {
+    portcullis_testkit::server::Server::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        env,
+        dir,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("step `start portcullis` in {}: {e:#}", dir.display()))
 }
