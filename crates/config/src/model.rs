@@ -113,7 +113,11 @@ pub struct LdapAuthentication {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LdapGroupSync {
     pub enabled: bool,
+    /// The role of a member the sync adds (admins join as owners).
     pub default_role: portcullis_domain::model::Role,
+    /// Not in Portus, whose sync only adds: also remove the members the sync added
+    /// once they left the group (never a member added by hand, never the only owner).
+    pub remove_members: bool,
 }
 
 /// Portus's `guess_email`: an LDAP attribute (`attr`), or with an empty `attr`
@@ -506,6 +510,7 @@ impl Default for Config {
                 group_sync: LdapGroupSync {
                     enabled: true,
                     default_role: portcullis_domain::model::Role::Viewer,
+                    remove_members: false,
                 },
                 guess_email: LdapGuessEmail {
                     enabled: false,

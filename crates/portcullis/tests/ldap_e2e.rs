@@ -2,12 +2,14 @@
 //! (StartTLS, trusting the test CA), Debian's `docker-registry` and `skopeo`. A
 //! directory user's first `skopeo copy` creates the account and its personal namespace
 //! and pushes there; another directory user may not pull it; a wrong password is
-//! refused; a third signs in to the web UI with the directory password.
+//! refused; the group sync puts the first into the team of her LDAP group, whose
+//! namespace she then pushes to; a third signs in to the web UI with the directory
+//! password.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{Auth, Http, browser, env_vars, serve, sign_in};
+use common::{Auth, Http, browser, env_vars, poll, serve, sign_in};
 use portcullis_testkit::images::build_image;
 use portcullis_testkit::ldap::{self as dir, Seed, Slapd};
 use portcullis_testkit::registry::Registry;
@@ -50,6 +52,8 @@ async fn a_directory_user_pushes_with_skopeo_and_signs_in_to_the_web_ui() {
         ("PORTUS_LDAP_AUTHENTICATION_PASSWORD", dir::SERVICE_PASSWORD),
         ("PORTUS_LDAP_GUESS_EMAIL_ENABLED", "true"),
         ("PORTUS_LDAP_GUESS_EMAIL_ATTR", "mail"),
+        ("PORTUS_LDAP_GROUP_BASE", dir::GROUPS_BASE),
+        ("PORTUS_LDAP_GROUP_SYNC_DEFAULT_ROLE", "contributor"),
     ]);
     let server = serve(env, work.path()).await;
     let registry = Registry::start(&server, &work.path().join("registry"))
@@ -129,6 +133,58 @@ async fn a_directory_user_pushes_with_skopeo_and_signs_in_to_the_web_ui() {
         )
         .await;
     assert!(refused.is_err(), "a wrong directory password pushed");
+
+    // The group sync: the team `developers` (an LDAP group of alice and bob) gets
+    // alice as a contributor from the worker's periodic task, so she pushes into the
+    // team's namespace.
+    let team = http
+        .post_json(
+            "create the team developers",
+            &api("/teams"),
+            Auth::Bearer(&admin_token),
+            json!({"name": "developers"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let team_id = team["id"].as_i64().unwrap();
+    http.post_json(
+        "create the namespace devteam",
+        &api("/namespaces"),
+        Auth::Bearer(&admin_token),
+        json!({"name": "devteam", "team": "developers"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let members_uri = api(&format!("/teams/{team_id}/members"));
+    poll!(
+        "the group sync adds alice to developers",
+        std::time::Duration::from_secs(30),
+        {
+            let members = http
+                .get(
+                    "team members",
+                    &members_uri,
+                    Auth::Bearer(&admin_token),
+                    StatusCode::OK,
+                )
+                .await;
+            let alice = members
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["display_name"] == ALICE.0 && m["role"] == "contributor")
+                .cloned();
+            (alice, members)
+        }
+    );
+    skopeo
+        .push(
+            &image.reference,
+            &format!("docker://{}/devteam/app:v1", registry.addr),
+            Creds::User(ALICE.0, ALICE.1),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("step `alice pushes into the team's namespace`: {e:#}"));
 
     // The web UI: carol's first sign-in is through the form.
     let cookie = sign_in(&server.url, CAROL).await;

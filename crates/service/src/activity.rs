@@ -50,10 +50,20 @@ impl<'a> Audit<'a> {
     /// Writes it. The change it describes is already committed, so a failure here is
     /// logged rather than turned into an error the caller would read as "not done".
     pub(crate) async fn record(self, ctx: &Context, actor: &Authenticated) {
+        self.record_as(ctx, Some(actor.user.id), actor.user.username.clone())
+            .await;
+    }
+
+    /// Written by Portcullis itself (a periodic task), under `name`.
+    pub(crate) async fn record_by_system(self, ctx: &Context, name: &str) {
+        self.record_as(ctx, None, name.to_owned()).await;
+    }
+
+    async fn record_as(self, ctx: &Context, owner_id: Option<Id>, owner_name: String) {
         let activity = NewActivity {
             key: self.key.to_owned(),
-            owner_id: Some(actor.user.id),
-            owner_name: actor.user.username.clone(),
+            owner_id,
+            owner_name,
             trackable_type: self.trackable.0.to_owned(),
             trackable_id: self.trackable.1,
             recipient_type: self.recipient.map(|(kind, _)| kind.to_owned()),

@@ -20,12 +20,14 @@ pub mod kinds {
     pub const GARBAGE_COLLECT: &str = "garbage_collect";
     pub const CLEANUP: &str = "cleanup";
     pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
-    pub const ALL: [&str; 5] = [
+    pub const LDAP_GROUP_SYNC: &str = "ldap_group_sync";
+    pub const ALL: [&str; 6] = [
         PROCESS_EVENTS,
         SYNC,
         GARBAGE_COLLECT,
         CLEANUP,
         DELIVER_WEBHOOK,
+        LDAP_GROUP_SYNC,
     ];
 }
 
@@ -35,6 +37,8 @@ const DEFAULT_ATTEMPTS: i64 = 10;
 const RETENTION_DAYS: i64 = 30;
 const CLEANUP_PERIOD_MS: i64 = 3_600_000;
 const GC_PERIOD_MS: i64 = 60_000;
+/// Portus's period of the LDAP group sync.
+const LDAP_GROUP_SYNC_PERIOD_MS: i64 = 10_000;
 
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,7 @@ impl BackgroundService {
             },
             kinds::GARBAGE_COLLECT => services.gc.run_job().await,
             kinds::CLEANUP => self.cleanup().await,
+            kinds::LDAP_GROUP_SYNC => services.group_sync.run_job().await,
             kinds::DELIVER_WEBHOOK => {
                 match serde_json::from_str::<crate::webhooks::DeliveryPayload>(&job.payload) {
                     Ok(p) => services.webhooks.run_delivery(&p).await,
@@ -150,6 +155,18 @@ impl BackgroundService {
                 .await?
         {
             queued.push(kinds::GARBAGE_COLLECT);
+        }
+        if crate::group_sync::enabled(&self.ctx)
+            && store
+                .claim_schedule(
+                    kinds::LDAP_GROUP_SYNC,
+                    LDAP_GROUP_SYNC_PERIOD_MS,
+                    &singleton_job(kinds::LDAP_GROUP_SYNC, now),
+                    now,
+                )
+                .await?
+        {
+            queued.push(kinds::LDAP_GROUP_SYNC);
         }
         let sync = &cfg.background.sync;
         if sync.enabled && sync.strategy.repeats() {

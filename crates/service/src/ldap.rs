@@ -70,14 +70,34 @@ pub enum DirectoryError {
 enum Op<'a> {
     Verify(&'a str, &'a str),
     HasUser(&'a str),
+    Groups,
     Check,
 }
 
 enum Answer {
     Verdict(Verdict),
     HasUser(bool),
+    Groups(Vec<DirectoryGroup>),
     Checked,
 }
+
+/// A group under `ldap.group_base` and the usernames of its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryGroup {
+    /// Its `cn`: the name of the team it fills.
+    pub name: String,
+    /// Sorted, without repeats.
+    pub members: Vec<String>,
+}
+
+/// The object classes of groups: `groupOfNames` (`member`), `groupOfUniqueNames`
+/// (`uniqueMember`), Active Directory's `group` (`member`) and `posixGroup`
+/// (`memberUid`, which holds usernames rather than DNs).
+const GROUPS_FILTER: &str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)\
+     (objectClass=group)(objectClass=posixGroup))";
+/// Entries a page of a group or user listing holds (RFC 2696 paged results), below
+/// the usual server size limits (OpenLDAP 500, Active Directory 1000).
+const PAGE_SIZE: i32 = 400;
 
 pub struct Directory {
     config: LdapConfig,
@@ -163,6 +183,17 @@ impl Directory {
         }
     }
 
+    /// Every group under `ldap.group_base` (else `ldap.base`) with its members'
+    /// usernames. A member DN whose first RDN is the `ldap.uid` attribute gives the
+    /// username directly (Portus's rule); any other (Active Directory's
+    /// `CN=Full Name,…`) is looked up, all of them in one listing of the users.
+    pub async fn groups(&self) -> Result<Vec<DirectoryGroup>, DirectoryError> {
+        match self.run(Op::Groups).await? {
+            Answer::Groups(groups) => Ok(groups),
+            _ => unreachable!("groups answers with groups"),
+        }
+    }
+
     /// A connection and the search bind: what the health check reports.
     pub async fn check(&self) -> Result<(), DirectoryError> {
         self.run(Op::Check).await.map(|_| ())
@@ -198,6 +229,7 @@ impl Directory {
                 Answer::Verdict(self.verify_on(ldap, username, password).await?)
             }
             Op::HasUser(username) => Answer::HasUser(self.find(ldap, username).await?.is_some()),
+            Op::Groups => Answer::Groups(self.groups_on(ldap).await?),
             Op::Check => Answer::Checked,
         })
     }
@@ -350,6 +382,111 @@ impl Directory {
         Ok(None)
     }
 
+    async fn groups_on(&self, ldap: &mut Ldap) -> Result<Vec<DirectoryGroup>, DirectoryError> {
+        let base = if self.config.group_base.is_empty() {
+            &self.config.base
+        } else {
+            &self.config.group_base
+        };
+        let entries = self
+            .search_all(
+                ldap,
+                base,
+                GROUPS_FILTER,
+                vec!["cn", "member", "uniqueMember", "memberUid"],
+            )
+            .await?;
+        let uid = self.config.uid.as_str();
+        // Per group: the usernames read off member DNs, and the DNs left to look up.
+        let mut groups = Vec::new();
+        for entry in entries {
+            let Some(name) = first_value(&entry, "cn") else {
+                continue;
+            };
+            let mut members: Vec<String> = values(&entry, "memberUid").cloned().collect();
+            let mut unresolved = Vec::new();
+            for dn in values(&entry, "uniqueMember").chain(values(&entry, "member")) {
+                let dn = strip_unique_id(dn);
+                match username_in_dn(dn, uid) {
+                    Some(username) => members.push(username),
+                    None => unresolved.push(normalize_dn(dn)),
+                }
+            }
+            groups.push((name, members, unresolved));
+        }
+        let names = if groups
+            .iter()
+            .any(|(_, _, unresolved)| !unresolved.is_empty())
+        {
+            self.usernames_by_dn(ldap).await?
+        } else {
+            Default::default()
+        };
+        Ok(groups
+            .into_iter()
+            .map(|(name, mut members, unresolved)| {
+                members.extend(unresolved.iter().filter_map(|dn| names.get(dn).cloned()));
+                members.sort();
+                members.dedup();
+                DirectoryGroup { name, members }
+            })
+            .collect())
+    }
+
+    /// Every user's DN (normalised) and username under the bases.
+    async fn usernames_by_dn(
+        &self,
+        ldap: &mut Ldap,
+    ) -> Result<std::collections::HashMap<String, String>, DirectoryError> {
+        let uid = self.config.uid.as_str();
+        let filter = format!("({uid}=*)");
+        let mut names = std::collections::HashMap::new();
+        let bases = [&self.config.admin_base, &self.config.base];
+        for base in bases.into_iter().filter(|b| !b.is_empty()) {
+            for entry in self.search_all(ldap, base, &filter, vec![uid]).await? {
+                if let Some(username) = first_value(&entry, uid) {
+                    names.insert(normalize_dn(&entry.dn), username);
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// A subtree search read page by page; a base that does not exist holds nothing.
+    async fn search_all(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        filter: &str,
+        attrs: Vec<&str>,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(PAGE_SIZE)),
+        ];
+        let failed = |e: ldap3::LdapError| self.unreachable(e.to_string());
+        let mut search = ldap
+            .with_timeout(self.timeout)
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
+            .await
+            .map_err(failed)?;
+        let mut entries = Vec::new();
+        while let Some(entry) = search.next().await.map_err(failed)? {
+            entries.push(SearchEntry::construct(entry));
+        }
+        let result = search.finish().await;
+        match result.rc {
+            0 => Ok(entries),
+            NO_SUCH_OBJECT => Ok(Vec::new()),
+            rc => Err(DirectoryError::Operation {
+                operation: "search",
+                rc,
+                text: result.text,
+            }),
+        }
+    }
+
     fn email_attribute(&self) -> Option<&str> {
         let guess = &self.config.guess_email;
         (guess.enabled && !guess.attr.is_empty()).then_some(guess.attr.as_str())
@@ -369,6 +506,59 @@ impl Directory {
             None => email_from_base(username, &self.config.base),
         }
     }
+}
+
+/// The values of `attr` (attribute names are case-insensitive).
+fn values<'e>(entry: &'e SearchEntry, attr: &str) -> impl Iterator<Item = &'e String> {
+    entry
+        .attrs
+        .iter()
+        .filter(move |(name, _)| name.eq_ignore_ascii_case(attr))
+        .flat_map(|(_, values)| values.iter())
+}
+
+fn first_value(entry: &SearchEntry, attr: &str) -> Option<String> {
+    values(entry, attr).next().cloned()
+}
+
+/// `uniqueMember` is a DN with an optional `#'0101'B` unique identifier (RFC 4517,
+/// Name and Optional UID).
+fn strip_unique_id(value: &str) -> &str {
+    match value.rfind("#'") {
+        Some(at) if value.ends_with("'B") => &value[..at],
+        _ => value,
+    }
+}
+
+/// The value of the first RDN when its attribute is `uid_attr`: `uid=alice,ou=people`
+/// names `alice` (Portus's rule). Backslash escapes (RFC 4514) are undone.
+fn username_in_dn(dn: &str, uid_attr: &str) -> Option<String> {
+    let mut rdn = String::new();
+    let mut escaped = false;
+    for c in dn.chars() {
+        match c {
+            _ if escaped => {
+                rdn.push(c);
+                escaped = false;
+            }
+            '\\' => escaped = true,
+            ',' | '+' => break,
+            _ => rdn.push(c),
+        }
+    }
+    let (attr, value) = rdn.split_once('=')?;
+    let value = value.trim();
+    (attr.trim().eq_ignore_ascii_case(uid_attr) && !value.is_empty()).then(|| value.to_owned())
+}
+
+/// A DN compared loosely: case and the spaces around separators do not count
+/// (Active Directory's member values and entry DNs differ in both).
+fn normalize_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
 }
 
 /// Portus's guess without an attribute: `<username>@<the dc= parts of base, joined
@@ -426,6 +616,45 @@ fn tls_config(config: &LdapConfig) -> Result<rustls::ClientConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_read_from_member_dns() {
+        let cases = [
+            (
+                "uid=alice,ou=people,dc=example,dc=org",
+                "uid",
+                Some("alice"),
+            ),
+            ("UID = Bob ,ou=people", "uid", Some("Bob")),
+            ("uid=o\\,brien,ou=people", "uid", Some("o,brien")),
+            ("uid=carol+cn=Carol,ou=people", "uid", Some("carol")),
+            ("cn=Erin Smith,ou=people", "uid", None),
+            (
+                "sAMAccountName=erin,ou=people",
+                "samaccountname",
+                Some("erin"),
+            ),
+            ("uid=,ou=people", "uid", None),
+            ("not a dn", "uid", None),
+        ];
+        for (dn, uid, want) in cases {
+            assert_eq!(username_in_dn(dn, uid).as_deref(), want, "{dn}");
+        }
+    }
+
+    #[test]
+    fn member_values_and_dns_compared_loosely() {
+        assert_eq!(
+            strip_unique_id("uid=alice,ou=people#'0101'B"),
+            "uid=alice,ou=people"
+        );
+        assert_eq!(strip_unique_id("uid=a#b,ou=people"), "uid=a#b,ou=people");
+        assert_eq!(
+            normalize_dn("CN=Erin Smith, OU=People ,DC=Example"),
+            normalize_dn("cn=erin smith,ou=people,dc=example")
+        );
+        assert_ne!(normalize_dn("cn=erin,ou=a"), normalize_dn("cn=erin,ou=b"));
+    }
 
     #[test]
     fn the_email_guessed_from_the_base() {

@@ -33,6 +33,7 @@ pub mod authz_cache;
 pub mod background;
 pub mod clock;
 pub mod gc;
+pub mod group_sync;
 pub mod health;
 pub mod inventory;
 pub mod ldap;
@@ -61,6 +62,7 @@ use std::sync::Arc;
 pub use auth::{AuthMethod, Authenticated, Authenticator};
 pub use background::{BackgroundService, JobOutcome};
 pub use gc::GcService;
+pub use group_sync::GroupSyncService;
 pub use health::HealthService;
 pub use inventory::InventoryService;
 pub use namespaces::NamespaceService;
@@ -172,6 +174,7 @@ pub struct Services {
     pub background: BackgroundService,
     pub sync: SyncService,
     pub gc: GcService,
+    pub group_sync: GroupSyncService,
     pub webhooks: WebhookService,
     pub sessions: SessionService,
     context: Arc<Context>,
@@ -239,6 +242,7 @@ impl Services {
             background: BackgroundService::new(context.clone()),
             sync: SyncService::new(context.clone()),
             gc: GcService::new(context.clone()),
+            group_sync: GroupSyncService::new(context.clone()),
             webhooks: WebhookService::new(context.clone()),
             sessions: SessionService::new(context.clone()),
             context,

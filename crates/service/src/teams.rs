@@ -242,6 +242,44 @@ impl TeamService {
         Ok(current.team)
     }
 
+    /// Whether the LDAP group sync fills a team the caller may see.
+    pub async fn group_sync(&self, actor: &Authenticated, team_id: Id) -> Result<bool> {
+        let team = self.visible_team(actor, team_id).await?.team;
+        self.ctx
+            .store
+            .team_group_sync(team.id)
+            .await?
+            .ok_or(Error::NotFound("Team"))
+    }
+
+    /// Turns the LDAP group sync of a team off (Portus's `POST
+    /// /api/v1/teams/:id/ldap_check`) or back on, for its owners and admins. Refused
+    /// (405, as Portus) unless LDAP and the group sync are on.
+    pub async fn set_group_sync(
+        &self,
+        actor: &Authenticated,
+        team_id: Id,
+        enabled: bool,
+    ) -> Result<()> {
+        if !crate::group_sync::enabled(&self.ctx) {
+            return Err(Error::Disabled(
+                "LDAP group sync is not enabled (ldap.enabled and ldap.group_sync.enabled)".into(),
+            ));
+        }
+        let team = self.managed_team(actor, team_id).await?;
+        self.ctx
+            .store
+            .set_team_group_sync(team.id, enabled, self.ctx.clock.now())
+            .await?;
+        Audit::new("team.ldap_group_sync", "team", Some(team.id))
+            .scope(None, Some(team.id))
+            .param("team", team.name.clone())
+            .param("enabled", enabled)
+            .record(&self.ctx, actor)
+            .await;
+        Ok(())
+    }
+
     /// Adds `username` with `role`; admins always join as owners (Portus).
     pub async fn add_member(
         &self,

@@ -51,6 +51,7 @@ embedded_migrations! {
     5 => "0005_sessions",
     6 => "0006_password_resets",
     7 => "0007_scale_indexes",
+    8 => "0008_identity",
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -89,6 +89,11 @@ pub const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
         "member",
     ),
     (
+        "external_identities_provider_subject_key",
+        "external_identities.provider, external_identities.subject",
+        "identity",
+    ),
+    (
         "application_tokens_user_id_application_key",
         "application_tokens.user_id, application_tokens.application",
         "application",

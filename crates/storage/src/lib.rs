@@ -30,6 +30,7 @@
 mod db;
 mod error;
 mod events;
+mod identity;
 mod inventory;
 mod jobs;
 mod namespaces;
@@ -45,6 +46,7 @@ mod webhooks;
 pub use error::UNIQUE_FIELDS;
 pub use error::{Refusal, StoreError, StoreResult};
 pub use events::EventFilter;
+pub use identity::GroupSyncChange;
 pub use inventory::{
     ActivityScope, Actor, InventoryRow, PushRecord, RepositoryFilter, RepositoryScope,
 };

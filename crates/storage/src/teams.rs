@@ -15,7 +15,7 @@ const SORTABLE: &[(&str, Sort)] = &[
     ("updated_at", Sort::Plain),
 ];
 
-fn team_row<R: RowGet>(r: &R) -> StoreResult<Team> {
+pub(crate) fn team_row<R: RowGet>(r: &R) -> StoreResult<Team> {
     Ok(Team {
         id: r.col("id")?,
         name: r.col("name")?,

@@ -18,9 +18,9 @@ use portcullis_domain::model::{
 use portcullis_domain::names::{global_namespace_name, global_team_name};
 use portcullis_domain::time::Timestamp;
 use portcullis_storage::{
-    MigrationState, NamespaceAccess, NamespaceScope, NamespaceUpdate, NewApplicationToken,
-    NewNamespace, NewRegistry, NewUser, Page, PageRequest, RefreshCredential, Refusal, Store,
-    StoreError, TeamScope, UserUpdate,
+    GroupSyncChange, MigrationState, NamespaceAccess, NamespaceScope, NamespaceUpdate,
+    NewApplicationToken, NewNamespace, NewRegistry, NewUser, Page, PageRequest, RefreshCredential,
+    Refusal, Store, StoreError, TeamScope, UserUpdate,
 };
 use portcullis_testkit::postgres::{TestDatabase, sqlite_url, test_database};
 use std::sync::Arc;
@@ -202,6 +202,7 @@ contract! {
     contract_touch_writes_at_most_once_a_minute,
     contract_sessions,
     contract_password_resets,
+    contract_group_sync,
     contract_sign_up_user,
     contract_close,
 }
@@ -2294,6 +2295,91 @@ async fn contract_members(store: &Store) {
 
 /// `set_member_role` and `remove_member` keep an owner in every team and only touch
 /// memberships of the team they are given.
+async fn contract_group_sync(store: &Store) {
+    let owner = user(store, "owner").await;
+    let alice = user(store, "Alice").await;
+    let boss = user(store, "boss").await;
+    let dave = user(store, "dave").await;
+    let t = team(store, "developers", &owner).await;
+    let other = team(store, "other", &owner).await;
+
+    // Names are matched case-insensitively, unknown names find nobody.
+    let found = store
+        .users_named(&["alice".into(), "BOSS".into(), "nobody".into()])
+        .await
+        .unwrap();
+    let ids: Vec<Id> = found.iter().map(|u| u.id).collect();
+    assert_eq!(ids, vec![alice.id, boss.id]);
+    assert!(store.users_named(&[]).await.unwrap().is_empty());
+
+    // Teams synced: visible ones that did not opt out.
+    let synced = |teams: Vec<Team>| teams.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    assert_eq!(
+        synced(store.group_sync_teams().await.unwrap()),
+        ["developers", "other"]
+    );
+    store
+        .set_team_group_sync(other.id, false, at(1))
+        .await
+        .unwrap();
+    assert_eq!(store.team_group_sync(other.id).await.unwrap(), Some(false));
+    assert_eq!(
+        synced(store.group_sync_teams().await.unwrap()),
+        ["developers"]
+    );
+    assert_eq!(store.team_group_sync(9999).await.unwrap(), None);
+    assert_not_found(store.set_team_group_sync(9999, true, at(1)).await);
+
+    // Adding: only who is missing; an existing membership keeps its role.
+    store
+        .add_member(t.id, dave.id, Role::Contributor, at(1))
+        .await
+        .unwrap();
+    let wanted = [
+        (alice.id, Role::Viewer),
+        (boss.id, Role::Owner),
+        (dave.id, Role::Viewer),
+    ];
+    let change = store
+        .apply_group_sync(t.id, &wanted, false, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        change.added,
+        vec![(alice.id, Role::Viewer), (boss.id, Role::Owner)]
+    );
+    let again = store
+        .apply_group_sync(t.id, &wanted, true, at(3))
+        .await
+        .unwrap();
+    assert_eq!(again, GroupSyncChange::default());
+    let dave_m = store.membership(t.id, dave.id).await.unwrap().unwrap();
+    assert_eq!(dave_m.role, Role::Contributor);
+
+    // Removing: only what the sync added, and never the only owner.
+    let owner_m = store.membership(t.id, owner.id).await.unwrap().unwrap();
+    store.remove_member(t.id, owner_m.id).await.unwrap();
+    let change = store
+        .apply_group_sync(t.id, &[], false, at(4))
+        .await
+        .unwrap();
+    assert_eq!(change, GroupSyncChange::default(), "without remove_leavers");
+    let change = store
+        .apply_group_sync(t.id, &[], true, at(5))
+        .await
+        .unwrap();
+    assert_eq!(change.removed, vec![alice.id]);
+    assert_eq!(change.kept_last_owner, vec![boss.id]);
+    let left: Vec<Id> = store
+        .list_members(t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, u)| u.id)
+        .collect();
+    assert_eq!(left, vec![dave.id, boss.id]);
+}
+
 async fn contract_last_owner(store: &Store) {
     let owner = user(store, "owner").await;
     let alice = user(store, "alice").await;

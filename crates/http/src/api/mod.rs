@@ -109,6 +109,11 @@ pub fn router() -> OpenApiRouter<Services> {
         .routes(routes!(teams::namespaces))
         .routes(routes!(teams::members, teams::add_member))
         .routes(routes!(teams::update_member, teams::remove_member))
+        .routes(routes!(
+            teams::group_sync,
+            teams::disable_group_sync,
+            teams::enable_group_sync
+        ))
         .routes(routes!(namespaces::list, namespaces::create))
         .routes(routes!(namespaces::validate))
         .routes(routes!(

@@ -200,3 +200,50 @@ pub async fn remove_member(
     s.teams.remove_member(&me, id, member_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Whether the LDAP group sync fills the team from the group of the same name.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct GroupSyncEntity {
+    ldap_group_sync: bool,
+}
+
+/// Whether the LDAP group sync fills this team.
+#[utoipa::path(get, path = "/api/v1/teams/{id}/ldap_check", tag = "teams", params(("id" = i64, Path)),
+    responses((status = 200, body = GroupSyncEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity)))]
+pub async fn group_sync(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<GroupSyncEntity>> {
+    let ldap_group_sync = s.teams.group_sync(&me, id).await?;
+    Ok(Json(GroupSyncEntity { ldap_group_sync }))
+}
+
+/// Stop the LDAP group sync for this team (Portus; owners and admins). 405 unless LDAP
+/// and the group sync are enabled.
+#[utoipa::path(post, path = "/api/v1/teams/{id}/ldap_check", tag = "teams", params(("id" = i64, Path)),
+    responses((status = 200, body = GroupSyncEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity), (status = 405, body = ErrorEntity)))]
+pub async fn disable_group_sync(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<GroupSyncEntity>> {
+    s.teams.set_group_sync(&me, id, false).await?;
+    Ok(Json(GroupSyncEntity {
+        ldap_group_sync: false,
+    }))
+}
+
+/// Resume the LDAP group sync for this team (owners and admins); 405 as above.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/ldap_check", tag = "teams", params(("id" = i64, Path)),
+    responses((status = 200, body = GroupSyncEntity), (status = 403, body = ErrorEntity), (status = 404, body = ErrorEntity), (status = 405, body = ErrorEntity)))]
+pub async fn enable_group_sync(
+    State(s): State<Services>,
+    Caller(me): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<GroupSyncEntity>> {
+    s.teams.set_group_sync(&me, id, true).await?;
+    Ok(Json(GroupSyncEntity {
+        ldap_group_sync: true,
+    }))
+}
