@@ -40,6 +40,7 @@ pub mod ldap;
 pub mod listing;
 pub mod metrics;
 pub mod namespaces;
+pub mod oidc;
 pub mod passwords;
 pub mod rate_limit;
 pub mod registries;

@@ -1,5 +1,6 @@
 pub mod images;
 pub mod ldap;
+pub mod oidc;
 pub mod postgres;
 pub mod proxy;
 pub mod receiver;
