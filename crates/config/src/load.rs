@@ -48,7 +48,7 @@ pub enum ConfigError {
 /// file must not drown the operator in "unknown key" warnings, but must not pretend
 /// either.
 const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] =
-    &["email", "gravatar", "oauth", "check_ssl_usage", "security"];
+    &["gravatar", "oauth", "check_ssl_usage", "security"];
 
 /// Environment variables that are not config keys, by exact name.
 const RESERVED_ENV: &[&str] = &[
@@ -867,6 +867,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
         ));
     }
     validate_ldap(&c.ldap, &bad)?;
+    validate_email(&c.email, &bad)?;
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
         return Err(bad(
@@ -963,6 +964,83 @@ fn validate_ldap(
     Ok(())
 }
 
+/// `email.*`: addresses that parse, and an SMTP setup that can work and never sends
+/// credentials in clear to another host.
+fn validate_email(
+    e: &crate::model::Email,
+    bad: &dyn Fn(&str, &str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let address = |v: &str| {
+        let (local, domain) = v.rsplit_once('@').unwrap_or_default();
+        !local.is_empty()
+            && domain.contains('.')
+            && !v.chars().any(|c| c.is_whitespace() || "<>,;\"".contains(c))
+    };
+    if !address(&e.from) {
+        return Err(bad("email.from", &e.from, "expected an email address"));
+    }
+    if !e.reply_to.is_empty() && !address(&e.reply_to) {
+        return Err(bad(
+            "email.reply_to",
+            &e.reply_to,
+            "expected an email address, or empty",
+        ));
+    }
+    if e.name.chars().any(|c| c.is_control() || "<>\"".contains(c)) {
+        return Err(bad(
+            "email.name",
+            &e.name,
+            "expected a display name without quotes, angle brackets or control characters",
+        ));
+    }
+    let s = &e.smtp;
+    if !s.enabled {
+        if e.sendmail.location.trim().is_empty() {
+            return Err(bad(
+                "email.sendmail.location",
+                "",
+                "must name the sendmail program when email.smtp.enabled is false",
+            ));
+        }
+        return Ok(());
+    }
+    if s.address.trim().is_empty() {
+        return Err(bad(
+            "email.smtp.address",
+            "",
+            "must be set when email.smtp.enabled is true",
+        ));
+    }
+    if !(1..=65535).contains(&s.port) {
+        return Err(bad(
+            "email.smtp.port",
+            &s.port.to_string(),
+            "expected a port, 1 to 65535",
+        ));
+    }
+    if s.user_name.is_empty() {
+        return Ok(());
+    }
+    if s.authentication == crate::model::SmtpAuthentication::CramMd5 {
+        return Err(bad(
+            "email.smtp.authentication",
+            "cram_md5",
+            "cram_md5 is not offered: use plain or login (sent over TLS only)",
+        ));
+    }
+    let encrypted = s.ssl_tls != crate::model::SmtpImplicitTls::None || s.enable_starttls_auto;
+    let loopback = matches!(s.address.as_str(), "localhost" | "127.0.0.1" | "::1");
+    if !encrypted && !loopback {
+        return Err(bad(
+            "email.smtp.enable_starttls_auto",
+            "false",
+            "expected true (or email.smtp.ssl_tls: tls) when email.smtp.user_name is set: \
+             the password would cross the network in clear",
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// The effective configuration as YAML with secrets masked (`config show`).
     pub fn to_masked_yaml(&self) -> String {
@@ -973,6 +1051,9 @@ impl Config {
         c.database.url = mask_url_password(&c.database.url);
         if !c.ldap.authentication.password.is_empty() {
             c.ldap.authentication.password = "********".into();
+        }
+        if !c.email.smtp.password.is_empty() {
+            c.email.smtp.password = "********".into();
         }
         serde_norway::to_string(&c).unwrap_or_default()
     }

@@ -50,6 +50,78 @@ pub struct Config {
     pub log: Log,
     pub metrics: Metrics,
     pub ldap: Ldap,
+    pub email: Email,
+}
+
+/// Portus's `email.*`, key for key: the sender of Portcullis's mail (password resets)
+/// and how it leaves: SMTP when `smtp.enabled`, else the sendmail program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub from: String,
+    /// The sender's display name: `"<name> <from>"`.
+    pub name: String,
+    /// Empty: no `Reply-To`.
+    pub reply_to: String,
+    pub smtp: Smtp,
+    /// Not in Portus, which always ran `/usr/sbin/sendmail -i -t`: that program's path.
+    pub sendmail: Sendmail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Smtp {
+    pub enabled: bool,
+    pub address: String,
+    pub port: i64,
+    /// The name Portcullis greets the server with (HELO/EHLO).
+    pub domain: String,
+    /// `ssl` or `tls`: implicit TLS from the first byte (SMTPS, usually port 465).
+    pub ssl_tls: SmtpImplicitTls,
+    /// STARTTLS on the plain port. Unlike Portus's "when offered", it is required as
+    /// soon as credentials are configured, so a downgrade cannot expose them.
+    pub enable_starttls_auto: bool,
+    /// `peer` (the certificate is checked) or `none`. Portus's default was `none`;
+    /// ours is `peer`.
+    pub openssl_verify_mode: SmtpVerifyMode,
+    /// A folder of PEM files, each trusted besides the system roots.
+    pub ca_path: String,
+    /// A PEM file of CAs trusted besides the system roots.
+    pub ca_file: String,
+    /// Empty: no authentication.
+    pub user_name: String,
+    pub password: String,
+    pub authentication: SmtpAuthentication,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SmtpImplicitTls {
+    #[serde(rename = "")]
+    None,
+    #[serde(rename = "ssl")]
+    Ssl,
+    #[serde(rename = "tls")]
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpVerifyMode {
+    None,
+    Peer,
+}
+
+/// Portus's values. `cram_md5` is understood but refused at start: the mail library
+/// does not offer it (RFC 8314 era servers take `plain` or `login` over TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpAuthentication {
+    Login,
+    Plain,
+    CramMd5,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sendmail {
+    pub location: String,
 }
 
 /// Portus's `ldap.*`, key for key: sign-in against an LDAP directory (a Portus `ldap:`
@@ -484,6 +556,28 @@ impl Default for Config {
             },
             log: Log {
                 format: LogFormat::Text,
+            },
+            email: Email {
+                from: "portus@example.com".into(),
+                name: "Portus".into(),
+                reply_to: String::new(),
+                smtp: Smtp {
+                    enabled: false,
+                    address: "smtp.example.com".into(),
+                    port: 587,
+                    domain: "example.com".into(),
+                    ssl_tls: SmtpImplicitTls::None,
+                    enable_starttls_auto: false,
+                    openssl_verify_mode: SmtpVerifyMode::Peer,
+                    ca_path: String::new(),
+                    ca_file: String::new(),
+                    user_name: String::new(),
+                    password: String::new(),
+                    authentication: SmtpAuthentication::Login,
+                },
+                sendmail: Sendmail {
+                    location: "/usr/sbin/sendmail".into(),
+                },
             },
             ldap: Ldap {
                 enabled: false,

@@ -219,6 +219,19 @@ impl App {
         if let Some(d) = &directory {
             tracing::info!(server = d.server(), "signing in through the LDAP directory");
         }
+        let mailer =
+            portcullis_service::mail::Mailer::new(&config.email).map_err(|e| anyhow!(e))?;
+        tracing::info!(via = mailer.target(), "mail leaves through");
+        let smtp = &config.email.smtp;
+        if smtp.enabled
+            && (smtp.ssl_tls != portcullis_config::SmtpImplicitTls::None
+                || smtp.enable_starttls_auto)
+            && smtp.openssl_verify_mode == portcullis_config::SmtpVerifyMode::None
+        {
+            tracing::warn!(
+                "email.smtp.openssl_verify_mode is none: the mail server's certificate is not checked"
+            );
+        }
         let services = Services::new(
             store,
             config,
@@ -230,6 +243,7 @@ impl App {
             Outbound {
                 registry_roots,
                 directory,
+                mailer: Some(std::sync::Arc::new(mailer)),
             },
         );
         Ok(Self { services })

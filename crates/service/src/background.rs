@@ -21,13 +21,17 @@ pub mod kinds {
     pub const CLEANUP: &str = "cleanup";
     pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
     pub const LDAP_GROUP_SYNC: &str = "ldap_group_sync";
-    pub const ALL: [&str; 6] = [
+    pub const PASSWORD_RESET_REQUEST: &str = "password_reset_request";
+    pub const SEND_MAIL: &str = "send_mail";
+    pub const ALL: [&str; 8] = [
         PROCESS_EVENTS,
         SYNC,
         GARBAGE_COLLECT,
         CLEANUP,
         DELIVER_WEBHOOK,
         LDAP_GROUP_SYNC,
+        PASSWORD_RESET_REQUEST,
+        SEND_MAIL,
     ];
 }
 
@@ -115,6 +119,13 @@ impl BackgroundService {
             kinds::GARBAGE_COLLECT => services.gc.run_job().await,
             kinds::CLEANUP => self.cleanup().await,
             kinds::LDAP_GROUP_SYNC => services.group_sync.run_job().await,
+            kinds::PASSWORD_RESET_REQUEST => {
+                services
+                    .mail
+                    .run_reset_request(services, &job.payload)
+                    .await
+            }
+            kinds::SEND_MAIL => services.mail.run_send(&job.payload).await,
             kinds::DELIVER_WEBHOOK => {
                 match serde_json::from_str::<crate::webhooks::DeliveryPayload>(&job.payload) {
                     Ok(p) => services.webhooks.run_delivery(&p).await,

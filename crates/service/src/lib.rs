@@ -38,6 +38,7 @@ pub mod health;
 pub mod inventory;
 pub mod ldap;
 pub mod listing;
+pub mod mail;
 pub mod metrics;
 pub mod namespaces;
 pub mod oidc;
@@ -66,6 +67,7 @@ pub use gc::GcService;
 pub use group_sync::GroupSyncService;
 pub use health::HealthService;
 pub use inventory::InventoryService;
+pub use mail::MailService;
 pub use namespaces::NamespaceService;
 pub use portcullis_storage::Candidacy;
 pub use portcullis_webhooks::Sealer;
@@ -80,11 +82,13 @@ pub use users::UserService;
 pub use webhooks::{WebhookRuntime, WebhookService};
 
 /// What Portcullis connects to besides the database: registries (trusting these roots
-/// too) and, with `ldap.enabled`, the LDAP directory.
+/// too), with `ldap.enabled` the LDAP directory, and the mail server (`email.*`; `None`:
+/// mail waits in the queue).
 #[derive(Clone, Default)]
 pub struct Outbound {
     pub registry_roots: portcullis_registry::tls::TrustedRoots,
     pub directory: Option<Arc<ldap::Directory>>,
+    pub mailer: Option<Arc<mail::Mailer>>,
 }
 
 /// The role whose leader queues the periodic tasks (an advisory lock on PostgreSQL).
@@ -118,6 +122,10 @@ pub struct Context {
     pub(crate) registry_roots: portcullis_registry::tls::TrustedRoots,
     /// Random name of this process in grant announcements, so it can tell its own.
     pub(crate) node: String,
+    /// Sends the mail the worker's jobs hold.
+    pub(crate) mailer: Option<Arc<mail::Mailer>>,
+    /// "Forgot your password?" requests per client address.
+    pub(crate) reset_requests: rate_limit::RateLimiter,
 }
 
 impl Context {
@@ -178,6 +186,7 @@ pub struct Services {
     pub group_sync: GroupSyncService,
     pub webhooks: WebhookService,
     pub sessions: SessionService,
+    pub mail: MailService,
     context: Arc<Context>,
 }
 
@@ -197,6 +206,7 @@ impl Services {
         let Outbound {
             registry_roots,
             directory,
+            mailer,
         } = outbound;
         // Off: no recorder, so every metric update is the `metrics` crate's no-op.
         if config.metrics.enabled {
@@ -215,6 +225,8 @@ impl Services {
             clock.clone(),
         );
         let node = node_name(clock.now());
+        let reset_requests =
+            rate_limit::RateLimiter::new(mail::RESET_REQUESTS_PER_MINUTE, clock.clone());
         let context = Arc::new(Context {
             policy: config.policy_options(),
             webhooks: WebhookRuntime::new(webhook_key, &config),
@@ -229,6 +241,8 @@ impl Services {
             registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             registry_roots,
             node,
+            mailer,
+            reset_requests,
         });
         Self {
             auth,
@@ -246,6 +260,7 @@ impl Services {
             group_sync: GroupSyncService::new(context.clone()),
             webhooks: WebhookService::new(context.clone()),
             sessions: SessionService::new(context.clone()),
+            mail: MailService::new(context.clone()),
             context,
         }
     }

@@ -441,6 +441,12 @@ impl UserService {
         if is_directory_user(&user) {
             return Err(Error::Unprocessable(DIRECTORY_PASSWORD.into()));
         }
+        Ok(self.issue_password_reset(&user).await?.0)
+    }
+
+    /// A new reset token for `user` (checked by the caller), and how many hours it is
+    /// valid.
+    pub(crate) async fn issue_password_reset(&self, user: &User) -> Result<(String, i64)> {
         let plain = new_token(self.ctx.random.as_ref(), RESET_TOKEN_PREFIX);
         let now = self.ctx.clock.now();
         self.ctx
@@ -452,7 +458,7 @@ impl UserService {
                 now.plus_secs(RESET_TOKEN_SECS),
             )
             .await?;
-        Ok(plain)
+        Ok((plain, RESET_TOKEN_SECS / 3600))
     }
 
     /// Sets a new password with a reset token, once: the token is checked before the

@@ -81,6 +81,11 @@ impl WebhookRuntime {
         Ok(d)
     }
 
+    /// The key of the webhook secrets, which also seals the payloads of mail jobs.
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     fn seal(&self, random: &dyn RandomSource, value: &[u8], aad: &[u8]) -> Result<String> {
         self.sealer
             .seal(value, aad, |nonce| random.fill(nonce))

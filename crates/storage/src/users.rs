@@ -317,6 +317,18 @@ impl Store {
 
     /// Whether a reset token could be used now (checked before the password is hashed,
     /// so a bad link costs no hash; [`Self::reset_password`] checks again).
+    /// Whether a reset token was issued for `user_id` at `since` or later.
+    pub async fn password_reset_since(&self, user_id: Id, since: Timestamp) -> StoreResult<bool> {
+        let mut c = self.db.reader().await?;
+        let n: i64 = fetch_one!(
+            c.conn(),
+            "SELECT count(*) AS n FROM password_resets WHERE user_id = $1 AND created_at >= $2",
+            [user_id, since.0],
+            |r| r.col::<i64>("n")
+        );
+        Ok(n > 0)
+    }
+
     pub async fn password_reset_usable(
         &self,
         token_hash: &str,

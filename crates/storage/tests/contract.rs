@@ -3971,6 +3971,9 @@ async fn contract_password_resets(store: &Store) {
         "expired"
     );
     assert!(!store.password_reset_usable("nope", at(10)).await.unwrap());
+    // Issued at 0: seen from 0 on, not from 1.
+    assert!(store.password_reset_since(alice.id, at(0)).await.unwrap());
+    assert!(!store.password_reset_since(alice.id, at(1)).await.unwrap());
     assert!(
         store
             .reset_password("r1", "$argon2id$late", at(600))

@@ -118,7 +118,7 @@ fn environment_overrides_with_portus_aliases_and_files() {
 #[test]
 fn unknown_keys_warn_and_portus_keys_are_recognised() {
     let l = load_yaml(
-        "email: { from: portus@example.com }\nfrobnicate: 3\ndelete: { garbage_collector: { enabled: true }, nonsense: 1 }",
+        "gravatar: { enabled: true }\nfrobnicate: 3\ndelete: { garbage_collector: { enabled: true }, nonsense: 1 }",
         &[],
     )
     .unwrap();
@@ -126,7 +126,7 @@ fn unknown_keys_warn_and_portus_keys_are_recognised() {
     assert!(
         l.warnings
             .iter()
-            .any(|w| w.starts_with("config key email (") && w.contains("Portus setting"))
+            .any(|w| w.starts_with("config key gravatar (") && w.contains("Portus setting"))
     );
     assert!(
         l.warnings
@@ -212,6 +212,93 @@ fn bad_ldap_values_are_one_line_naming_the_key() {
     }
     // Off, nothing is checked: Portus's placeholder hostname is the default.
     assert!(load_yaml("ldap: { enabled: false, port: 0 }", &[]).is_ok());
+}
+
+/// A Portus `email:` block, as Portus's own config.yml documents it, loads unchanged.
+#[test]
+fn a_portus_email_block_loads_unchanged() {
+    let l = load_yaml(
+        "email:\n  from: portus@example.com\n  name: Portus\n  reply_to: no-reply@example.com\n  \
+         smtp:\n    enabled: true\n    address: smtp.example.com\n    port: 587\n    \
+         user_name: portus@example.com\n    password: m41l-s3cret\n    domain: example.com\n    \
+         ssl_tls: ''\n    enable_starttls_auto: true\n    openssl_verify_mode: none\n    \
+         ca_path: ''\n    ca_file: ''\n    authentication: plain\n",
+        &[("PORTUS_EMAIL_SMTP_PORT", "2525")],
+    )
+    .unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let e = &l.config.email;
+    assert_eq!(e.reply_to, "no-reply@example.com");
+    assert!(e.smtp.enabled && e.smtp.enable_starttls_auto);
+    assert_eq!(e.smtp.port, 2525, "Portus's variable overrides the file");
+    assert_eq!(e.smtp.openssl_verify_mode, crate::SmtpVerifyMode::None);
+    assert_eq!(e.smtp.authentication, crate::SmtpAuthentication::Plain);
+    assert!(
+        !l.config.to_masked_yaml().contains("m41l-s3cret"),
+        "the SMTP password is masked"
+    );
+    // Our default checks the server's certificate (Portus's did not).
+    let d = load_yaml("", &[]).unwrap().config.email;
+    assert_eq!(d.smtp.openssl_verify_mode, crate::SmtpVerifyMode::Peer);
+    assert_eq!(d.sendmail.location, "/usr/sbin/sendmail");
+}
+
+#[test]
+fn bad_email_values_are_one_line_naming_the_key() {
+    let on = "email: { smtp: { enabled: true, address: smtp.example.com";
+    let table = [
+        (
+            "email: { from: nobody }".to_owned(),
+            "config key email.from = \"nobody\" (from file test.yml): expected an email address",
+        ),
+        (
+            "email: { reply_to: 'a b@example.com' }".to_owned(),
+            "config key email.reply_to = \"a b@example.com\" (from file test.yml): expected an email address, or empty",
+        ),
+        (
+            "email: { name: 'Evil <x@y.z>' }".to_owned(),
+            "config key email.name = \"Evil <x@y.z>\" (from file test.yml): expected a display name without quotes, angle brackets or control characters",
+        ),
+        (
+            "email: { sendmail: { location: '' } }".to_owned(),
+            "config key email.sendmail.location = \"\" (from file test.yml): must name the sendmail program when email.smtp.enabled is false",
+        ),
+        (
+            format!("{on}, port: 0 }} }}"),
+            "config key email.smtp.port = \"0\" (from file test.yml): expected a port, 1 to 65535",
+        ),
+        (
+            "email: { smtp: { enabled: true, address: '' } }".to_owned(),
+            "config key email.smtp.address = \"\" (from file test.yml): must be set when email.smtp.enabled is true",
+        ),
+        (
+            format!(
+                "{on}, user_name: u, enable_starttls_auto: true, authentication: cram_md5 }} }}"
+            ),
+            "config key email.smtp.authentication = \"cram_md5\" (from file test.yml): cram_md5 is not offered: use plain or login (sent over TLS only)",
+        ),
+        (
+            format!("{on}, user_name: u }} }}"),
+            "config key email.smtp.enable_starttls_auto = \"false\" (from default): expected true (or email.smtp.ssl_tls: tls) when email.smtp.user_name is set: the password would cross the network in clear",
+        ),
+        (
+            "email: { smtp: { authentication: scram } }".to_owned(),
+            "config key email.smtp.authentication = \"scram\" (from file test.yml): expected one of login, plain, cram_md5",
+        ),
+    ];
+    for (yaml, want) in table {
+        let err = load_yaml(&yaml, &[])
+            .err()
+            .unwrap_or_else(|| panic!("{yaml} loaded"));
+        assert_eq!(err.to_string(), want, "{yaml}");
+    }
+    // Credentials to a loopback relay may go in clear; with TLS anywhere.
+    for ok in [
+        "email: { smtp: { enabled: true, address: 127.0.0.1, user_name: u } }",
+        "email: { smtp: { enabled: true, address: smtp.example.com, user_name: u, ssl_tls: ssl } }",
+    ] {
+        assert!(load_yaml(ok, &[]).is_ok(), "{ok}");
+    }
 }
 
 #[test]

@@ -106,6 +106,7 @@ impl TestApp {
         let key = SigningKey::from_pem(&key_pem, &cert_pem, None).unwrap();
         let signer = TokenSigner::new(&key, KidFormat::Libtrust).unwrap();
         let clock = Arc::new(FixedClock::at(Timestamp::from_secs(T0)));
+        let config_email = config.email.clone();
         let directory = portcullis_service::ldap::Directory::for_config(&config.ldap)
             .unwrap_or_else(|e| panic!("ldap settings: {e}"));
         let services = Services::new(
@@ -119,6 +120,10 @@ impl TestApp {
             portcullis_service::Outbound {
                 registry_roots: Default::default(),
                 directory,
+                mailer: Some(Arc::new(
+                    portcullis_service::mail::Mailer::new(&config_email)
+                        .unwrap_or_else(|e| panic!("email settings: {e}")),
+                )),
             },
         );
         Self {

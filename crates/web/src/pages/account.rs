@@ -27,6 +27,8 @@ struct SignInPage {
     lockout_attempts: i64,
     lockout_minutes: i64,
     reset_done: bool,
+    /// Not with LDAP: passwords are the directory's.
+    forgot_password: bool,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +55,7 @@ fn sign_in_form(
         lockout_attempts: policy.lockout_attempts,
         lockout_minutes: policy.lockout_minutes,
         reset_done,
+        forgot_password: s.auth.directory().is_none(),
     };
     page(s, viewer, status, &t)
 }
@@ -261,15 +264,69 @@ pub async fn sign_up(State(s): State<Services>, submitted: Submitted<SignUpForm>
 #[template(path = "forgot_password.html")]
 struct ForgotPage {
     chrome: Chrome,
+    email: String,
+    /// After a request: the same words whether an account has the address or not.
+    sent: bool,
+    error: Option<String>,
 }
 
-/// "Forgot your password?": mail is not part of this instance yet, so the page says how
-/// to get a reset link (from an administrator) instead of pretending to send one.
-pub async fn forgot_password(State(s): State<Services>, viewer: Viewer) -> PageResult {
+fn forgot_page(
+    s: &Services,
+    viewer: &Viewer,
+    status: StatusCode,
+    email: String,
+    sent: bool,
+    error: Option<String>,
+) -> PageResult {
     let t = ForgotPage {
-        chrome: Chrome::new(&s, &viewer, "Forgot your password?", "sign_in"),
+        chrome: Chrome::new(s, viewer, "Forgot your password?", "sign_in"),
+        email,
+        sent,
+        error,
     };
-    page(&s, &viewer, StatusCode::OK, &t)
+    page(s, viewer, status, &t)
+}
+
+/// "Forgot your password?" (Portus's `/users/password/new`): the address to mail a
+/// reset link to. With LDAP there is none to reset here.
+pub async fn forgot_password(State(s): State<Services>, viewer: Viewer) -> PageResult {
+    if s.auth.directory().is_some() {
+        return Err(PageError::Domain(Error::Disabled(
+            "Passwords belong to the LDAP directory: reset yours there.".into(),
+        )));
+    }
+    forgot_page(&s, &viewer, StatusCode::OK, String::new(), false, None)
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// Queues the reset mail; the page says the same for every address.
+pub async fn request_reset(
+    State(s): State<Services>,
+    submitted: Submitted<ForgotForm>,
+) -> PageResult {
+    let Submitted { viewer, form } = submitted;
+    let (status, error) = match s
+        .mail
+        .request_password_reset(&form.email, &viewer.client)
+        .await
+    {
+        Ok(()) => return forgot_page(&s, &viewer, StatusCode::OK, String::new(), true, None),
+        Err(Error::Invalid(_)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter the email address of your account.",
+        ),
+        Err(Error::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests from your address. Wait a minute and try again.",
+        ),
+        Err(e) => return Err(PageError::Domain(e)),
+    };
+    forgot_page(&s, &viewer, status, form.email, false, Some(error.into()))
 }
 
 #[derive(askama::Template)]

@@ -275,8 +275,8 @@ pub async fn set_enabled(
     change_user(&s, &submitted.viewer, id, changes).await
 }
 
-/// A single-use password reset link for a user, shown to the admin once (this
-/// instance sends no mail yet; the admin passes the link on).
+/// A single-use password reset link for a user, shown to the admin once (the admin
+/// passes it on; users can also have one mailed from "Forgot your password?").
 pub async fn reset_link(
     State(s): State<Services>,
     PagePath(id): PagePath<Id>,
@@ -288,7 +288,7 @@ pub async fn reset_link(
         Ok(token) => token,
         Err(e) => return refused_on_users_page(&s, &viewer, e).await,
     };
-    let base = s.config().server.external_url.trim_end_matches('/');
+    let base = s.config().external_url();
     let extras = UsersExtras {
         reset_link: Some(format!("{base}/users/password/edit?token={token}")),
         ..UsersExtras::default()

@@ -38,7 +38,10 @@ pub(crate) fn routes() -> Router<Services> {
             get(account::sign_in_page).post(account::sign_in),
         )
         .route("/users/sign_out", post(account::sign_out))
-        .route("/users/password/new", get(account::forgot_password))
+        .route(
+            "/users/password/new",
+            get(account::forgot_password).post(account::request_reset),
+        )
         .route("/users/password/edit", get(account::reset_password_page))
         .route("/users/password/reset", post(account::reset_password))
         .route(

@@ -11,4 +11,5 @@ mod account;
 mod admin;
 mod browser;
 mod inventory;
+mod mail;
 mod teams;
