@@ -47,8 +47,16 @@ pub enum ConfigError {
 /// Portus keys that are understood but whose feature is not built yet: loading a Portus
 /// file must not drown the operator in "unknown key" warnings, but must not pretend
 /// either.
-const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] =
-    &["gravatar", "oauth", "check_ssl_usage", "security"];
+const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
+    "gravatar",
+    "oauth.google_oauth2",
+    "oauth.open_id",
+    "oauth.github",
+    "oauth.gitlab",
+    "oauth.bitbucket",
+    "check_ssl_usage",
+    "security",
+];
 
 /// Environment variables that are not config keys, by exact name.
 const RESERVED_ENV: &[&str] = &[
@@ -868,6 +876,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
     }
     validate_ldap(&c.ldap, &bad)?;
     validate_email(&c.email, &bad)?;
+    validate_openid_connect(&c.oauth.openid_connect, &bad)?;
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
         return Err(bad(
@@ -964,6 +973,42 @@ fn validate_ldap(
     Ok(())
 }
 
+/// `oauth.openid_connect.*` when enabled: an issuer the flow can use.
+fn validate_openid_connect(
+    o: &crate::model::OpenIdConnect,
+    bad: &dyn Fn(&str, &str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if !o.enabled {
+        return Ok(());
+    }
+    let loopback = |host: &str| matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    let issuer_ok = match url::Url::parse(&o.issuer) {
+        Ok(u) => {
+            u.host_str().is_some()
+                && (u.scheme() == "https"
+                    || (u.scheme() == "http" && u.host_str().is_some_and(loopback)))
+                && u.query().is_none()
+                && u.fragment().is_none()
+        }
+        Err(_) => false,
+    };
+    if !issuer_ok {
+        return Err(bad(
+            "oauth.openid_connect.issuer",
+            &o.issuer,
+            "expected an https URL without query or fragment (the provider's issuer)",
+        ));
+    }
+    if o.identifier.trim().is_empty() {
+        return Err(bad(
+            "oauth.openid_connect.identifier",
+            "",
+            "must be set when oauth.openid_connect.enabled is true (the client id)",
+        ));
+    }
+    Ok(())
+}
+
 /// `email.*`: addresses that parse, and an SMTP setup that can work and never sends
 /// credentials in clear to another host.
 fn validate_email(
@@ -1054,6 +1099,9 @@ impl Config {
         }
         if !c.email.smtp.password.is_empty() {
             c.email.smtp.password = "********".into();
+        }
+        if !c.oauth.openid_connect.secret.is_empty() {
+            c.oauth.openid_connect.secret = "********".into();
         }
         serde_norway::to_string(&c).unwrap_or_default()
     }

@@ -51,6 +51,33 @@ pub struct Config {
     pub metrics: Metrics,
     pub ldap: Ldap,
     pub email: Email,
+    pub oauth: OAuth,
+}
+
+/// Portus's `oauth.*`: sign-in through identity providers beside local accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth {
+    /// `false` hides and refuses the web UI's username and password form (unless LDAP
+    /// is on); `docker login` with application tokens is unaffected.
+    pub local_login: Enabled,
+    pub openid_connect: OpenIdConnect,
+}
+
+/// A generic OpenID Connect provider (Portus's `oauth.openid_connect`): the
+/// authorization code flow with PKCE, discovery from `issuer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenIdConnect {
+    pub enabled: bool,
+    /// The issuer URL; `<issuer>/.well-known/openid-configuration` is read.
+    pub issuer: String,
+    /// The client id registered at the provider.
+    pub identifier: String,
+    /// The client secret (empty: a public client, PKCE only).
+    pub secret: String,
+    /// Not in Portus: the button's label ("Sign in with <name>").
+    pub name: String,
+    /// Portus's `domain`: only emails of this domain may sign in (empty: any).
+    pub domain: String,
 }
 
 /// Portus's `email.*`, key for key: the sender of Portcullis's mail (password resets)
@@ -556,6 +583,17 @@ impl Default for Config {
             },
             log: Log {
                 format: LogFormat::Text,
+            },
+            oauth: OAuth {
+                local_login: on(),
+                openid_connect: OpenIdConnect {
+                    enabled: false,
+                    issuer: String::new(),
+                    identifier: String::new(),
+                    secret: String::new(),
+                    name: "OpenID Connect".into(),
+                    domain: String::new(),
+                },
             },
             email: Email {
                 from: "portus@example.com".into(),

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod authz_cache;
 pub mod background;
 pub mod clock;
+pub mod external_login;
 pub mod gc;
 pub mod group_sync;
 pub mod health;
@@ -63,6 +64,7 @@ use std::sync::Arc;
 
 pub use auth::{AuthMethod, Authenticated, Authenticator};
 pub use background::{BackgroundService, JobOutcome};
+pub use external_login::ExternalLoginService;
 pub use gc::GcService;
 pub use group_sync::GroupSyncService;
 pub use health::HealthService;
@@ -126,6 +128,8 @@ pub struct Context {
     pub(crate) mailer: Option<Arc<mail::Mailer>>,
     /// "Forgot your password?" requests per client address.
     pub(crate) reset_requests: rate_limit::RateLimiter,
+    /// `oauth.openid_connect`'s client, discovered on first use.
+    pub(crate) oidc_client: tokio::sync::OnceCell<oidc::OidcClient>,
 }
 
 impl Context {
@@ -187,6 +191,7 @@ pub struct Services {
     pub webhooks: WebhookService,
     pub sessions: SessionService,
     pub mail: MailService,
+    pub external_login: ExternalLoginService,
     context: Arc<Context>,
 }
 
@@ -243,6 +248,7 @@ impl Services {
             node,
             mailer,
             reset_requests,
+            oidc_client: tokio::sync::OnceCell::new(),
         });
         Self {
             auth,
@@ -261,6 +267,7 @@ impl Services {
             webhooks: WebhookService::new(context.clone()),
             sessions: SessionService::new(context.clone()),
             mail: MailService::new(context.clone()),
+            external_login: ExternalLoginService::new(context.clone()),
             context,
         }
     }

@@ -549,11 +549,20 @@ impl OidcClient {
 
     /// The token request (Core §3.1.3.1); returns the ID token.
     async fn redeem(&self, pending: &PendingLogin, code: &str) -> Result<String, OidcError> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "authorization_code")
-            .append_pair("code", code)
-            .append_pair("redirect_uri", &pending.redirect_uri)
-            .append_pair("code_verifier", &pending.code_verifier);
+        // Built in a block: the serializer is not `Send` and must not live across an
+        // await (a web handler's future must be `Send`).
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "authorization_code")
+                .append_pair("code", code)
+                .append_pair("redirect_uri", &pending.redirect_uri)
+                .append_pair("code_verifier", &pending.code_verifier);
+            if self.client_secret.is_none() {
+                // A public client names itself in the form (RFC 6749 §2.3.1).
+                form.append_pair("client_id", &self.client_id);
+            }
+            form.finish()
+        };
         let mut request = self
             .verifier
             .http
@@ -574,12 +583,10 @@ impl OidcClient {
                 value.set_sensitive(true);
                 request = request.header(AUTHORIZATION, value);
             }
-            None => {
-                form.append_pair("client_id", &self.client_id);
-            }
+            None => {}
         }
         let response = request
-            .body(form.finish())
+            .body(body)
             .send()
             .await
             .map_err(|e| unreachable("token endpoint", &e))?;

@@ -79,6 +79,27 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
+/// A [`RandomSource`] as a `rand` generator, for code written against `RngCore`.
+pub struct RandomRng<'a>(pub &'a dyn RandomSource);
+
+impl rand::RngCore for RandomRng<'_> {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill(dest);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

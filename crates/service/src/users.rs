@@ -249,6 +249,61 @@ impl UserService {
         Ok(user)
     }
 
+    /// A new account for someone who signed in at an identity provider, linked to
+    /// their account there (`provider`, `subject`) in the same transaction. Open
+    /// whatever `signup.enabled` says (the provider vouched for them, as in Portus); the
+    /// very first user becomes an admin with `first_user_admin.enabled`. No password:
+    /// `docker login` takes an application token. `Conflict`-style `Invalid` errors
+    /// name the field taken (`username`, `email`, `identity`).
+    pub async fn sign_up_external(
+        &self,
+        username: &str,
+        email: &str,
+        display_name: Option<&str>,
+        identity: (&str, &str),
+    ) -> Result<User> {
+        let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Err(m) = validate_username(username) {
+            problems
+                .entry("username".into())
+                .or_default()
+                .push(m.into());
+        }
+        if !is_plausible_email(email) {
+            problems
+                .entry("email".into())
+                .or_default()
+                .push("is invalid".into());
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        self.refuse_directory_name(username).await?;
+        let new_user = NewUser {
+            username: username.to_owned(),
+            email: email.to_owned(),
+            display_name: display_name
+                .map(str::to_owned)
+                .filter(|d| !d.trim().is_empty()),
+            password_hash: None,
+            admin: false,
+            bot: false,
+        };
+        let user = self
+            .ctx
+            .store
+            .sign_up_with_identity(
+                &new_user,
+                namespace_name_for_username(username).as_deref(),
+                self.ctx.config.first_user_admin.enabled,
+                identity,
+                self.ctx.clock.now(),
+            )
+            .await?;
+        self.ctx.grants_changed();
+        Ok(user)
+    }
+
     /// Whether the instance has no user yet (its front page leads to sign-up).
     pub async fn is_empty(&self) -> Result<bool> {
         Ok(!self.ctx.store.has_users().await?)
@@ -721,11 +776,10 @@ pub(crate) fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> Error {
     }
 }
 
-/// Made by the first sign-in through the LDAP directory: no local password, and not a
-/// bot (bots have none either).
+/// Made by the first sign-in through the LDAP directory or an identity provider: no
+/// local password, and not a bot (bots have none either).
 fn is_directory_user(user: &User) -> bool {
     !user.bot && user.password_hash.is_none()
 }
 
-const DIRECTORY_PASSWORD: &str =
-    "this password belongs to the LDAP directory: change or reset it there";
+const DIRECTORY_PASSWORD: &str = "this account has no password here: it signs in through the LDAP directory or an identity provider, where the password is changed or reset";

@@ -1,7 +1,7 @@
 //! Identity sources: what the LDAP group sync reads and writes, and accounts at
 //! OpenID Connect / OAuth providers (`(provider, subject) -> user`).
 
-use crate::db::{Conn, Guard, RowGet, execute, fetch_all, fetch_optional};
+use crate::db::{Conn, Guard, RowGet, Tx, execute, fetch_all, fetch_optional};
 use crate::teams::team_row;
 use crate::users::user_row;
 use crate::{Store, StoreError, StoreResult};
@@ -18,7 +18,78 @@ pub struct GroupSyncChange {
     pub kept_last_owner: Vec<Id>,
 }
 
+pub(crate) async fn insert_identity(
+    tx: &mut Tx,
+    user_id: Id,
+    provider: &str,
+    subject: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    execute!(
+        tx.conn(),
+        "INSERT INTO external_identities (user_id, provider, subject, created_at, last_used_at) \
+         VALUES ($1, $2, $3, $4, $4)",
+        [user_id, provider, subject, now.0]
+    );
+    Ok(())
+}
+
 impl Store {
+    /// The user an account at a provider is linked to.
+    pub async fn identity_user(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
+        let mut c = self.db.reader().await?;
+        Ok(fetch_optional!(
+            c.conn(),
+            "SELECT u.id, u.username, u.email, u.display_name, u.password_hash, u.admin, \
+             u.enabled, u.bot, u.failed_attempts, u.locked_at, u.credential_version, \
+             u.created_at, u.updated_at FROM external_identities i \
+             JOIN users u ON u.id = i.user_id WHERE i.provider = $1 AND i.subject = $2",
+            [provider, subject],
+            |r| user_row(r, "")
+        ))
+    }
+
+    /// Links an account at a provider to an existing user; already linked (to anyone)
+    /// is `Conflict("identity")`.
+    pub async fn link_identity(
+        &self,
+        user_id: Id,
+        provider: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        insert_identity(&mut tx, user_id, provider, subject, now).await?;
+        tx.commit().await
+    }
+
+    /// Records a sign-in through the account (shown to admins).
+    pub async fn identity_used(
+        &self,
+        provider: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut c = self.db.writer().await?;
+        execute!(
+            c.conn(),
+            "UPDATE external_identities SET last_used_at = $3 WHERE provider = $1 AND subject = $2",
+            [provider, subject, now.0]
+        );
+        Ok(())
+    }
+
+    /// The providers a user's accounts are at, oldest link first.
+    pub async fn identities_of(&self, user_id: Id) -> StoreResult<Vec<String>> {
+        let mut c = self.db.reader().await?;
+        Ok(fetch_all!(
+            c.conn(),
+            "SELECT provider FROM external_identities WHERE user_id = $1 ORDER BY id",
+            [user_id],
+            |r| r.col::<String>("provider")
+        ))
+    }
+
     /// The teams the LDAP group sync looks after: not hidden (personal and global
     /// teams are no group's), and not opted out by their owner.
     pub async fn group_sync_teams(&self) -> StoreResult<Vec<Team>> {

@@ -279,6 +279,48 @@ impl Store {
         signup_open: bool,
         now: Timestamp,
     ) -> StoreResult<User> {
+        self.sign_up(
+            u,
+            personal_namespace_base,
+            first_user_admin,
+            signup_open,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// Sign-up through an identity provider: [`Self::sign_up_user`] (always open) with
+    /// the account at the provider, `(provider, subject)`, linked in the same
+    /// transaction. That account already linked is `Conflict("identity")`.
+    pub async fn sign_up_with_identity(
+        &self,
+        u: &NewUser,
+        personal_namespace_base: Option<&str>,
+        first_user_admin: bool,
+        identity: (&str, &str),
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        self.sign_up(
+            u,
+            personal_namespace_base,
+            first_user_admin,
+            true,
+            Some(identity),
+            now,
+        )
+        .await
+    }
+
+    async fn sign_up(
+        &self,
+        u: &NewUser,
+        personal_namespace_base: Option<&str>,
+        first_user_admin: bool,
+        signup_open: bool,
+        identity: Option<(&str, &str)>,
+        now: Timestamp,
+    ) -> StoreResult<User> {
         let mut tx = self.db.begin().await?;
         tx.guard(Guard::Users).await?;
         let users: i64 = fetch_one!(tx.conn(), "SELECT count(*) AS n FROM users", [], |r| r
@@ -293,6 +335,9 @@ impl Store {
             ..u.clone()
         };
         let user = insert_user(&mut tx, &new_user, personal_namespace_base, now).await?;
+        if let Some((provider, subject)) = identity {
+            crate::identity::insert_identity(&mut tx, user.id, provider, subject, now).await?;
+        }
         tx.commit().await?;
         Ok(user)
     }

@@ -29,6 +29,9 @@ struct SignInPage {
     reset_done: bool,
     /// Not with LDAP: passwords are the directory's.
     forgot_password: bool,
+    /// The username and password form (`oauth.local_login.enabled`).
+    local_login: bool,
+    providers: Vec<portcullis_service::external_login::ProviderButton>,
 }
 
 #[derive(Deserialize)]
@@ -39,7 +42,7 @@ pub struct SignInForm {
     password: String,
 }
 
-fn sign_in_form(
+pub(crate) fn sign_in_form(
     s: &Services,
     viewer: &Viewer,
     status: StatusCode,
@@ -56,6 +59,8 @@ fn sign_in_form(
         lockout_minutes: policy.lockout_minutes,
         reset_done,
         forgot_password: s.auth.directory().is_none(),
+        local_login: s.external_login.local_login(),
+        providers: s.external_login.providers(),
     };
     page(s, viewer, status, &t)
 }
@@ -78,7 +83,7 @@ pub async fn sign_in_page(
 }
 
 /// A new session: its cookie and the way in.
-fn signed_in(s: &Services, cookie: &str) -> axum::response::Response {
+pub(crate) fn signed_in(s: &Services, cookie: &str) -> axum::response::Response {
     let mut response = see_other("/dashboard");
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -89,6 +94,11 @@ fn signed_in(s: &Services, cookie: &str) -> axum::response::Response {
 
 pub async fn sign_in(State(s): State<Services>, submitted: Submitted<SignInForm>) -> PageResult {
     let Submitted { viewer, form } = submitted;
+    if !s.external_login.local_login() {
+        return Err(PageError::Domain(Error::Disabled(
+            "Signing in with a username and password is turned off here (oauth.local_login.enabled): use the identity provider".into(),
+        )));
+    }
     let result = s
         .sessions
         .sign_in(

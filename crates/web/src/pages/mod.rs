@@ -18,6 +18,7 @@ mod account;
 mod admin;
 mod dashboard;
 mod explore;
+mod external;
 mod namespaces;
 mod profile;
 mod repositories;
@@ -38,6 +39,12 @@ pub(crate) fn routes() -> Router<Services> {
             get(account::sign_in_page).post(account::sign_in),
         )
         .route("/users/sign_out", post(account::sign_out))
+        .route("/users/auth/{provider}", post(external::start))
+        .route("/users/auth/{provider}/callback", get(external::callback))
+        .route(
+            "/users/auth/{provider}/account",
+            post(external::create_account),
+        )
         .route(
             "/users/password/new",
             get(account::forgot_password).post(account::request_reset),
