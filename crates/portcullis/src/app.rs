@@ -219,6 +219,11 @@ impl App {
         if let Some(d) = &directory {
             tracing::info!(server = d.server(), "signing in through the LDAP directory");
         }
+        let exchange = &config.token_exchange;
+        if exchange.enabled {
+            let rules: Vec<&str> = exchange.rules.iter().map(|r| r.name.as_str()).collect();
+            tracing::info!(?rules, "token exchange of CI ID tokens enabled");
+        }
         let services = Services::new(
             store,
             config,
@@ -230,6 +235,10 @@ impl App {
             Outbound {
                 registry_roots,
                 directory,
+                token_exchange_http: Some(
+                    portcullis_service::exchange::http_client()
+                        .context("the HTTP client for token exchange issuers")?,
+                ),
             },
         );
         Ok(Self { services })

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod authz_cache;
 pub mod background;
 pub mod clock;
+pub mod exchange;
 pub mod gc;
 pub mod group_sync;
 pub mod health;
@@ -62,6 +63,7 @@ use std::sync::Arc;
 
 pub use auth::{AuthMethod, Authenticated, Authenticator};
 pub use background::{BackgroundService, JobOutcome};
+pub use exchange::TokenExchangeService;
 pub use gc::GcService;
 pub use group_sync::GroupSyncService;
 pub use health::HealthService;
@@ -85,6 +87,9 @@ pub use webhooks::{WebhookRuntime, WebhookService};
 pub struct Outbound {
     pub registry_roots: portcullis_registry::tls::TrustedRoots,
     pub directory: Option<Arc<ldap::Directory>>,
+    /// The HTTP client for token exchange issuers ([`exchange::http_client`]); `None`:
+    /// reqwest's default client.
+    pub token_exchange_http: Option<reqwest::Client>,
 }
 
 /// The role whose leader queues the periodic tasks (an advisory lock on PostgreSQL).
@@ -178,6 +183,7 @@ pub struct Services {
     pub group_sync: GroupSyncService,
     pub webhooks: WebhookService,
     pub sessions: SessionService,
+    pub exchange: TokenExchangeService,
     context: Arc<Context>,
 }
 
@@ -197,6 +203,7 @@ impl Services {
         let Outbound {
             registry_roots,
             directory,
+            token_exchange_http,
         } = outbound;
         // Off: no recorder, so every metric update is the `metrics` crate's no-op.
         if config.metrics.enabled {
@@ -230,9 +237,15 @@ impl Services {
             registry_roots,
             node,
         });
+        let tokens = TokenService::new(context.clone());
         Self {
             auth,
-            tokens: TokenService::new(context.clone()),
+            exchange: TokenExchangeService::new(
+                context.clone(),
+                tokens.clone(),
+                token_exchange_http.unwrap_or_default(),
+            ),
+            tokens,
             users: UserService::new(context.clone()),
             teams: TeamService::new(context.clone()),
             namespaces: NamespaceService::new(context.clone()),

@@ -119,6 +119,7 @@ impl TestApp {
             portcullis_service::Outbound {
                 registry_roots: Default::default(),
                 directory,
+                token_exchange_http: Some(portcullis_service::exchange::http_client().unwrap()),
             },
         );
         Self {
