@@ -478,15 +478,22 @@ fn typed_value_error(
     err: &serde_path_to_error::Error<serde_norway::Error>,
 ) -> ConfigError {
     use serde_path_to_error::Segment;
-    let mut key = Vec::new();
+    let mut key: Vec<String> = Vec::new();
     let mut node = Some(tree);
     for segment in err.path() {
         node = match segment {
             Segment::Map { key: k } => {
-                key.push(k.as_str());
+                key.push(k.clone());
                 node.and_then(|n| n.as_mapping()?.get(k.as_str()))
             }
-            Segment::Seq { index } => node.and_then(|n| n.as_sequence()?.get(*index)),
+            Segment::Seq { index } => {
+                // An entry of a list of mappings: `rules[2].bot`.
+                let structured = token_exchange::STRUCTURED_LISTS.contains(&key.join(".").as_str());
+                if let Some(last) = key.last_mut().filter(|_| structured) {
+                    last.push_str(&format!("[{index}]"));
+                }
+                node.and_then(|n| n.as_sequence()?.get(*index))
+            }
             Segment::Enum { .. } | Segment::Unknown => node,
         };
     }
@@ -498,8 +505,11 @@ fn typed_value_error(
         };
     }
     let key = key.join(".");
+    // A list entry's value came from wherever the list came from.
+    let list = key.split('[').next().unwrap_or_default();
     let source = sources
         .get(&key)
+        .or_else(|| sources.get(list))
         .cloned()
         .unwrap_or_else(|| "default".into());
     // Never echo what may be a secret read from a file.
@@ -554,6 +564,14 @@ fn merge(
                     });
                 }
             },
+            // A list of mappings (token exchange rules) is taken as written; its
+            // entries are typed and checked when the tree is deserialized and validated.
+            Some(slot @ Value::Sequence(_))
+                if token_exchange::STRUCTURED_LISTS.contains(&dotted.as_str()) =>
+            {
+                *slot = token_exchange::structured_list(&dotted, given, source)?;
+                sources.insert(dotted, source.to_owned());
+            }
             Some(slot) => {
                 let value = coerce(slot, given).map_err(|expected| ConfigError::BadValue {
                     key: dotted.clone(),
@@ -877,6 +895,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
     validate_ldap(&c.ldap, &bad)?;
     validate_email(&c.email, &bad)?;
     validate_openid_connect(&c.oauth.openid_connect, &bad)?;
+    token_exchange::validate(c, sources)?;
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
         return Err(bad(
@@ -1120,6 +1139,9 @@ pub fn mask_url_password(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+// Token exchange (RFC 8693): its loading and checks live in load/token_exchange.rs.
+mod token_exchange;
 
 #[cfg(test)]
 mod tests;

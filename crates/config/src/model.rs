@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+// --- token exchange (RFC 8693): its whole tree lives in model/token_exchange.rs ---
+mod token_exchange;
+pub use token_exchange::{DEFAULT_EXCHANGE_LIFETIME_SECONDS, TokenExchange, TrustRule};
+// --- end token exchange ---
+
 /// Portus wraps some scalars as `key: {value: …}`; we keep that shape for compatibility.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Value<T> {
@@ -52,6 +57,8 @@ pub struct Config {
     pub ldap: Ldap,
     pub email: Email,
     pub oauth: OAuth,
+    /// OAuth 2.0 Token Exchange of CI ID tokens (see [`TokenExchange`]).
+    pub token_exchange: TokenExchange,
 }
 
 /// Portus's `oauth.*`: sign-in through identity providers beside local accounts.
@@ -663,6 +670,7 @@ impl Default for Config {
                 .filter_map(|n| n.parse().ok())
                 .collect(),
             },
+            token_exchange: TokenExchange::default(),
         }
     }
 }

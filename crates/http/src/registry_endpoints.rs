@@ -14,6 +14,7 @@ use portcullis_domain::scope::parse_scopes;
 use portcullis_domain::time::Timestamp;
 use portcullis_registry::notifications::is_supported_media_type;
 use portcullis_service::auth::AuthFailure;
+use portcullis_service::exchange;
 use portcullis_service::secrets::constant_time_eq;
 use portcullis_service::token::{IssuedToken, TokenRequest};
 use portcullis_service::{Authenticated, Services};
@@ -49,6 +50,7 @@ fn credential(who: Option<&Authenticated>) -> Credential {
         }) => "pull_only_token",
         Some(AuthMethod::ApplicationToken { .. }) => "application_token",
         Some(AuthMethod::RefreshToken { .. }) => "refresh_token",
+        Some(AuthMethod::TokenExchange { .. }) => "token_exchange",
     })
 }
 
@@ -167,6 +169,14 @@ struct TokenForm {
     username: Option<String>,
     password: Option<String>,
     refresh_token: Option<String>,
+    // RFC 8693 §2.1, token exchange.
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    actor_token: Option<String>,
+    actor_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    audience: Option<String>,
+    resource: Option<String>,
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -192,6 +202,9 @@ async fn token_post(
             "expected an application/x-www-form-urlencoded body",
         );
     };
+    if form.grant_type.as_deref() == Some(exchange::GRANT_TYPE) {
+        return token_exchange(&services, &client, form).await;
+    }
     let service = form.service.clone().unwrap_or_default();
     let scopes = match form.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
@@ -271,6 +284,118 @@ async fn token_post(
         ),
         Err(e) => with_credential(ApiError(e).into_response(), credential(Some(&who))),
     }
+}
+
+/// `POST /v2/token` with `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`
+/// (RFC 8693): a CI job's ID token (`subject_token`) for a registry token of the bot a
+/// trust rule maps it to. Answers as RFC 8693 §2.2.1 plus docker's `token` and
+/// `issued_at`; errors as RFC 6749 §5.2, every refused token alike (`invalid_grant`,
+/// the reason only in the log); an issuer that cannot be asked is a 503.
+async fn token_exchange(services: &Services, client: &str, form: TokenForm) -> Response {
+    let bad_request = |error: &str, description: &str| {
+        with_credential(
+            oauth_error(StatusCode::BAD_REQUEST, error, description),
+            Credential("token_exchange"),
+        )
+    };
+    if !services.exchange.enabled() {
+        return bad_request(
+            "unsupported_grant_type",
+            "token exchange is not enabled on this server",
+        );
+    }
+    let Some(subject_token) = form.subject_token.filter(|t| !t.is_empty()) else {
+        return bad_request("invalid_request", "subject_token is required");
+    };
+    match form.subject_token_type.as_deref() {
+        Some(exchange::ID_TOKEN_TYPE | exchange::JWT_TOKEN_TYPE) => {}
+        Some(_) => {
+            return bad_request(
+                "invalid_request",
+                "subject_token_type must be urn:ietf:params:oauth:token-type:id_token or urn:ietf:params:oauth:token-type:jwt",
+            );
+        }
+        None => return bad_request("invalid_request", "subject_token_type is required"),
+    }
+    // Delegation (an actor acting for the subject) is not offered.
+    if form.actor_token.is_some() || form.actor_token_type.is_some() {
+        return bad_request("invalid_request", "actor_token is not supported");
+    }
+    if form
+        .requested_token_type
+        .as_deref()
+        .is_some_and(|t| t != exchange::ACCESS_TOKEN_TYPE)
+    {
+        return bad_request(
+            "invalid_request",
+            "requested_token_type must be urn:ietf:params:oauth:token-type:access_token",
+        );
+    }
+    // The token is for a registry, named by `service` (docker's parameter) or by RFC
+    // 8693's `audience`; both given must agree. `resource` (a URI) names nothing here.
+    if form.resource.is_some() {
+        return bad_request(
+            "invalid_target",
+            "resource is not supported; name the registry with service or audience",
+        );
+    }
+    let service = match (form.service, form.audience) {
+        (Some(s), Some(a)) if s != a => {
+            return bad_request(
+                "invalid_target",
+                "audience and service name different registries",
+            );
+        }
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) => {
+            return bad_request("invalid_request", "service (or audience) is required");
+        }
+    };
+    let scopes = match form.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(s) => match parse_scopes([s]) {
+            Ok(v) => Some(v),
+            Err(e) => return bad_request("invalid_scope", &e.to_string()),
+        },
+    };
+    let req = exchange::ExchangeRequest {
+        subject_token,
+        service,
+        scopes,
+    };
+    let response = match services.exchange.exchange(&req, client).await {
+        Ok(t) => {
+            let body = json!({
+                "access_token": t.token,
+                "issued_token_type": exchange::ACCESS_TOKEN_TYPE,
+                "token_type": "Bearer",
+                "expires_in": t.expires_in,
+                "scope": t.scope,
+                // docker and containers/image read these.
+                "token": t.token,
+                "issued_at": crate::rfc3339(Timestamp::from_secs(t.issued_at.as_secs())),
+            });
+            // RFC 6749 §5.1: token responses are not cached.
+            let mut r = Json(body).into_response();
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            r
+        }
+        Err(Error::Unauthenticated) => {
+            return bad_request("invalid_grant", "the subject token was not accepted");
+        }
+        Err(Error::Disabled(_)) => {
+            return bad_request(
+                "unsupported_grant_type",
+                "token exchange is not enabled on this server",
+            );
+        }
+        // Rate limits (429) and outages of the issuer or database (503).
+        Err(e) => ApiError(e).into_response(),
+    };
+    with_credential(response, Credential("token_exchange"))
 }
 
 /// Portus's `GET /v2/`: 200 when the Basic credentials are valid, else 401.

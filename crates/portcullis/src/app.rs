@@ -232,6 +232,11 @@ impl App {
                 "email.smtp.openssl_verify_mode is none: the mail server's certificate is not checked"
             );
         }
+        let exchange = &config.token_exchange;
+        if exchange.enabled {
+            let rules: Vec<&str> = exchange.rules.iter().map(|r| r.name.as_str()).collect();
+            tracing::info!(?rules, "token exchange of CI ID tokens enabled");
+        }
         let services = Services::new(
             store,
             config,
@@ -244,6 +249,10 @@ impl App {
                 registry_roots,
                 directory,
                 mailer: Some(std::sync::Arc::new(mailer)),
+                token_exchange_http: Some(
+                    portcullis_service::exchange::http_client()
+                        .context("the HTTP client for token exchange issuers")?,
+                ),
             },
         );
         Ok(Self { services })

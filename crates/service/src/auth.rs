@@ -54,6 +54,11 @@ pub enum AuthMethod {
     RefreshToken {
         id: Id,
     },
+    /// A bot's registry token obtained by token exchange (only ever on the token
+    /// endpoint: nothing else accepts the registry token it yields).
+    TokenExchange {
+        pull_only: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +116,7 @@ impl Authenticated {
                 AuthMethod::ApplicationToken {
                     pull_only: true,
                     ..
-                }
+                } | AuthMethod::TokenExchange { pull_only: true }
             ),
         }
     }

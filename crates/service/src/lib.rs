@@ -32,6 +32,7 @@ pub mod auth;
 pub mod authz_cache;
 pub mod background;
 pub mod clock;
+pub mod exchange;
 pub mod external_login;
 pub mod gc;
 pub mod group_sync;
@@ -64,6 +65,7 @@ use std::sync::Arc;
 
 pub use auth::{AuthMethod, Authenticated, Authenticator};
 pub use background::{BackgroundService, JobOutcome};
+pub use exchange::TokenExchangeService;
 pub use external_login::ExternalLoginService;
 pub use gc::GcService;
 pub use group_sync::GroupSyncService;
@@ -91,6 +93,9 @@ pub struct Outbound {
     pub registry_roots: portcullis_registry::tls::TrustedRoots,
     pub directory: Option<Arc<ldap::Directory>>,
     pub mailer: Option<Arc<mail::Mailer>>,
+    /// The HTTP client for token exchange issuers ([`exchange::http_client`]); `None`:
+    /// reqwest's default client.
+    pub token_exchange_http: Option<reqwest::Client>,
 }
 
 /// The role whose leader queues the periodic tasks (an advisory lock on PostgreSQL).
@@ -192,6 +197,7 @@ pub struct Services {
     pub sessions: SessionService,
     pub mail: MailService,
     pub external_login: ExternalLoginService,
+    pub exchange: TokenExchangeService,
     context: Arc<Context>,
 }
 
@@ -212,6 +218,7 @@ impl Services {
             registry_roots,
             directory,
             mailer,
+            token_exchange_http,
         } = outbound;
         // Off: no recorder, so every metric update is the `metrics` crate's no-op.
         if config.metrics.enabled {
@@ -250,9 +257,15 @@ impl Services {
             reset_requests,
             oidc_client: tokio::sync::OnceCell::new(),
         });
+        let tokens = TokenService::new(context.clone());
         Self {
             auth,
-            tokens: TokenService::new(context.clone()),
+            exchange: TokenExchangeService::new(
+                context.clone(),
+                tokens.clone(),
+                token_exchange_http.unwrap_or_default(),
+            ),
+            tokens,
             users: UserService::new(context.clone()),
             teams: TeamService::new(context.clone()),
             namespaces: NamespaceService::new(context.clone()),

@@ -57,6 +57,34 @@ impl TokenService {
         req: &TokenRequest,
         existing_refresh_token: Option<String>,
     ) -> Result<IssuedToken> {
+        let expires_in = self.ctx.config.registry.jwt_expiration_time.value * 60;
+        self.issue(who, req, existing_refresh_token, expires_in)
+            .await
+    }
+
+    /// A token exchange's registry token (see [`crate::exchange`]): the bot's grants,
+    /// living `expires_in` seconds, never with a refresh token (an exchange is
+    /// repeated with a fresh ID token instead).
+    pub(crate) async fn issue_exchanged(
+        &self,
+        bot: &Authenticated,
+        req: &TokenRequest,
+        expires_in: i64,
+    ) -> Result<IssuedToken> {
+        let req = TokenRequest {
+            offline: false,
+            ..req.clone()
+        };
+        self.issue(Some(bot), &req, None, expires_in).await
+    }
+
+    async fn issue(
+        &self,
+        who: Option<&Authenticated>,
+        req: &TokenRequest,
+        existing_refresh_token: Option<String>,
+        expires_in: i64,
+    ) -> Result<IssuedToken> {
         let now = self.ctx.clock.now();
         let access = match &req.scopes {
             None => None,
@@ -67,7 +95,6 @@ impl TokenService {
             (None, Some(w)) if req.offline => self.new_refresh_token(w, req, now).await?,
             _ => None,
         };
-        let expires_in = self.ctx.config.registry.jwt_expiration_time.value * 60;
         let claims = Claims {
             iss: self.ctx.config.machine_fqdn.value.clone(),
             // The authenticated user, never the unchecked `account` parameter.

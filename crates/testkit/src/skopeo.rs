@@ -24,6 +24,9 @@ pub enum Creds<'a> {
     Anonymous,
     /// `USERNAME:PASSWORD`; the password may be an application token.
     User(&'a str, &'a str),
+    /// A registry bearer token used as is (`--registry-token`): skopeo asks no token
+    /// endpoint, e.g. for a token obtained by token exchange.
+    RegistryToken(&'a str),
 }
 
 impl Creds<'_> {
@@ -32,6 +35,7 @@ impl Creds<'_> {
         match self {
             Creds::Anonymous => vec![format!("--{prefix}no-creds")],
             Creds::User(u, p) => vec![format!("--{prefix}creds"), format!("{u}:{p}")],
+            Creds::RegistryToken(t) => vec![format!("--{prefix}registry-token"), (*t).to_owned()],
         }
     }
 
@@ -39,6 +43,7 @@ impl Creds<'_> {
         match self {
             Creds::Anonymous => "anonymous".to_owned(),
             Creds::User(u, _) => format!("as {u}"),
+            Creds::RegistryToken(_) => "with a registry token".to_owned(),
         }
     }
 }

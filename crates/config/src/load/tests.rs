@@ -885,3 +885,126 @@ fn log_variables_are_a_key_and_the_log_filter() {
     assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
     assert!(l.warnings[0].contains("PORTCULLIS_LOG_COLOUR is not a Portcullis setting"));
 }
+
+// --- token exchange (RFC 8693) ---
+
+const EXCHANGE_RULE: &str = "{ name: ci, issuer: 'https://gitlab.example.com', audience: 'https://registry.example.com', claims: { project_path: 'group/*', protected: true, id: 7 }, bot: ci-bot }";
+
+#[test]
+fn token_exchange_rules_load_from_the_file_and_show_loads_back() {
+    let yaml = format!("token_exchange: {{ enabled: true, rules: [ {EXCHANGE_RULE} ] }}");
+    let c = load_yaml(&yaml, &[]).unwrap().config;
+    let t = &c.token_exchange;
+    assert!(t.enabled);
+    assert_eq!(t.rules.len(), 1);
+    let rule = &t.rules[0];
+    assert_eq!(rule.name, "ci");
+    assert_eq!(rule.bot, "ci-bot");
+    assert!(!rule.pull_only, "pushes allowed unless asked");
+    assert_eq!(rule.lifetime_seconds, 300);
+    // Booleans and numbers are kept as their JSON text.
+    assert_eq!(rule.claims["protected"], "true");
+    assert_eq!(rule.claims["id"], "7");
+    assert_eq!(rule.claims["project_path"], "group/*");
+    let again = load_yaml(&c.to_masked_yaml(), &[]).unwrap();
+    assert_eq!(again.config, c);
+    // The switch alone from the environment.
+    let off = load_yaml(&yaml, &[("PORTCULLIS_TOKEN_EXCHANGE_ENABLED", "false")]).unwrap();
+    assert!(!off.config.token_exchange.enabled);
+    assert_eq!(off.config.token_exchange.rules.len(), 1);
+    assert!(!Config::default().token_exchange.enabled, "off by default");
+}
+
+#[test]
+fn bad_token_exchange_rules_are_one_line_naming_the_key() {
+    // A good rule with `fields` written over its own (`key: value`, comma-separated).
+    let rule = |fields: &str| {
+        let mut parts: Vec<(String, String)> = [
+            ("name", "ci"),
+            ("issuer", "'https://ci.example.com'"),
+            ("audience", "reg"),
+            ("bot", "ci-bot"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let (k, v) = fields.split_once(": ").unwrap();
+        match parts.iter_mut().find(|(name, _)| name == k) {
+            Some(part) => part.1 = v.to_owned(),
+            None => parts.push((k.to_owned(), v.to_owned())),
+        }
+        let body: Vec<String> = parts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("token_exchange: {{ rules: [ {{ {} }} ] }}", body.join(", "))
+    };
+    let table = [
+        (
+            rule("issuer: 'http://ci.example.com'"),
+            "token_exchange.rules[0].issuer",
+        ),
+        (
+            rule("issuer: 'gitlab.com'"),
+            "token_exchange.rules[0].issuer",
+        ),
+        (
+            rule("issuer: 'https://ci.example.com/?x=1'"),
+            "token_exchange.rules[0].issuer",
+        ),
+        (rule("audience: ' '"), "token_exchange.rules[0].audience"),
+        (rule("bot: ''"), "token_exchange.rules[0].bot"),
+        (rule("name: 'a b'"), "token_exchange.rules[0].name"),
+        (
+            rule("lifetime_seconds: 0"),
+            "token_exchange.rules[0].lifetime_seconds",
+        ),
+        (rule("team: qa"), "token_exchange.rules[0].team"),
+        (rule("role: owner"), "token_exchange.rules[0].role"),
+        // A misspelt key must not leave a rule without its claim checks.
+        (
+            rule("claim: { ref: main }"),
+            "token_exchange.rules[0].claim",
+        ),
+        (
+            format!("token_exchange: {{ rules: [ {EXCHANGE_RULE}, {EXCHANGE_RULE} ] }}"),
+            "token_exchange.rules[1].name",
+        ),
+        (
+            format!(
+                "token_exchange: {{ rules: [ {EXCHANGE_RULE}, {} ] }}",
+                EXCHANGE_RULE.replace("name: ci", "name: ci2")
+            ),
+            "token_exchange.rules[1].claims",
+        ),
+        (
+            "token_exchange: { enabled: true }".to_owned(),
+            "token_exchange.rules",
+        ),
+        (
+            "token_exchange: { rules: [ 5 ] }".to_owned(),
+            "token_exchange.rules[0]",
+        ),
+        (
+            "token_exchange: { requests_per_minute: -1 }".to_owned(),
+            "token_exchange.requests_per_minute",
+        ),
+    ];
+    for (yaml, key) in table {
+        let err = load_yaml(&yaml, &[])
+            .err()
+            .unwrap_or_else(|| panic!("{yaml} loaded"))
+            .to_string();
+        assert!(
+            err.starts_with(&format!("config key {key} = ")),
+            "{yaml}: {err}"
+        );
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+    // http is fine for a provider on this machine.
+    for local in [
+        "http://127.0.0.1:8080",
+        "http://localhost",
+        "http://[::1]:9000/oidc",
+    ] {
+        let yaml = rule(&format!("issuer: '{local}'"));
+        assert!(load_yaml(&yaml, &[]).is_ok(), "{local}");
+    }
+}

@@ -124,6 +124,7 @@ impl TestApp {
                     portcullis_service::mail::Mailer::new(&config_email)
                         .unwrap_or_else(|e| panic!("email settings: {e}")),
                 )),
+                token_exchange_http: Some(portcullis_service::exchange::http_client().unwrap()),
             },
         );
         Self {
