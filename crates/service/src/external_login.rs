@@ -180,7 +180,7 @@ impl ExternalLoginService {
         let now = self.ctx.clock.now();
         if let Some(user) = store.identity_user(provider, &id.subject).await? {
             store.identity_used(provider, &id.subject, now).await?;
-            return self.signed_in(user);
+            return self.signed_in(user).map(Outcome::SignedIn);
         }
         // Portus links by email; only an address the provider verified may take over
         // an account, and never a bot's.
@@ -193,11 +193,14 @@ impl ExternalLoginService {
             {
                 Ok(()) => {
                     tracing::info!(provider, user = %user.username, "identity linked by verified email");
-                    return self.signed_in(user);
+                    return self.signed_in(user).map(Outcome::SignedIn);
                 }
                 // Linked meanwhile by a concurrent callback: whoever it is now.
                 Err(portcullis_storage::StoreError::Conflict(_)) => {
-                    return self.linked_meanwhile(provider, &id.subject).await;
+                    return self
+                        .linked_meanwhile(provider, &id.subject)
+                        .await
+                        .map(Outcome::SignedIn);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -235,6 +238,15 @@ impl ExternalLoginService {
         let pending: PendingIdentity = self.open(sealed, IDENTITY_AAD).ok_or_else(|| {
             refused("This page is too old: sign in with the identity provider again.")
         })?;
+        // Created meanwhile (this form sent twice, another tab): that account.
+        if let Some(user) = self
+            .ctx
+            .store
+            .identity_user(provider, &pending.subject)
+            .await?
+        {
+            return self.signed_in(user);
+        }
         // A verified address is the provider's; another one is the person's word, as
         // at sign-up.
         let email = pending.email.as_deref().unwrap_or(email);
@@ -250,37 +262,31 @@ impl ExternalLoginService {
         match created {
             Ok(user) => {
                 tracing::info!(provider, user = %user.username, "account created through the identity provider");
-                self.signed_in(user).map(|o| match o {
-                    Outcome::SignedIn(a) => a,
-                    Outcome::ChooseUsername(_) => unreachable!("signed_in signs in"),
-                })
+                self.signed_in(user)
             }
             Err(Error::Invalid(fields)) if fields.contains_key("identity") => {
-                match self.linked_meanwhile(provider, &pending.subject).await? {
-                    Outcome::SignedIn(a) => Ok(a),
-                    Outcome::ChooseUsername(_) => Err(refused("Sign in again.")),
-                }
+                self.linked_meanwhile(provider, &pending.subject).await
             }
             Err(e) => Err(e),
         }
     }
 
-    async fn linked_meanwhile(&self, provider: &str, subject: &str) -> Result<Outcome> {
+    async fn linked_meanwhile(&self, provider: &str, subject: &str) -> Result<Authenticated> {
         match self.ctx.store.identity_user(provider, subject).await? {
             Some(user) => self.signed_in(user),
             None => Err(refused("Sign in again.")),
         }
     }
 
-    fn signed_in(&self, user: User) -> Result<Outcome> {
+    fn signed_in(&self, user: User) -> Result<Authenticated> {
         if !user.enabled {
             return Err(refused("This account is disabled."));
         }
         // The provider proved who they are, as a password would have.
-        Ok(Outcome::SignedIn(Authenticated {
+        Ok(Authenticated {
             user,
             method: AuthMethod::Password,
-        }))
+        })
     }
 
     /// `base`, else `base_01` … `base_99` (Portus's suffixes), the first nobody has.

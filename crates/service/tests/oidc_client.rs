@@ -71,28 +71,6 @@ async fn fixture() -> Fixture {
     Fixture { op, client }
 }
 
-/// The `name`/`value` pairs of the hidden inputs of the provider's sign-in page.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    let attribute = |tag: &str, name: &str| {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = tag[start..].find('"')? + start;
-        Some(
-            tag[start..end]
-                .replace("&quot;", "\"")
-                .replace("&#39;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&"),
-        )
-    };
-    html.split("<input")
-        .skip(1)
-        .filter_map(|rest| rest.split('>').next())
-        .filter(|tag| tag.contains("type=\"hidden\""))
-        .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
-        .collect()
-}
-
 /// What a browser does between `begin` and the callback: opens the authorization URL,
 /// fills in the form, posts it, and lands on the redirect URI. Returns the query of the
 /// redirect.
@@ -102,27 +80,12 @@ async fn sign_in_at(
     username: &str,
     password: &str,
 ) -> HashMap<String, String> {
-    let page = http().get(authorization_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the sign-in page");
-    let html = page.text().await.unwrap();
-    assert!(html.contains("id=\"sign-in\""), "{html}");
-    let mut fields = hidden_fields(&html);
-    fields.push(("username".into(), username.into()));
-    fields.push(("password".into(), password.into()));
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&fields)
-        .finish();
-    let response = http()
-        .post(format!("{}/authorize", op.issuer()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
+    let location = op
+        .sign_in_like_a_browser(authorization_url, username, password)
         .await
         .unwrap();
-    assert_eq!(response.status(), 303, "a redirect back to the client");
-    let location = response.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(REDIRECT_URI), "{location}");
-    url::Url::parse(location)
+    url::Url::parse(&location)
         .unwrap()
         .query_pairs()
         .into_owned()

@@ -203,6 +203,7 @@ contract! {
     contract_sessions,
     contract_password_resets,
     contract_group_sync,
+    contract_identities,
     contract_sign_up_user,
     contract_close,
 }
@@ -219,6 +220,7 @@ race! {
     race_failed_logins_lock_once,
     race_sign_up_first_admin,
     race_password_reset_used_once,
+    race_identity_sign_up,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -2380,6 +2382,72 @@ async fn contract_group_sync(store: &Store) {
     assert_eq!(left, vec![dave.id, boss.id]);
 }
 
+async fn contract_identities(store: &Store) {
+    let alice = user(store, "alice").await;
+    assert_eq!(store.identity_user("oidc", "sub-a").await.unwrap(), None);
+    store
+        .link_identity(alice.id, "oidc", "sub-a", at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .identity_user("oidc", "sub-a")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(alice.id)
+    );
+    // The same subject at another provider is another account.
+    assert_eq!(store.identity_user("other", "sub-a").await.unwrap(), None);
+    // One account at a provider names one user.
+    let bob = user(store, "bob").await;
+    assert!(matches!(
+        store.link_identity(bob.id, "oidc", "sub-a", at(2)).await,
+        Err(StoreError::Conflict("identity"))
+    ));
+    store.identity_used("oidc", "sub-a", at(3)).await.unwrap();
+    assert_eq!(store.identities_of(alice.id).await.unwrap(), ["oidc"]);
+    assert!(store.identities_of(bob.id).await.unwrap().is_empty());
+
+    // Sign-up with an identity: the user and the link together, or neither.
+    let carol = store
+        .sign_up_with_identity(
+            &new_user("carol"),
+            Some("carol"),
+            true,
+            ("oidc", "sub-c"),
+            at(4),
+        )
+        .await
+        .unwrap();
+    assert!(!carol.admin, "not the first user");
+    assert_eq!(
+        store
+            .identity_user("oidc", "sub-c")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(carol.id)
+    );
+    let taken = store
+        .sign_up_with_identity(
+            &new_user("dave"),
+            Some("dave"),
+            true,
+            ("oidc", "sub-c"),
+            at(5),
+        )
+        .await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict("identity"))),
+        "{taken:?}"
+    );
+    assert_eq!(store.user_by_username("dave").await.unwrap(), None);
+    // Deleting the user deletes the link.
+    assert!(store.delete_user(carol.id).await.unwrap());
+    assert_eq!(store.identity_user("oidc", "sub-c").await.unwrap(), None);
+}
+
 async fn contract_last_owner(store: &Store) {
     let owner = user(store, "owner").await;
     let alice = user(store, "alice").await;
@@ -4095,6 +4163,29 @@ async fn race_sign_up_first_admin(backend: Backend) {
         assert_eq!(ok.len(), 1, "round {round}");
         assert!(ok[0].admin);
         assert_eq!(refused, vec![Refusal::SignupClosed; 7], "round {round}");
+    }
+}
+
+/// Two callbacks of one new person at once: one account.
+async fn race_identity_sign_up(backend: Backend) {
+    let (keep, store) = backend.store().await;
+    for round in 0..ROUNDS {
+        if round > 0 {
+            keep.wipe().await;
+        }
+        let results = concurrently(&store, 8, |i, s| async move {
+            let name = format!("person{i}");
+            s.sign_up_with_identity(&new_user(&name), Some(&name), true, ("oidc", "same"), at(1))
+                .await
+        })
+        .await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Conflict("identity"))))
+            .count();
+        assert_eq!((ok, conflicts), (1, 7), "round {round}: {results:?}");
+        assert!(store.identity_user("oidc", "same").await.unwrap().is_some());
     }
 }
 

@@ -259,6 +259,48 @@ impl OidcProvider {
             .filter(|r| *r == "GET /jwks")
             .count()
     }
+
+    /// What a browser does at the provider: opens `authorization_url`, fills in the
+    /// sign-in form as `username`, posts it, and returns where the provider sends the
+    /// browser next (the client's redirect URI with `code` and `state`, or `error`).
+    /// Redirects are not followed.
+    pub async fn sign_in_like_a_browser(
+        &self,
+        authorization_url: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let page = http.get(authorization_url).send().await?;
+        anyhow::ensure!(page.status() == 200, "the sign-in page: {}", page.status());
+        let html = page.text().await?;
+        anyhow::ensure!(html.contains("id=\"sign-in\""), "no sign-in form: {html}");
+        let mut fields = hidden_fields(&html);
+        fields.push(("username".into(), username.into()));
+        fields.push(("password".into(), password.into()));
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&fields)
+            .finish();
+        let response = http
+            .post(format!("{}/authorize", self.issuer()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 303,
+            "the provider answered {} instead of a redirect back",
+            response.status()
+        );
+        Ok(response
+            .headers()
+            .get("location")
+            .context("a redirect without a location")?
+            .to_str()?
+            .to_owned())
+    }
 }
 
 impl Drop for OidcProvider {
@@ -326,6 +368,28 @@ fn sign(key: &EncodingKey, kid: &str, claims: &Value) -> String {
 }
 
 /// BASE64URL(SHA256(ASCII(code_verifier))), RFC 7636 §4.2.
+/// The `name`/`value` pairs of the hidden inputs of the provider's sign-in page.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let attribute = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(
+            tag[start..end]
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|rest| rest.split('>').next())
+        .filter(|tag| tag.contains("type=\"hidden\""))
+        .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+        .collect()
+}
+
 pub fn s256_challenge(code_verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()))
 }

@@ -12,4 +12,5 @@ mod admin;
 mod browser;
 mod inventory;
 mod mail;
+mod oidc;
 mod teams;
