@@ -540,3 +540,103 @@ async fn journeys(javascript: bool) {
     sign_out(&c).await;
     c.close().await.unwrap();
 }
+
+/// Signing in through an OpenID Connect provider in the real browser, without
+/// JavaScript: the button on the sign-in page, the provider's own form (the test
+/// provider of `portcullis_testkit::oidc`, a real server in this process), back to
+/// the username page, then the dashboard; the second time straight to the dashboard.
+#[tokio::test]
+async fn an_openid_connect_sign_in_in_the_browser() {
+    use portcullis_testkit::oidc::{OidcProvider, ProviderOptions, TestOidcUser};
+    let port = free_port().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let op = OidcProvider::start(ProviderOptions {
+        client_id: "portcullis".into(),
+        client_secret: "sso-secret".into(),
+        redirect_uris: vec![format!("{base}/users/auth/openid_connect/callback")],
+    })
+    .await
+    .unwrap();
+    op.add_user(TestOidcUser {
+        subject: "sub-nina".into(),
+        username: "nina".into(),
+        password: "nina-at-the-provider".into(),
+        email: "nina@example.com".into(),
+        email_verified: true,
+        name: "Nina Example".into(),
+    });
+    let work = tempfile::Builder::new()
+        .prefix("portcullis-browser-oidc-")
+        .tempdir()
+        .unwrap();
+    let env = common::env_vars(&[
+        ("PORTCULLIS_SERVER_LISTEN", &format!("127.0.0.1:{port}")),
+        (
+            "PORTCULLIS_DATA_DIR",
+            &work.path().join("data").display().to_string(),
+        ),
+        ("PORTCULLIS_MACHINE_FQDN_VALUE", "portcullis.test"),
+        ("PORTCULLIS_LOG", "warn"),
+        // Portus's variable names.
+        ("PORTUS_OAUTH_OPENID_CONNECT_ENABLED", "true"),
+        ("PORTUS_OAUTH_OPENID_CONNECT_ISSUER", op.issuer()),
+        ("PORTUS_OAUTH_OPENID_CONNECT_IDENTIFIER", "portcullis"),
+        ("PORTUS_OAUTH_OPENID_CONNECT_SECRET", "sso-secret"),
+        ("PORTCULLIS_OAUTH_OPENID_CONNECT_NAME", "Example SSO"),
+    ]);
+    let server = serve(env, work.path()).await;
+    assert_eq!(server.url.trim_end_matches('/'), base);
+    let driver = Driver::start().await;
+    let c = driver.browser(false, false).await;
+    c.goto(&format!("{base}/users/sign_in")).await.unwrap();
+    click(&c, "#sign-in-openid_connect").await;
+    at_provider(&c, &op).await;
+    fill(&c, "input[name=username]", "nina").await;
+    fill(&c, "input[name=password]", "nina-at-the-provider").await;
+    click(&c, "#sign-in").await;
+    // Back with us: nobody here is nina yet.
+    expect_text(&c, "Choose your username").await;
+    let username = find(&c, "#username").await;
+    assert_eq!(
+        username.prop("value").await.unwrap().as_deref(),
+        Some("nina")
+    );
+    click(&c, "#create-account").await;
+    expect_text(&c, "Recent activities").await;
+    c.goto(&format!("{base}/users/edit")).await.unwrap();
+    let profile = expect_text(
+        &c,
+        "signs in through the LDAP directory or an identity provider",
+    )
+    .await;
+    assert!(!profile.contains("Change your password"), "{profile}");
+    // Signed out and in again: no username page this time.
+    click(&c, "form[action='/users/sign_out'] button").await;
+    expect_text(&c, "Sign in with Example SSO").await;
+    click(&c, "#sign-in-openid_connect").await;
+    at_provider(&c, &op).await;
+    fill(&c, "input[name=username]", "nina").await;
+    fill(&c, "input[name=password]", "nina-at-the-provider").await;
+    click(&c, "#sign-in").await;
+    expect_text(&c, "Recent activities").await;
+    c.close().await.unwrap();
+}
+
+/// Waits until the browser shows the provider's sign-in form.
+async fn at_provider(c: &Client, op: &portcullis_testkit::oidc::OidcProvider) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(op.issuer())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not sent to the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    find(c, "#sign-in").await;
+}

@@ -6,7 +6,7 @@
 use super::account::{sign_in_form, signed_in};
 use super::{Chrome, page};
 use crate::render::{PageError, PageResult};
-use crate::session::{NoFields, PagePath, PageQuery, Submitted, Viewer, cookie, see_other};
+use crate::session::{PagePath, PageQuery, Submitted, Viewer, cookie, see_other};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use portcullis_domain::Error;
@@ -57,13 +57,15 @@ fn refused(s: &Services, viewer: &Viewer, e: Error) -> PageResult {
     sign_in_form(s, viewer, status, String::new(), Some(message), false)
 }
 
-/// The button: off to the provider.
+/// The button (a link): off to the provider. A GET, because the page's content
+/// security policy lets forms post only to us, and browsers apply that to where a
+/// form's answer redirects. Nothing changes here before the callback, whose state,
+/// nonce and PKCE verifier bind it to this browser's pending cookie.
 pub async fn start(
     State(s): State<Services>,
     PagePath(provider): PagePath<String>,
-    submitted: Submitted<NoFields>,
+    viewer: Viewer,
 ) -> PageResult {
-    let viewer = submitted.viewer;
     let redirect_uri = callback_url(&s, &provider);
     match s.external_login.begin(&provider, &redirect_uri).await {
         Ok((url, pending)) => {

@@ -39,7 +39,7 @@ pub(crate) fn routes() -> Router<Services> {
             get(account::sign_in_page).post(account::sign_in),
         )
         .route("/users/sign_out", post(account::sign_out))
-        .route("/users/auth/{provider}", post(external::start))
+        .route("/users/auth/{provider}", get(external::start))
         .route("/users/auth/{provider}/callback", get(external::callback))
         .route(
             "/users/auth/{provider}/account",

@@ -53,6 +53,9 @@ struct ProfilePage {
     email: String,
     display_name: Option<String>,
     bot: bool,
+    /// Signs in through LDAP or an identity provider: no password here to change, and
+    /// `docker login` takes an application token.
+    no_local_password: bool,
     tokens: Vec<TokenRow>,
     /// The secret of a token created just now, shown this once.
     new_token: Option<(String, String)>,
@@ -145,6 +148,7 @@ async fn profile_page(
             .enabled
             .then(|| me.user.display_name.clone().unwrap_or_default()),
         bot: me.user.bot,
+        no_local_password: !me.user.bot && me.user.password_hash.is_none(),
         tokens,
         new_token: extras.new_token,
         sessions,

@@ -54,7 +54,7 @@ async fn sign_in_with_provider(browser: &mut Browser<'_>, op: &OidcProvider, use
         "{}",
         sign_in.body
     );
-    let started = browser.post("/users/auth/openid_connect", &[]).await;
+    let started = browser.get("/users/auth/openid_connect").await;
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
     let authorize = started.location().to_owned();
     assert!(authorize.starts_with(op.issuer()), "{authorize}");
@@ -248,7 +248,7 @@ async fn tampering_a_foreign_domain_and_an_outage_are_refused_with_a_page() {
     // A callback without the pending cookie (another browser), or with a wrong state.
     let mut browser = Browser::new(&app);
     browser.get("/users/sign_in").await;
-    browser.post("/users/auth/openid_connect", &[]).await;
+    browser.get("/users/auth/openid_connect").await;
     let page = browser
         .get("/users/auth/openid_connect/callback?state=forged&code=stolen")
         .await;
@@ -274,7 +274,7 @@ async fn tampering_a_foreign_domain_and_an_outage_are_refused_with_a_page() {
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     // An unknown provider.
-    let page = stranger.post("/users/auth/github", &[]).await;
+    let page = stranger.get("/users/auth/github").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
 
     // The provider down: 503 with a page, not a 500, and the next try works.
@@ -284,7 +284,7 @@ async fn tampering_a_foreign_domain_and_an_outage_are_refused_with_a_page() {
     op2.set_outage(Some(503));
     let mut browser = Browser::new(&app2);
     browser.get("/users/sign_in").await;
-    let page = browser.post("/users/auth/openid_connect", &[]).await;
+    let page = browser.get("/users/auth/openid_connect").await;
     assert_eq!(
         page.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -312,6 +312,8 @@ async fn without_local_login_only_the_provider_signs_in() {
         "{}",
         page.body
     );
+    // A hand-made form post (with a valid CSRF token, from another page) is refused.
+    browser.get("/users/password/new").await;
     let refused = browser
         .post(
             "/users/sign_in",
