@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh
 #
-# Needs docker-registry, skopeo, umoci (scripts/test.sh installs them), wrk, curl, jq.
+# Needs docker-registry, skopeo, umoci, slapd (scripts/test.sh installs them), wrk, curl, jq.
 # Measures, with `wrk -t2 -c64 -d10s --latency` after a 2 s warm-up:
 #   (a) GET /v2/token, Basic alice:password (verified password cached)
 #   (b) GET /v2/token, Basic alice:<application token>
@@ -12,6 +12,11 @@
 #   (m) as (a), on an instance with metrics.enabled=false (the cost of the metrics)
 #   (d) GET /v2/token, Basic alice:password, credential cache disabled (argon2 every
 #       time; a second instance with credential_cache_seconds=0), 8 connections
+#   (l) GET /v2/token, Basic bob:<LDAP password>, an instance with ldap.enabled against
+#       a real slapd (crates/testkit/src/bin/ldap-directory.rs): the verified-credential
+#       cache warm (the target: as fast as (a))
+#   (k) the same with the credential cache off: every request is the directory's bind
+#       flow (service bind, search, bind as bob) on a pooled connection, 8 connections
 #   (e) the registry's own GET /v2/<ns>/app/manifests/<tag> with a Bearer token and the
 #       OCI Accept header (GET, not HEAD: wrk 4.1 cannot measure HEAD, see below)
 # plus the resident memory of the main instance from /proc/PID/status, and the idle
@@ -278,6 +283,28 @@ check m 200 -H "$BASIC_PW" "$URL_nometrics$TOKEN_PATH"
 check m 404 "$URL_nometrics/metrics"
 bench m "$CONNS" "$URL_nometrics$TOKEN_PATH" -H "$BASIC_PW"
 stop "$PID_nometrics"
+
+# (l), (k): a directory user. bob exists only in the directory; his first token request
+# creates his account, as a first `docker login` would.
+echo "== starting slapd and the LDAP instances"
+"$TARGET_DIR/release/ldap-directory" >"$W/ldap.out" 2>"$W/ldap.log" &
+PID_slapd=$!
+PIDS+=("$PID_slapd")
+ldap_ready() { [ -s "$W/ldap.out" ]; }
+wait_for "slapd" 60 ldap_ready
+read -r LDAP_HOST LDAP_PORT <"$W/ldap.out"
+LDAP_ENV=(PORTUS_LDAP_ENABLED=true PORTUS_LDAP_HOSTNAME="$LDAP_HOST" PORTUS_LDAP_PORT="$LDAP_PORT"
+  'PORTUS_LDAP_BASE=dc=example,dc=org' PORTUS_LDAP_GROUP_SYNC_ENABLED=false)
+BASIC_LDAP="Authorization: Basic $(printf 'bob:bob-secret' | base64)"
+start_portcullis ldapwarm "${LDAP_ENV[@]}"
+check l 200 -H "$BASIC_LDAP" "$URL_ldapwarm$TOKEN_PATH"
+bench l "$CONNS" "$URL_ldapwarm$TOKEN_PATH" -H "$BASIC_LDAP"
+stop "$PID_ldapwarm"
+start_portcullis ldapcold "${LDAP_ENV[@]}" PORTCULLIS_SECURITY_POLICY_CREDENTIAL_CACHE_SECONDS=0
+check k 200 -H "$BASIC_LDAP" "$URL_ldapcold$TOKEN_PATH"
+bench k "$CONNS_UNCACHED" "$URL_ldapcold$TOKEN_PATH" -H "$BASIC_LDAP"
+stop "$PID_ldapcold"
+stop "$PID_slapd"
 
 echo "== starting the uncached instance"
 start_portcullis uncached PORTCULLIS_SECURITY_POLICY_CREDENTIAL_CACHE_SECONDS=0
@@ -590,6 +617,8 @@ RATIO_A=$(ratio "$RPS_a" "$RPS_e")
 RATIO_B=$(ratio "$RPS_b" "$RPS_e")
 RATIO_G=$(ratio "$RPS_g" "$RPS_f")
 RATIO_M=$(ratio "$RPS_a" "$RPS_m")
+RATIO_L=$(ratio "$RPS_l" "$RPS_a")
+RATIO_K=$(ratio "$RPS_k" "$RPS_d")
 MACHINE="nproc $(nproc); $(free -h | awk '/^Mem:/ {print "memory " $2 " total, " $7 " available"}'); $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then REV="$REV (with uncommitted changes)"; fi
@@ -618,6 +647,8 @@ row() { # KEY DESCRIPTION CONNECTIONS
   row c "token, anonymous pull of a public repository" "$CONNS"
   row m "token, as (a) on an instance with \`metrics.enabled: false\`" "$CONNS"
   row d "token, Basic alice:password, credential cache off (argon2 each time)" "$CONNS_UNCACHED"
+  row l "token, Basic bob:LDAP password (ldap.enabled, slapd; verified password cached)" "$CONNS"
+  row k "token, Basic bob:LDAP password, credential cache off (an LDAP bind flow each time)" "$CONNS_UNCACHED"
   row e "registry: \`GET /v2/$NS/app/manifests/$TAG\` with a Bearer token" "$CONNS"
   row f "registry: \`HEAD /v2/$NS/app/manifests/$TAG\` with a Bearer token (ab)" "$CONNS"
   row g "token, Basic alice:password, cached, measured like (f) (ab)" "$CONNS"
@@ -644,6 +675,11 @@ row() { # KEY DESCRIPTION CONNECTIONS
   echo
   echo "Metrics overhead: (a)/(m) = $RATIO_M (with metrics / without; 1.00 means no measurable cost,"
   echo "the run-to-run noise of this machine is larger than a few percent)."
+  echo
+  echo "LDAP users: (l)/(a) = $RATIO_L (a directory user with a warm credential cache / a local user;"
+  echo "the cache makes a pull cost no bind, Portus #762, Harbor #1480). The cold path (k) is one"
+  echo "service bind, one search and one bind as the user on a pooled connection per request:"
+  echo "(k)/(d) = $RATIO_K against a local argon2id check."
   echo
   echo "## Inventory"
   echo
@@ -738,6 +774,7 @@ row() { # KEY DESCRIPTION CONNECTIONS
   echo "| --- | --- | --- |"
   echo "| (a) ≥ 10,000 req/s with p99 < 10 ms at $CONNS connections | $RPS_a req/s, p99 $P99_a ms | $(meets "$RPS_a >= 10000 && $P99_a < 10 && $ERR_a == 0") |"
   echo "| (b) ≥ 10,000 req/s with p99 < 10 ms at $CONNS connections | $RPS_b req/s, p99 $P99_b ms | $(meets "$RPS_b >= 10000 && $P99_b < 10 && $ERR_b == 0") |"
+  echo "| (l) LDAP users as fast as local ones with a warm cache: (l)/(a) ≥ 0.9 | $RATIO_L | $(meets "$RPS_l >= 0.9 * $RPS_a && $ERR_l == 0") |"
   echo "| idle RSS < 50 MB | $(mb "$IDLE_RSS_KB") MB | $(meets "$IDLE_RSS_KB < 51200") |"
   echo "| idle RSS < 50 MB about 2 s after $LOGINS password logins | $(mb "$LOGINS_AT2_KB") MB | $(meets "$LOGINS_AT2_KB < 51200") |"
   echo "| token service never slower than the registry: (a)/(e), (b)/(e), (g)/(f) ≥ 1 | $RATIO_A, $RATIO_B, $RATIO_G | $(meets "$RPS_a >= $RPS_e && $RPS_b >= $RPS_e && $RPS_g >= $RPS_f") |"
