@@ -422,8 +422,9 @@ mod tests {
         assert!(matches!(bad, Err(MailError::Permanent(_))));
     }
 
-    #[test]
-    fn smtp_settings_become_a_transport() {
+    // The SMTP transport's connection pool belongs to a runtime.
+    #[tokio::test]
+    async fn smtp_settings_become_a_transport() {
         let mut config = email();
         config.smtp.enabled = true;
         config.smtp.address = "mail.example.com".into();
