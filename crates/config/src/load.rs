@@ -49,11 +49,8 @@ pub enum ConfigError {
 /// either.
 const PORTUS_KEYS_NOT_YET_EFFECTIVE: &[&str] = &[
     "gravatar",
-    "oauth.google_oauth2",
+    // OpenID 2.0, which Google, Yahoo and the rest retired years ago.
     "oauth.open_id",
-    "oauth.github",
-    "oauth.gitlab",
-    "oauth.bitbucket",
     "check_ssl_usage",
     "security",
 ];
@@ -895,6 +892,7 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
     validate_ldap(&c.ldap, &bad)?;
     validate_email(&c.email, &bad)?;
     validate_openid_connect(&c.oauth.openid_connect, &bad)?;
+    validate_oauth_providers(&c.oauth, &bad)?;
     token_exchange::validate(c, sources)?;
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {
@@ -1028,6 +1026,99 @@ fn validate_openid_connect(
     Ok(())
 }
 
+/// A provider's base URL: https (http only on a loopback host, for test fakes),
+/// without query or fragment.
+fn provider_url_ok(value: &str) -> bool {
+    let loopback = |host: &str| matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match url::Url::parse(value) {
+        Ok(u) => {
+            u.host_str().is_some()
+                && (u.scheme() == "https"
+                    || (u.scheme() == "http" && u.host_str().is_some_and(loopback)))
+                && u.query().is_none()
+                && u.fragment().is_none()
+        }
+        Err(_) => false,
+    }
+}
+
+/// `oauth.{google_oauth2,github,gitlab,bitbucket}.*` when enabled: the client's
+/// credentials, a usable server, restrictions that mean what they say.
+fn validate_oauth_providers(
+    o: &crate::model::OAuth,
+    bad: &dyn Fn(&str, &str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    // (enabled, [(key, value) that must be set], (url key, url value))
+    let providers = [
+        (
+            o.google_oauth2.enabled,
+            "oauth.google_oauth2",
+            [
+                ("id", &o.google_oauth2.id),
+                ("secret", &o.google_oauth2.secret),
+            ],
+            ("issuer", &o.google_oauth2.issuer),
+        ),
+        (
+            o.github.enabled,
+            "oauth.github",
+            [
+                ("client_id", &o.github.client_id),
+                ("client_secret", &o.github.client_secret),
+            ],
+            ("server", &o.github.server),
+        ),
+        (
+            o.gitlab.enabled,
+            "oauth.gitlab",
+            [
+                ("application_id", &o.gitlab.application_id),
+                ("secret", &o.gitlab.secret),
+            ],
+            ("server", &o.gitlab.server),
+        ),
+        (
+            o.bitbucket.enabled,
+            "oauth.bitbucket",
+            [("key", &o.bitbucket.key), ("secret", &o.bitbucket.secret)],
+            ("server", &o.bitbucket.server),
+        ),
+    ];
+    for (enabled, prefix, required, (url_key, url)) in providers {
+        if !enabled {
+            continue;
+        }
+        for (key, value) in required {
+            if value.trim().is_empty() {
+                return Err(bad(
+                    &format!("{prefix}.{key}"),
+                    "",
+                    &format!("must be set when {prefix}.enabled is true"),
+                ));
+            }
+        }
+        // Empty is the provider's public service (Portus's config.yml ships
+        // `gitlab.server: ""`).
+        if !url.is_empty() && !provider_url_ok(url) {
+            return Err(bad(
+                &format!("{prefix}.{url_key}"),
+                url,
+                "expected an https URL without query or fragment",
+            ));
+        }
+    }
+    // A team name alone would match a team of that name in any organization, which
+    // anyone can create.
+    if o.github.enabled && !o.github.team.is_empty() && o.github.organization.trim().is_empty() {
+        return Err(bad(
+            "oauth.github.team",
+            &o.github.team,
+            "needs oauth.github.organization (team names are unique only within an organization)",
+        ));
+    }
+    Ok(())
+}
+
 /// `email.*`: addresses that parse, and an SMTP setup that can work and never sends
 /// credentials in clear to another host.
 fn validate_email(
@@ -1119,8 +1210,17 @@ impl Config {
         if !c.email.smtp.password.is_empty() {
             c.email.smtp.password = "********".into();
         }
-        if !c.oauth.openid_connect.secret.is_empty() {
-            c.oauth.openid_connect.secret = "********".into();
+        let oauth = &mut c.oauth;
+        for secret in [
+            &mut oauth.openid_connect.secret,
+            &mut oauth.google_oauth2.secret,
+            &mut oauth.github.client_secret,
+            &mut oauth.gitlab.secret,
+            &mut oauth.bitbucket.secret,
+        ] {
+            if !secret.is_empty() {
+                *secret = "********".into();
+            }
         }
         serde_norway::to_string(&c).unwrap_or_default()
     }

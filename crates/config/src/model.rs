@@ -68,6 +68,122 @@ pub struct OAuth {
     /// is on); `docker login` with application tokens is unaffected.
     pub local_login: Enabled,
     pub openid_connect: OpenIdConnect,
+    pub google_oauth2: GoogleOAuth2,
+    pub github: GitHub,
+    pub gitlab: GitLab,
+    pub bitbucket: Bitbucket,
+}
+
+/// Google (Portus's `oauth.google_oauth2`): an OpenID Connect provider, signed in
+/// through the same client as `openid_connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoogleOAuth2 {
+    pub enabled: bool,
+    /// The OAuth client id.
+    pub id: String,
+    pub secret: String,
+    /// Only emails of this domain may sign in (empty: any).
+    pub domain: String,
+    pub options: GoogleOptions,
+    /// Not in Portus: the issuer, `https://accounts.google.com`; another one only
+    /// for tests (a fake provider).
+    pub issuer: String,
+}
+
+/// `value`, or `default` when it is empty: Portus's files leave the servers empty for
+/// the public services.
+fn or_default<'a>(value: &'a str, default: &'a str) -> &'a str {
+    if value.trim().is_empty() {
+        default
+    } else {
+        value
+    }
+}
+
+impl GoogleOAuth2 {
+    pub fn issuer(&self) -> &str {
+        or_default(&self.issuer, "https://accounts.google.com")
+    }
+}
+
+impl GitHub {
+    pub fn server(&self) -> &str {
+        or_default(&self.server, "https://github.com")
+    }
+}
+
+impl GitLab {
+    pub fn server(&self) -> &str {
+        or_default(&self.server, "https://gitlab.com")
+    }
+}
+
+impl Bitbucket {
+    pub fn server(&self) -> &str {
+        or_default(&self.server, "https://bitbucket.org")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoogleOptions {
+    /// The Google Workspace (G Suite) domain: sent as `hd`, and the ID token's `hd`
+    /// claim must equal it (empty: any account).
+    pub hd: String,
+}
+
+/// GitHub (Portus's `oauth.github`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHub {
+    pub enabled: bool,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Only members of this organization (its login) may sign in (empty: anyone).
+    pub organization: String,
+    /// Only members of this team (its name or slug; in `organization` when that is
+    /// set) may sign in (empty: any).
+    pub team: String,
+    /// Only accounts whose primary verified email is of this domain (empty: any).
+    pub domain: String,
+    /// Not in Portus: the web address, `https://github.com` (API
+    /// `https://api.github.com`); a GitHub Enterprise Server's `https://<host>` has its
+    /// API at `https://<host>/api/v3`.
+    pub server: String,
+}
+
+/// GitLab (Portus's `oauth.gitlab`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitLab {
+    pub enabled: bool,
+    pub application_id: String,
+    pub secret: String,
+    /// Only members (Guest or more) of this group, by its full path (`parent/child`;
+    /// paths are unique, display names are not) may sign in (empty: anyone).
+    pub group: String,
+    pub domain: String,
+    /// The GitLab instance; its API is `<server>/api/v4`.
+    pub server: String,
+}
+
+/// Bitbucket Cloud (Portus's `oauth.bitbucket`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bitbucket {
+    pub enabled: bool,
+    /// The OAuth consumer's key and secret.
+    pub key: String,
+    pub secret: String,
+    pub domain: String,
+    pub options: BitbucketOptions,
+    /// Not in Portus: the web address, `https://bitbucket.org` (API
+    /// `https://api.bitbucket.org`); another one only for tests (a fake, whose API is
+    /// at `<server>/api`).
+    pub server: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BitbucketOptions {
+    /// Only members of this workspace (Portus's "team"; its slug) may sign in
+    /// (empty: anyone).
+    pub team: String,
 }
 
 /// A generic OpenID Connect provider (Portus's `oauth.openid_connect`): the
@@ -600,6 +716,41 @@ impl Default for Config {
                     secret: String::new(),
                     name: "OpenID Connect".into(),
                     domain: String::new(),
+                },
+                google_oauth2: GoogleOAuth2 {
+                    enabled: false,
+                    id: String::new(),
+                    secret: String::new(),
+                    domain: String::new(),
+                    options: GoogleOptions { hd: String::new() },
+                    issuer: "https://accounts.google.com".into(),
+                },
+                github: GitHub {
+                    enabled: false,
+                    client_id: String::new(),
+                    client_secret: String::new(),
+                    organization: String::new(),
+                    team: String::new(),
+                    domain: String::new(),
+                    server: "https://github.com".into(),
+                },
+                gitlab: GitLab {
+                    enabled: false,
+                    application_id: String::new(),
+                    secret: String::new(),
+                    group: String::new(),
+                    domain: String::new(),
+                    server: "https://gitlab.com".into(),
+                },
+                bitbucket: Bitbucket {
+                    enabled: false,
+                    key: String::new(),
+                    secret: String::new(),
+                    domain: String::new(),
+                    options: BitbucketOptions {
+                        team: String::new(),
+                    },
+                    server: "https://bitbucket.org".into(),
                 },
             },
             email: Email {

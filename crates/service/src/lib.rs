@@ -43,6 +43,7 @@ pub mod listing;
 pub mod mail;
 pub mod metrics;
 pub mod namespaces;
+pub mod oauth;
 pub mod oidc;
 pub mod passwords;
 pub mod rate_limit;
@@ -135,6 +136,11 @@ pub struct Context {
     pub(crate) reset_requests: rate_limit::RateLimiter,
     /// `oauth.openid_connect`'s client, discovered on first use.
     pub(crate) oidc_client: tokio::sync::OnceCell<oidc::OidcClient>,
+    /// `oauth.google_oauth2`'s client (Google is an OpenID Provider), discovered on
+    /// first use.
+    pub(crate) google_client: tokio::sync::OnceCell<oidc::OidcClient>,
+    /// The HTTP client of the plain OAuth providers (GitHub, GitLab, Bitbucket).
+    pub(crate) oauth_http: tokio::sync::OnceCell<reqwest::Client>,
 }
 
 impl Context {
@@ -256,6 +262,8 @@ impl Services {
             mailer,
             reset_requests,
             oidc_client: tokio::sync::OnceCell::new(),
+            google_client: tokio::sync::OnceCell::new(),
+            oauth_http: tokio::sync::OnceCell::new(),
         });
         let tokens = TokenService::new(context.clone());
         Self {

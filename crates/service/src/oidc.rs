@@ -63,7 +63,7 @@ pub const SCOPES: &str = "openid email profile";
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// Random bytes in `state`, `nonce` and the PKCE verifier (RFC 7636 §4.1 asks for 32,
 /// which make a 43-character verifier).
-const RANDOM_BYTES: usize = 32;
+pub(crate) const RANDOM_BYTES: usize = 32;
 
 /// Asymmetric JWS algorithms (RFC 7518) accepted for ID tokens.
 const ALLOWED_ALGORITHMS: [Algorithm; 9] = [
@@ -93,7 +93,7 @@ pub enum OidcError {
     Invalid(String),
 }
 
-fn invalid(message: impl Into<String>) -> OidcError {
+pub(crate) fn invalid(message: impl Into<String>) -> OidcError {
     OidcError::Invalid(message.into())
 }
 
@@ -569,21 +569,17 @@ impl OidcClient {
             .post(self.token_endpoint.clone())
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        match &self.client_secret {
-            Some(secret) => {
-                // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
-                let encode = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
-                let credentials =
-                    STANDARD.encode(format!("{}:{}", encode(&self.client_id), encode(secret)));
-                let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
-                    .map_err(|_| invalid("client credentials unusable in a header"))?;
-                // Keeps the value out of reqwest's and hyper's debug output.
-                value.set_sensitive(true);
-                request = request.header(AUTHORIZATION, value);
-            }
-            None => {}
+        if let Some(secret) = &self.client_secret {
+            // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
+            let encode =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let credentials =
+                STANDARD.encode(format!("{}:{}", encode(&self.client_id), encode(secret)));
+            let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
+                .map_err(|_| invalid("client credentials unusable in a header"))?;
+            // Keeps the value out of reqwest's and hyper's debug output.
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
         }
         let response = request
             .body(body)
@@ -629,7 +625,7 @@ impl OidcClient {
     }
 }
 
-fn check_state(pending: &PendingLogin, returned_state: &str) -> Result<(), OidcError> {
+pub(crate) fn check_state(pending: &PendingLogin, returned_state: &str) -> Result<(), OidcError> {
     let matches: bool = pending
         .state
         .as_bytes()
@@ -643,7 +639,7 @@ fn check_state(pending: &PendingLogin, returned_state: &str) -> Result<(), OidcE
 
 /// An OAuth error code as the provider sent it, if it is one (RFC 6749 §5.2: printable
 /// ASCII without `"` and `\`), else a placeholder: it ends up in logs and pages.
-fn error_code(error: &str) -> String {
+pub(crate) fn error_code(error: &str) -> String {
     let printable = |b: u8| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\';
     if !error.is_empty() && error.len() <= 64 && error.bytes().all(printable) {
         error.to_owned()
@@ -710,7 +706,7 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-fn unreachable(what: &str, error: &reqwest::Error) -> OidcError {
+pub(crate) fn unreachable(what: &str, error: &reqwest::Error) -> OidcError {
     // The error and its causes on one line (a refused connection says so only in a
     // source). URLs here carry no secrets: the token request's are in its body.
     let mut text = error.to_string();
@@ -723,7 +719,10 @@ fn unreachable(what: &str, error: &reqwest::Error) -> OidcError {
     OidcError::Unreachable(format!("{what}: {text}"))
 }
 
-async fn read_limited(mut response: reqwest::Response, what: &str) -> Result<Vec<u8>, OidcError> {
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    what: &str,
+) -> Result<Vec<u8>, OidcError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(what, &e))? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {

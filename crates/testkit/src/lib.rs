@@ -1,5 +1,6 @@
 pub mod images;
 pub mod ldap;
+pub mod oauth_fakes;
 pub mod oidc;
 pub mod postgres;
 pub mod proxy;

@@ -125,6 +125,8 @@ struct ProviderState {
     discovery_issuer: Mutex<Option<String>>,
     outage: Mutex<Option<StatusCode>>,
     requests: Mutex<Vec<String>>,
+    /// Username -> claims added to that user's ID tokens.
+    extra_claims: Mutex<HashMap<String, Map<String, Value>>>,
 }
 
 impl OidcProvider {
@@ -147,6 +149,7 @@ impl OidcProvider {
             discovery_issuer: Mutex::default(),
             outage: Mutex::default(),
             requests: Mutex::default(),
+            extra_claims: Mutex::default(),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -174,6 +177,15 @@ impl OidcProvider {
 
     pub fn add_user(&self, user: TestOidcUser) {
         lock(&self.state.users).push(user);
+    }
+
+    /// From now on `username`'s ID tokens carry `claims` (a JSON object) too, e.g.
+    /// Google's `hd` (the Workspace domain). Replaces earlier extra claims.
+    pub fn set_extra_claims(&self, username: &str, claims: Value) {
+        let Value::Object(claims) = claims else {
+            panic!("set_extra_claims: the claims must be a JSON object");
+        };
+        lock(&self.state.extra_claims).insert(username.to_owned(), claims);
     }
 
     /// From now on `username` "declines" at the form: the right password leads to an
@@ -772,6 +784,9 @@ async fn token(
     claims.insert("email_verified".into(), json!(user.email_verified));
     claims.insert("preferred_username".into(), json!(user.username));
     claims.insert("name".into(), json!(user.name));
+    if let Some(extra) = lock(&state.extra_claims).get(&user.username) {
+        claims.extend(extra.clone());
+    }
 
     let key = state.current_key();
     let mut signing = key.encoding.clone();

@@ -1008,3 +1008,113 @@ fn bad_token_exchange_rules_are_one_line_naming_the_key() {
         assert!(load_yaml(&yaml, &[]).is_ok(), "{local}");
     }
 }
+
+/// A Portus `oauth:` block, as Portus's own config.yml documents it (filled in), loads
+/// unchanged; only `open_id` (OpenID 2.0) is reported as not acted on.
+#[test]
+fn a_portus_oauth_block_loads_unchanged() {
+    let l = load_yaml(
+        "oauth:\n  local_login:\n    enabled: true\n  google_oauth2:\n    enabled: true\n    \
+         id: g-id\n    secret: g-secret\n    domain: example.org\n    options:\n      hd: example.org\n  \
+         open_id:\n    enabled: false\n    identifier: ''\n    domain: ''\n  openid_connect:\n    \
+         enabled: false\n    issuer: ''\n    identifier: ''\n    secret: ''\n  github:\n    \
+         enabled: true\n    client_id: gh-id\n    client_secret: gh-secret\n    organization: acme\n    \
+         team: registry\n    domain: ''\n  gitlab:\n    enabled: true\n    application_id: gl-id\n    \
+         secret: gl-secret\n    group: acme/registry\n    domain: ''\n    server: ''\n  bitbucket:\n    \
+         enabled: true\n    key: bb-key\n    secret: bb-secret\n    domain: ''\n    options:\n      team: acme\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(
+        l.warnings
+            .iter()
+            .all(|w| w.contains("oauth.open_id ") && w.contains("Portus setting")),
+        "{:?}",
+        l.warnings
+    );
+    let o = &l.config.oauth;
+    assert!(o.google_oauth2.enabled && o.github.enabled && o.gitlab.enabled && o.bitbucket.enabled);
+    assert_eq!(o.google_oauth2.options.hd, "example.org");
+    assert_eq!(o.google_oauth2.issuer(), "https://accounts.google.com");
+    assert_eq!(
+        (o.github.organization.as_str(), o.github.team.as_str()),
+        ("acme", "registry")
+    );
+    assert_eq!(o.github.server(), "https://github.com");
+    assert_eq!(
+        o.gitlab.server(),
+        "https://gitlab.com",
+        "Portus's empty server"
+    );
+    assert_eq!(o.gitlab.group, "acme/registry");
+    assert_eq!(o.bitbucket.options.team, "acme");
+    assert_eq!(o.bitbucket.server(), "https://bitbucket.org");
+    let shown = l.config.to_masked_yaml();
+    for secret in ["g-secret", "gh-secret", "gl-secret", "bb-secret"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("client_id: gh-id"), "{shown}");
+    // The environment, Portus's names included, reaches the new keys.
+    let l = load_yaml(
+        "",
+        &[
+            ("PORTUS_OAUTH_GITHUB_ENABLED", "true"),
+            ("PORTUS_OAUTH_GITHUB_CLIENT_ID", "env-id"),
+            ("PORTUS_OAUTH_GITHUB_CLIENT_SECRET", "env-secret"),
+            ("PORTCULLIS_OAUTH_GITHUB_SERVER", "https://ghe.corp.example"),
+            ("PORTUS_OAUTH_GOOGLE_OAUTH2_OPTIONS_HD", "corp.example"),
+            ("PORTUS_OAUTH_BITBUCKET_OPTIONS_TEAM", "acme"),
+        ],
+    )
+    .unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let o = &l.config.oauth;
+    assert!(o.github.enabled);
+    assert_eq!(o.github.client_secret, "env-secret");
+    assert_eq!(o.github.server(), "https://ghe.corp.example");
+    assert_eq!(o.google_oauth2.options.hd, "corp.example");
+    assert_eq!(o.bitbucket.options.team, "acme");
+}
+
+#[test]
+fn bad_oauth_provider_values_are_one_line_naming_the_key() {
+    let table = [
+        (
+            "oauth: { github: { enabled: true, client_secret: s } }",
+            "config key oauth.github.client_id = \"\" (from default): must be set when oauth.github.enabled is true",
+        ),
+        (
+            "oauth: { gitlab: { enabled: true, application_id: a } }",
+            "config key oauth.gitlab.secret = \"\" (from default): must be set when oauth.gitlab.enabled is true",
+        ),
+        (
+            "oauth: { google_oauth2: { enabled: true, secret: s } }",
+            "config key oauth.google_oauth2.id = \"\" (from default): must be set when oauth.google_oauth2.enabled is true",
+        ),
+        (
+            "oauth: { bitbucket: { enabled: true, key: k } }",
+            "config key oauth.bitbucket.secret = \"\" (from default): must be set when oauth.bitbucket.enabled is true",
+        ),
+        (
+            "oauth: { gitlab: { enabled: true, application_id: a, secret: s, server: 'http://gitlab.corp' } }",
+            "config key oauth.gitlab.server = \"http://gitlab.corp\" (from file test.yml): expected an https URL without query or fragment",
+        ),
+        (
+            "oauth: { github: { enabled: true, client_id: a, client_secret: s, server: 'https://ghe?x=1' } }",
+            "config key oauth.github.server = \"https://ghe?x=1\" (from file test.yml): expected an https URL without query or fragment",
+        ),
+        (
+            "oauth: { github: { enabled: true, client_id: a, client_secret: s, team: ops } }",
+            "config key oauth.github.team = \"ops\" (from file test.yml): needs oauth.github.organization (team names are unique only within an organization)",
+        ),
+    ];
+    for (yaml, want) in table {
+        let err = load_yaml(yaml, &[])
+            .err()
+            .unwrap_or_else(|| panic!("{yaml} loaded"));
+        assert_eq!(err.to_string(), want, "{yaml}");
+    }
+    // Off, nothing is checked.
+    assert!(load_yaml("oauth: { github: { enabled: false, team: ops } }", &[]).is_ok());
+}

@@ -12,5 +12,6 @@ mod admin;
 mod browser;
 mod inventory;
 mod mail;
+mod oauth_providers;
 mod oidc;
 mod teams;
