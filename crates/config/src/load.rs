@@ -893,6 +893,19 @@ fn validate(c: &Config, sources: &BTreeMap<String, String>) -> Result<(), Config
     validate_email(&c.email, &bad)?;
     validate_openid_connect(&c.oauth.openid_connect, &bad)?;
     validate_oauth_providers(&c.oauth, &bad)?;
+    let o = &c.oauth;
+    let any_provider = o.openid_connect.enabled
+        || o.google_oauth2.enabled
+        || o.github.enabled
+        || o.gitlab.enabled
+        || o.bitbucket.enabled;
+    if !o.local_login.enabled && !any_provider && !c.ldap.enabled {
+        return Err(bad(
+            "oauth.local_login.enabled",
+            "false",
+            "expected true unless an identity provider (oauth.<provider>.enabled) or LDAP is on: nobody could sign in to the web UI",
+        ));
+    }
     token_exchange::validate(c, sources)?;
     let sp = &c.security_policy;
     if sp.refresh_token_idle_days > sp.refresh_token_lifetime_days {

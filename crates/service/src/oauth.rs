@@ -173,10 +173,7 @@ impl OAuthClient {
         returned_state: &str,
         error: &str,
     ) -> OidcError {
-        match check_state(pending, returned_state) {
-            Err(e) => e,
-            Ok(()) => OidcError::Provider(error_code(error)),
-        }
+        crate::oidc::callback_error(pending, returned_state, error)
     }
 
     /// Checks `returned_state` and redeems `code` (with the PKCE verifier) for an

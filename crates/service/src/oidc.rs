@@ -482,10 +482,7 @@ impl OidcClient {
         returned_state: &str,
         error: &str,
     ) -> OidcError {
-        match check_state(pending, returned_state) {
-            Err(e) => e,
-            Ok(()) => OidcError::Provider(error_code(error)),
-        }
+        callback_error(pending, returned_state, error)
     }
 
     /// Completes a sign-in: `returned_state` must be `pending.state` (compared in
@@ -622,6 +619,20 @@ impl OidcClient {
         parsed
             .id_token
             .ok_or_else(|| invalid("the token response has no id_token"))
+    }
+}
+
+/// The error for a redirect back with `error=...`: a wrong `state` is
+/// [`OidcError::Invalid`], else [`OidcError::Provider`] with the (cleaned) code. Shared
+/// by the OpenID Connect and the plain OAuth clients.
+pub(crate) fn callback_error(
+    pending: &PendingLogin,
+    returned_state: &str,
+    error: &str,
+) -> OidcError {
+    match check_state(pending, returned_state) {
+        Err(e) => e,
+        Ok(()) => OidcError::Provider(error_code(error)),
     }
 }
 

@@ -35,7 +35,7 @@
 //! and their memberships ([`FakeUser`], [`OAuthFake::update_user`]) and an outage
 //! ([`OAuthFake::set_outage`]). Secrets are compared with `==`; state is in memory.
 
-use crate::oidc::{hidden_fields, s256_challenge};
+use crate::oidc::s256_challenge;
 use anyhow::{Context, Result};
 use axum::extract::{Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -240,40 +240,8 @@ impl OAuthFake {
         username: &str,
         password: &str,
     ) -> Result<String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let page = http.get(authorization_url).send().await?;
-        anyhow::ensure!(page.status() == 200, "the sign-in page: {}", page.status());
-        let html = page.text().await?;
-        anyhow::ensure!(html.contains("id=\"sign-in\""), "no sign-in form: {html}");
-        let mut fields = hidden_fields(&html);
-        fields.push(("username".into(), username.into()));
-        fields.push(("password".into(), password.into()));
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&fields)
-            .finish();
-        let response = http
-            .post(format!(
-                "{}{}",
-                self.server(),
-                self.state.kind.authorize_path()
-            ))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status() == 303,
-            "the provider answered {} instead of a redirect back",
-            response.status()
-        );
-        Ok(response
-            .headers()
-            .get("location")
-            .context("a redirect without a location")?
-            .to_str()?
-            .to_owned())
+        let post_to = format!("{}{}", self.server(), self.state.kind.authorize_path());
+        crate::oidc::submit_sign_in_form(authorization_url, &post_to, username, password).await
     }
 }
 

@@ -282,36 +282,8 @@ impl OidcProvider {
         username: &str,
         password: &str,
     ) -> Result<String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let page = http.get(authorization_url).send().await?;
-        anyhow::ensure!(page.status() == 200, "the sign-in page: {}", page.status());
-        let html = page.text().await?;
-        anyhow::ensure!(html.contains("id=\"sign-in\""), "no sign-in form: {html}");
-        let mut fields = hidden_fields(&html);
-        fields.push(("username".into(), username.into()));
-        fields.push(("password".into(), password.into()));
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&fields)
-            .finish();
-        let response = http
-            .post(format!("{}/authorize", self.issuer()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status() == 303,
-            "the provider answered {} instead of a redirect back",
-            response.status()
-        );
-        Ok(response
-            .headers()
-            .get("location")
-            .context("a redirect without a location")?
-            .to_str()?
-            .to_owned())
+        let post_to = format!("{}/authorize", self.issuer());
+        submit_sign_in_form(authorization_url, &post_to, username, password).await
     }
 }
 
@@ -380,6 +352,48 @@ fn sign(key: &EncodingKey, kid: &str, claims: &Value) -> String {
 }
 
 /// BASE64URL(SHA256(ASCII(code_verifier))), RFC 7636 §4.2.
+/// What a browser does at a test provider's sign-in page: opens `authorization_url`,
+/// fills in `username` and `password` beside the page's hidden fields, posts the form to
+/// `post_to`, and returns where the provider sends the browser next (the client's
+/// redirect URI with `code` and `state`, or `error`). Redirects are not followed.
+pub(crate) async fn submit_sign_in_form(
+    authorization_url: &str,
+    post_to: &str,
+    username: &str,
+    password: &str,
+) -> Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = http.get(authorization_url).send().await?;
+    anyhow::ensure!(page.status() == 200, "the sign-in page: {}", page.status());
+    let html = page.text().await?;
+    anyhow::ensure!(html.contains("id=\"sign-in\""), "no sign-in form: {html}");
+    let mut fields = hidden_fields(&html);
+    fields.push(("username".into(), username.into()));
+    fields.push(("password".into(), password.into()));
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let response = http
+        .post(post_to)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 303,
+        "the provider answered {} instead of a redirect back",
+        response.status()
+    );
+    Ok(response
+        .headers()
+        .get("location")
+        .context("a redirect without a location")?
+        .to_str()?
+        .to_owned())
+}
+
 /// The `name`/`value` pairs of the hidden inputs of the provider's sign-in page.
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     let attribute = |tag: &str, name: &str| {

@@ -244,6 +244,19 @@ fn a_portus_email_block_loads_unchanged() {
 }
 
 #[test]
+fn local_login_off_needs_another_way_in() {
+    let err = load_yaml("oauth: { local_login: { enabled: false } }", &[])
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "config key oauth.local_login.enabled = \"false\" (from file test.yml): expected true unless an identity provider (oauth.<provider>.enabled) or LDAP is on: nobody could sign in to the web UI"
+    );
+    let with_provider = "oauth: { local_login: { enabled: false }, openid_connect: { enabled: true, issuer: 'https://sso.example.com', identifier: portcullis } }";
+    assert!(load_yaml(with_provider, &[]).is_ok());
+}
+
+#[test]
 fn bad_email_values_are_one_line_naming_the_key() {
     let on = "email: { smtp: { enabled: true, address: smtp.example.com";
     let table = [
