@@ -44,6 +44,9 @@ command -v openssl >/dev/null || packages+=(openssl)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
 command -v shellcheck >/dev/null || packages+=(shellcheck)
 command -v docker-registry >/dev/null || packages+=(docker-registry)
+# podman-compose asks `podman version` even for `config`; on a fresh machine nothing
+# before this script has installed podman.
+command -v podman >/dev/null || packages+=(podman)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 command -v python3 >/dev/null || packages+=(python3 python3-venv)
