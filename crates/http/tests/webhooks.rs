@@ -646,3 +646,36 @@ async fn delivery_history_is_bounded() {
         .collect();
     assert_eq!(kept, [json!("ev-2"), json!("ev-3")]);
 }
+
+/// A pending event whose `process_events` job was lost (on PostgreSQL a worker can
+/// claim the queued job just before a new event's transaction commits; here the job is
+/// cancelled to stand for that) gets a job from the next scheduler tick, and is
+/// processed.
+#[tokio::test]
+async fn pending_events_without_a_job_get_one_within_a_tick() {
+    let app = TestApp::new().await;
+    let (admin_token, _) = team_fixture(&app).await;
+    let admin = Auth::Portus("admin", &admin_token);
+    notify(&app, delete_envelope("ev-lost")).await;
+    let jobs = app.get("/api/v1/jobs?state=queued", admin).await;
+    let queued = jobs.body.as_array().unwrap();
+    assert_eq!(queued.len(), 1, "{:?}", jobs.body);
+    let id = queued[0]["id"].as_i64().unwrap();
+    let r = app
+        .post(&format!("/api/v1/jobs/{id}/cancel"), admin, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let pending = || async { app.get("/api/v1/events?status=pending", admin).await.body };
+    assert_eq!(pending().await.as_array().unwrap().len(), 1);
+
+    let queued = app.services.background.schedule_due().await.unwrap();
+    assert!(queued.contains(&"process_events"), "{queued:?}");
+    // Queued once: the next tick adds nothing while it waits.
+    let again = app.services.background.schedule_due().await.unwrap();
+    assert!(!again.contains(&"process_events"), "{again:?}");
+    drain(&app).await;
+    assert_eq!(pending().await.as_array().unwrap().len(), 0);
+    // Nothing pending: no job.
+    let idle = app.services.background.schedule_due().await.unwrap();
+    assert!(!idle.contains(&"process_events"), "{idle:?}");
+}

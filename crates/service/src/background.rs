@@ -144,6 +144,18 @@ impl BackgroundService {
         let mut queued = Vec::new();
         let store = &self.ctx.store;
         let cfg = &self.ctx.config;
+        // The safety net of event processing. A new event queues the `process_events`
+        // job in its own transaction, but when that job is still queued the insert is a
+        // no-op, and on PostgreSQL a worker may claim the queued job and read the
+        // pending events just before the new event's transaction commits: the event
+        // would then wait with no job at all. Pending events always have a job queued
+        // within a tick (a singleton: nothing is queued when one is).
+        if cfg.background.registry.enabled
+            && !store.pending_events(1).await?.is_empty()
+            && store.enqueue_job(&wake_job(now), now).await?.is_some()
+        {
+            queued.push(kinds::PROCESS_EVENTS);
+        }
         if store
             .claim_schedule(
                 kinds::CLEANUP,
