@@ -14,14 +14,21 @@
 //! hash verification, one rate-limit token), whatever the reason, so neither timing nor
 //! the rate limiter tells which accounts exist.
 //!
-//! Passwords have two sources: the local hash and, with `ldap.enabled`, the LDAP
-//! directory ([`crate::ldap::Directory`]), in Portus's order: the directory first (a
-//! user it verifies is created on the first sign-in, with a personal namespace); when
-//! it refuses, the local hash of a user who has one (accounts made before LDAP was
-//! turned on). Bots never go to the directory. The rate limit, the lockout, the equal
-//! cost of refusals and the verified-credential cache wrap both sources alike. A
-//! directory that cannot answer is an outage (503) for whoever it would have decided,
-//! never a wrong password and never a lockout count; cached users keep working.
+//! The credential verifiers: for passwords an ordered chain of [`PasswordVerifier`]s,
+//! in Portus's order: with `ldap.enabled` the LDAP directory
+//! ([`crate::ldap::Directory`]) first (a user it verifies is created on the first
+//! sign-in, with a personal namespace), then the local hash of a user who has one
+//! (accounts made before LDAP was turned on; a dummy hash otherwise, for the equal
+//! cost). [`Authenticator::password`] wraps the whole chain once: the
+//! verified-credential cache, the rate limit, the lockout and the equal cost of
+//! refusals, so a verifier added to the chain gets them all. Bots never go to the
+//! directory. A directory that cannot answer is an outage (503) for whoever it would
+//! have decided, never a wrong password and never a lockout count; cached users keep
+//! working. Application and refresh tokens are verifiers of their own
+//! ([`Authenticator::application_token`], [`Authenticator::refresh_token`]), one
+//! indexed lookup of a 256-bit secret's hash each, needing none of the password
+//! wrappers. Identity providers (`external_login`) and the token exchange
+//! (`exchange`) prove who someone is elsewhere and end in the same [`Authenticated`].
 
 use crate::ldap::{Directory, DirectoryError, DirectoryUser, Verdict};
 use crate::passwords::{PasswordHasher, is_bcrypt};
@@ -162,6 +169,67 @@ impl From<AuthFailure> for Error {
     }
 }
 
+/// One source of truth for passwords, asked in order by [`Authenticator::password`].
+pub enum PasswordVerifier {
+    /// The LDAP directory: decides for users who may sign in and for unknown names
+    /// (its users before their first sign-in).
+    Directory(Arc<Directory>),
+    /// The user's local hash (argon2id, or bcrypt from Portus); a dummy one where there
+    /// is none, so a refusal costs the same.
+    LocalHash,
+}
+
+/// What one verifier says.
+enum PasswordCheck {
+    Verified(VerifiedBy),
+    Refused,
+    /// It could not answer: it might have said yes.
+    Unavailable(DirectoryError),
+}
+
+enum VerifiedBy {
+    Directory(DirectoryUser),
+    LocalHash,
+}
+
+impl PasswordVerifier {
+    /// Whether it is asked about `candidate` (the eligible user of that name, if any).
+    fn decides_for(&self, candidate: Option<&User>, unknown_name: bool) -> bool {
+        match self {
+            Self::Directory(_) => candidate.is_some() || unknown_name,
+            Self::LocalHash => true,
+        }
+    }
+
+    async fn check(
+        &self,
+        auth: &Authenticator,
+        candidate: Option<&User>,
+        username: &str,
+        password: &str,
+    ) -> PasswordCheck {
+        match self {
+            Self::Directory(directory) => {
+                match auth.ask_directory(directory, username, password).await {
+                    Ok(Verdict::Verified(entry)) => {
+                        PasswordCheck::Verified(VerifiedBy::Directory(entry))
+                    }
+                    Ok(Verdict::Refused) => PasswordCheck::Refused,
+                    Err(e) => PasswordCheck::Unavailable(e),
+                }
+            }
+            Self::LocalHash => {
+                let stored = candidate.and_then(|u| u.password_hash.as_deref());
+                if auth.hasher.verify(password, stored).await {
+                    PasswordCheck::Verified(VerifiedBy::LocalHash)
+                } else {
+                    PasswordCheck::Refused
+                }
+            }
+        }
+    }
+}
+
 /// Entries kept at most; beyond it expired ones are swept, then everything if needed.
 const CACHE_MAX_ENTRIES: usize = 100_000;
 
@@ -180,6 +248,8 @@ pub struct Authenticator {
     salt: Mutex<Box<dyn FnMut() -> [u8; 16] + Send>>,
     /// `ldap.enabled`: the directory asked before the local hash.
     directory: Option<Arc<Directory>>,
+    /// The password chain, in the order asked.
+    password_verifiers: Vec<PasswordVerifier>,
     /// The directory failed its last answer: an outage is logged once, not per request.
     directory_down: AtomicBool,
 }
@@ -221,6 +291,11 @@ impl Authenticator {
             refresh_lifetime_secs: policy.refresh_token_lifetime_days.saturating_mul(86_400),
             refresh_idle_secs: policy.refresh_token_idle_days.saturating_mul(86_400),
             salt: Mutex::new(Box::new(salt)),
+            password_verifiers: directory
+                .iter()
+                .map(|d| PasswordVerifier::Directory(d.clone()))
+                .chain([PasswordVerifier::LocalHash])
+                .collect(),
             directory,
             directory_down: AtomicBool::new(false),
         }
@@ -372,25 +447,28 @@ impl Authenticator {
             });
         }
         self.limit(client)?;
-        // The directory decides for users who may sign in and for unknown names (its
-        // users before their first sign-in); never for bots or for accounts that are
-        // disabled or locked here.
-        let mut from_directory = None;
-        let mut directory_failed = None;
-        if let Some(d) = directory.filter(|_| eligible.is_some() || unknown) {
-            match self.ask_directory(d, username, password).await {
-                Ok(Verdict::Verified(user)) => from_directory = Some(user),
-                Ok(Verdict::Refused) => {}
-                Err(e) => directory_failed = Some(e),
+        // The chain: the first verifier that says yes decides; one that cannot answer
+        // is remembered, since it might have said yes.
+        let mut verified = None;
+        let mut unavailable = None;
+        for verifier in &self.password_verifiers {
+            if !verifier.decides_for(eligible.as_ref(), unknown) {
+                continue;
+            }
+            match verifier
+                .check(self, eligible.as_ref(), username, password)
+                .await
+            {
+                PasswordCheck::Verified(by) => {
+                    verified = Some(by);
+                    break;
+                }
+                PasswordCheck::Refused => {}
+                PasswordCheck::Unavailable(e) => unavailable = Some(e),
             }
         }
-        // The local hash when the directory did not verify (accounts from before LDAP);
-        // a dummy one where there is none, for the equal cost.
-        let stored = eligible.as_ref().and_then(|u| u.password_hash.clone());
-        let verified_locally =
-            from_directory.is_none() && self.hasher.verify(password, stored.as_deref()).await;
-        if from_directory.is_none() && !verified_locally {
-            if let Some(e) = directory_failed {
+        let Some(verified) = verified else {
+            if let Some(e) = unavailable {
                 // It might have said yes: nothing counts against the user.
                 return Err(AuthFailure::DirectoryUnavailable(e));
             }
@@ -404,12 +482,16 @@ impl Authenticator {
                 }
             }
             return Err(AuthFailure::Invalid);
-        }
-        let mut user = match (eligible, from_directory) {
+        };
+        let verified_locally = matches!(verified, VerifiedBy::LocalHash);
+        let stored = eligible.as_ref().and_then(|u| u.password_hash.clone());
+        let mut user = match (eligible, verified) {
             (Some(user), _) => user,
-            (None, Some(entry)) => self.create_directory_user(username, entry, now).await?,
+            (None, VerifiedBy::Directory(entry)) => {
+                self.create_directory_user(username, entry, now).await?
+            }
             // Verified locally means a stored hash, which means an eligible user.
-            (None, None) => return Err(AuthFailure::Invalid),
+            (None, VerifiedBy::LocalHash) => return Err(AuthFailure::Invalid),
         };
         // An expired lock was cleared above and an active one refused, so only the
         // count can be left over.
@@ -594,6 +676,52 @@ fn hmac(key: &[u8]) -> Hmac<Sha256> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_chain_asks_the_directory_only_about_users_and_unknown_names() {
+        let user = User {
+            id: 1,
+            username: "alice".into(),
+            email: String::new(),
+            display_name: None,
+            password_hash: None,
+            admin: false,
+            enabled: true,
+            bot: false,
+            failed_attempts: 0,
+            locked_at: None,
+            credential_version: 0,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        let directory = |config: &mut portcullis_config::Ldap| {
+            config.enabled = true;
+            config.hostname = "127.0.0.1".into();
+            config.base = "dc=example,dc=org".into();
+        };
+        let mut config = portcullis_config::Config::default().ldap;
+        directory(&mut config);
+        let d = PasswordVerifier::Directory(Arc::new(Directory::new(&config).unwrap()));
+        let local = PasswordVerifier::LocalHash;
+        // (candidate, unknown name) → (directory asked, local hash asked)
+        let cases = [
+            (Some(&user), false, (true, true)),
+            (None, true, (true, true)),
+            // A name that exists but may not sign in (bot, disabled, locked): only
+            // the local (dummy) hash, for the equal cost.
+            (None, false, (false, true)),
+        ];
+        for (candidate, unknown, want) in cases {
+            assert_eq!(
+                (
+                    d.decides_for(candidate, unknown),
+                    local.decides_for(candidate, unknown)
+                ),
+                want,
+                "{candidate:?} {unknown}"
+            );
+        }
+    }
 
     fn key(i: u32) -> [u8; 32] {
         let mut k = [0u8; 32];

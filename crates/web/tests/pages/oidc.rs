@@ -335,3 +335,40 @@ async fn without_local_login_only_the_provider_signs_in() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
+
+/// Several identity sources at once (what Harbor and Quay refuse): a local account, an
+/// LDAP directory user and an OpenID Connect identity all sign in to the same instance.
+#[tokio::test]
+async fn local_ldap_and_openid_connect_sign_in_side_by_side() {
+    use portcullis_testkit::ldap::{self as dir, Seed, Slapd};
+    let slapd = Slapd::start(&Seed::default_directory())
+        .await
+        .unwrap_or_else(|e| panic!("start slapd: {e:#} (see scripts/test.sh)"));
+    let op = provider().await;
+    let app = app_with(&op, |c| {
+        c.ldap.enabled = true;
+        c.ldap.hostname = slapd.host().to_owned();
+        c.ldap.port = i64::from(slapd.plain_port());
+        c.ldap.base = dir::PEOPLE_BASE.to_owned();
+    })
+    .await;
+    app.bootstrap().await;
+    // The local admin, with the local password.
+    let mut local = Browser::new(&app);
+    let page = local.sign_in("admin", "adminpass1").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    // A directory user, with the directory password: the account is made on the way.
+    let mut directory = Browser::new(&app);
+    let page = directory.sign_in("carol", dir::CAROL_PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(directory.get("/users/edit").await.body.contains("carol"));
+    // Someone from the provider, who is in neither.
+    let mut sso = Browser::new(&app);
+    let page = sign_in_with_provider(&mut sso, &op, "olga").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Choose your username"), "{}", page.body);
+    // A wrong directory password is refused like any other.
+    let mut wrong = Browser::new(&app);
+    let page = wrong.sign_in("carol", "not-carols").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+}
