@@ -286,3 +286,47 @@ async fn with_ldap_there_is_no_password_to_reset() {
     assert_eq!(page.status, StatusCode::METHOD_NOT_ALLOWED, "{}", page.body);
     assert!(page.body.contains("LDAP"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn without_smtp_the_mail_goes_to_the_sendmail_program() {
+    // A stand-in for /usr/sbin/sendmail: records its arguments and the message.
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("sendmail");
+    let out = dir.path().join("message.txt");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{args}'\ncat > '{out}'\n",
+            args = dir.path().join("args.txt").display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&program).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&program, permissions).unwrap();
+    let location = program.display().to_string();
+    let app = web_app(Backend::Sqlite, |c| {
+        c.server.external_url = "https://portcullis.test".into();
+        c.email.sendmail.location = location;
+    })
+    .await;
+    let admin = app.bootstrap().await;
+    app.create_user(&admin, "bob").await;
+    request_reset(&app, "bob@example.com").await;
+    let ran = work(&app).await;
+    assert!(ran.iter().all(|(_, o)| *o == JobOutcome::Done), "{ran:?}");
+    let message = std::fs::read_to_string(&out).unwrap();
+    assert!(message.contains("To: bob@example.com"), "{message}");
+    // The body is quoted-printable: soft line breaks and `=3D` for `=`.
+    let message = message
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    assert!(
+        message.contains("https://portcullis.test/users/password/edit?token=pcpr_"),
+        "{message}"
+    );
+    let args = std::fs::read_to_string(dir.path().join("args.txt")).unwrap();
+    assert!(args.contains("-i"), "{args}");
+}
