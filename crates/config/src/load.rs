@@ -1011,18 +1011,7 @@ fn validate_openid_connect(
     if !o.enabled {
         return Ok(());
     }
-    let loopback = |host: &str| matches!(host, "localhost" | "127.0.0.1" | "[::1]");
-    let issuer_ok = match url::Url::parse(&o.issuer) {
-        Ok(u) => {
-            u.host_str().is_some()
-                && (u.scheme() == "https"
-                    || (u.scheme() == "http" && u.host_str().is_some_and(loopback)))
-                && u.query().is_none()
-                && u.fragment().is_none()
-        }
-        Err(_) => false,
-    };
-    if !issuer_ok {
+    if !provider_url_ok(&o.issuer) {
         return Err(bad(
             "oauth.openid_connect.issuer",
             &o.issuer,

@@ -184,15 +184,7 @@ async fn scenario(postgres: bool) {
         token,
     };
     let reg = registry.addr.clone();
-    e.http
-        .post_json(
-            "create the registry",
-            &e.api("/registries"),
-            e.auth(),
-            json!({"registry": {"name": "e2e", "hostname": reg, "use_ssl": false}}),
-            StatusCode::CREATED,
-        )
-        .await;
+    e.http.create_registry(&e.base, e.auth(), "e2e", &reg).await;
     let admin = Creds::User(ADMIN.0, ADMIN.1);
     let dest = |repo: &str| format!("docker://{reg}/{repo}");
 

@@ -63,12 +63,11 @@ async fn a_directory_user_pushes_with_skopeo_and_signs_in_to_the_web_ui() {
     let api = |path: &str| format!("{}/api/v1{path}", server.url);
 
     let admin_token = http.bootstrap(&server.url, ADMIN).await; // a local account
-    http.post_json(
-        "create the registry",
-        &api("/registries"),
+    http.create_registry(
+        &server.url,
         Auth::Bearer(&admin_token),
-        json!({"registry": {"name": "test", "hostname": registry.addr, "use_ssl": false}}),
-        StatusCode::CREATED,
+        "test",
+        &registry.addr,
     )
     .await;
 

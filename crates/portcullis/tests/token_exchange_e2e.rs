@@ -59,14 +59,8 @@ async fn a_ci_id_token_is_exchanged_and_skopeo_pulls_with_the_registry_token() {
     let api = |path: &str| format!("{}/api/v1{path}", server.url);
     let admin = http.bootstrap(&server.url, ADMIN).await;
     let as_admin = Auth::Bearer(&admin);
-    http.post_json(
-        "create the registry",
-        &api("/registries"),
-        as_admin,
-        json!({"registry": {"name": "test", "hostname": registry.addr, "use_ssl": false}}),
-        StatusCode::CREATED,
-    )
-    .await;
+    http.create_registry(&server.url, as_admin, "test", &registry.addr)
+        .await;
     let bot = http
         .post_json(
             "create the bot",

@@ -31,9 +31,9 @@ use crate::oidc::{
     unreachable,
 };
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LINK, USER_AGENT};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LINK, USER_AGENT};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -200,36 +200,10 @@ impl OAuthClient {
             }
             form.finish()
         };
-        let mut request = self
-            .http
-            .post(self.token_endpoint.clone())
-            .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if self.auth == ClientAuth::Basic {
-            let encode =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let credentials = STANDARD.encode(format!(
-                "{}:{}",
-                encode(&self.client_id),
-                encode(&self.client_secret)
-            ));
-            let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
-                .map_err(|_| invalid("client credentials unusable in a header"))?;
-            value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unreachable("token endpoint", &e))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(OidcError::Unreachable(format!(
-                "token endpoint: HTTP {status}"
-            )));
-        }
-        let body = read_limited(response, "token endpoint").await?;
+        let basic = (self.auth == ClientAuth::Basic)
+            .then_some((self.client_id.as_str(), self.client_secret.as_str()));
+        let (status, body) =
+            crate::oidc::post_token_form(&self.http, &self.token_endpoint, body, basic).await?;
         #[derive(Deserialize)]
         struct TokenResponse {
             access_token: Option<String>,

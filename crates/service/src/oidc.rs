@@ -560,36 +560,12 @@ impl OidcClient {
             }
             form.finish()
         };
-        let mut request = self
-            .verifier
-            .http
-            .post(self.token_endpoint.clone())
-            .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(secret) = &self.client_secret {
-            // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
-            let encode =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let credentials =
-                STANDARD.encode(format!("{}:{}", encode(&self.client_id), encode(secret)));
-            let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
-                .map_err(|_| invalid("client credentials unusable in a header"))?;
-            // Keeps the value out of reqwest's and hyper's debug output.
-            value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unreachable("token endpoint", &e))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(OidcError::Unreachable(format!(
-                "token endpoint: HTTP {status}"
-            )));
-        }
-        let body = read_limited(response, "token endpoint").await?;
+        let basic = self
+            .client_secret
+            .as_deref()
+            .map(|secret| (self.client_id.as_str(), secret));
+        let (status, body) =
+            post_token_form(&self.verifier.http, &self.token_endpoint, body, basic).await?;
         if !status.is_success() {
             #[derive(Deserialize)]
             struct ErrorResponse {
@@ -728,6 +704,45 @@ pub(crate) fn unreachable(what: &str, error: &reqwest::Error) -> OidcError {
         source = cause.source();
     }
     OidcError::Unreachable(format!("{what}: {text}"))
+}
+
+/// POSTs the form `body` to a token endpoint (RFC 6749 §4.1.3), with
+/// `client_secret_basic` when `basic` names the client id and secret: the answer's
+/// status and body (size-limited). A 5xx or no connection is `Unreachable`. Shared by the
+/// OpenID Connect and the plain OAuth clients.
+pub(crate) async fn post_token_form(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    body: String,
+    basic: Option<(&str, &str)>,
+) -> Result<(reqwest::StatusCode, Vec<u8>), OidcError> {
+    let mut request = http
+        .post(endpoint.clone())
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((client_id, secret)) = basic {
+        // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let credentials = STANDARD.encode(format!("{}:{}", encode(client_id), encode(secret)));
+        let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| invalid("client credentials unusable in a header"))?;
+        // Keeps the value out of reqwest's and hyper's debug output.
+        value.set_sensitive(true);
+        request = request.header(AUTHORIZATION, value);
+    }
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unreachable("token endpoint", &e))?;
+    let status = response.status();
+    if status.is_server_error() {
+        return Err(OidcError::Unreachable(format!(
+            "token endpoint: HTTP {status}"
+        )));
+    }
+    Ok((status, read_limited(response, "token endpoint").await?))
 }
 
 pub(crate) async fn read_limited(

@@ -174,6 +174,18 @@ impl Http {
         self.call(step, self.client.get(url), auth, expect).await
     }
 
+    /// `POST /api/v1/registries` on `base`: a plain-HTTP registry at `hostname`.
+    pub async fn create_registry(&self, base: &str, auth: Auth<'_>, name: &str, hostname: &str) {
+        self.post_json(
+            "create the registry",
+            &format!("{base}/api/v1/registries"),
+            auth,
+            json!({"registry": {"name": name, "hostname": hostname, "use_ssl": false}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
     /// `POST /api/v1/users/bootstrap` on `base` for `admin` (name, password): the first
     /// admin's application token.
     pub async fn bootstrap(&self, base: &str, admin: (&str, &str)) -> String {

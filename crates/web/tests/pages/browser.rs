@@ -17,6 +17,18 @@ pub async fn web_app(
     app
 }
 
+/// [`web_app`] with its clock set to the real time: test identity providers sign ID
+/// tokens with the real time, and the app checks them against its clock.
+pub async fn web_app_in_real_time(
+    configure: impl FnOnce(&mut portcullis_config::Config),
+) -> TestApp {
+    use portcullis_domain::time::Clock;
+    let app = web_app(Backend::Sqlite, configure).await;
+    let now = portcullis_service::clock::SystemClock.now().as_secs();
+    app.clock.advance_secs(now - crate::common::T0);
+    app
+}
+
 pub struct Page {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -52,11 +64,17 @@ impl Page {
 
     /// The CSRF token of the page's forms.
     pub fn csrf(&self) -> String {
+        self.field("csrf")
+    }
+
+    /// The value of the first input named `name`.
+    pub fn field(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
         let at = self
             .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with a csrf field");
-        let rest = &self.body[at + 19..];
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no {name} field in {}", self.body));
+        let rest = &self.body[at + needle.len()..];
         rest[..rest.find('"').unwrap()].to_owned()
     }
 }

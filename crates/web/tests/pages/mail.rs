@@ -31,6 +31,16 @@ fn use_smtp(c: &mut Config, server: &SmtpServer) {
     s.domain = "portcullis.test".into();
 }
 
+/// [`use_smtp`] with STARTTLS (trusting the listener's CA) and the user `mailer`.
+fn use_starttls(c: &mut Config, server: &SmtpServer, password: &str) {
+    use_smtp(c, server);
+    let s = &mut c.email.smtp;
+    s.enable_starttls_auto = true;
+    s.ca_file = server.ca_cert_path().display().to_string();
+    s.user_name = "mailer".into();
+    s.password = password.into();
+}
+
 /// Runs the due jobs; the outcomes by kind.
 async fn work(app: &TestApp) -> Vec<(String, JobOutcome)> {
     let worker = Worker::new(app.services.clone(), "test", 1);
@@ -209,15 +219,9 @@ async fn starttls_with_authentication_and_a_temporary_failure_retried_with_the_s
             .with_fail_first(1),
     )
     .await;
-    let ca = server.ca_cert_path().display().to_string();
     let app = web_app(Backend::Sqlite, |c| {
-        use_smtp(c, &server);
-        let s = &mut c.email.smtp;
-        s.enable_starttls_auto = true;
-        s.ca_file = ca;
-        s.user_name = "mailer".into();
-        s.password = "mail-secret".into();
-        s.authentication = SmtpAuthentication::Plain;
+        use_starttls(c, &server, "mail-secret");
+        c.email.smtp.authentication = SmtpAuthentication::Plain;
     })
     .await;
     let admin = app.bootstrap().await;
@@ -244,16 +248,7 @@ async fn starttls_with_authentication_and_a_temporary_failure_retried_with_the_s
 #[tokio::test]
 async fn a_wrong_smtp_password_fails_the_mail_for_good() {
     let server = smtp(SmtpOptions::starttls(true).with_auth("mailer", "mail-secret")).await;
-    let ca = server.ca_cert_path().display().to_string();
-    let app = web_app(Backend::Sqlite, |c| {
-        use_smtp(c, &server);
-        let s = &mut c.email.smtp;
-        s.enable_starttls_auto = true;
-        s.ca_file = ca;
-        s.user_name = "mailer".into();
-        s.password = "wrong".into();
-    })
-    .await;
+    let app = web_app(Backend::Sqlite, |c| use_starttls(c, &server, "wrong")).await;
     let admin = app.bootstrap().await;
     app.create_user(&admin, "bob").await;
     request_reset(&app, "bob@example.com").await;

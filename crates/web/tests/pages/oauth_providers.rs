@@ -10,11 +10,10 @@
 //! provider's restriction refuses a non-member and `domain` a foreign address (403
 //! with a page); the provider down is a 503 page.
 
-use crate::browser::{Browser, Page, web_app};
-use crate::common::{Backend, TestApp};
+use crate::browser::{Browser, Page, web_app_in_real_time};
+use crate::common::TestApp;
 use axum::http::StatusCode;
 use portcullis_config::Config;
-use portcullis_domain::time::Clock;
 use portcullis_testkit::oauth_fakes::{FakeClient, FakeUser, Kind, OAuthFake};
 use portcullis_testkit::oidc::{OidcProvider, ProviderOptions, TestOidcUser};
 
@@ -206,12 +205,8 @@ fn configure(c: &mut Config, spec: Spec, fake: &Fake, restricted: bool, domain: 
     }
 }
 
-/// The app, its clock set to the real time (Google's ID tokens carry it).
 async fn app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let app = web_app(Backend::Sqlite, configure).await;
-    let now = portcullis_service::clock::SystemClock.now().as_secs();
-    app.clock.advance_secs(now - crate::common::T0);
-    app
+    web_app_in_real_time(configure).await
 }
 
 /// The button, the provider's form as `user`, and back: our callback's answer.
@@ -232,14 +227,6 @@ async fn sign_in(browser: &mut Browser<'_>, spec: Spec, fake: &Fake, user: &str)
         .unwrap_or_else(|| panic!("not back to us: {back}"))
         .to_owned();
     browser.get(&path).await
-}
-
-fn hidden(body: &str, name: &str) -> String {
-    let at = body
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no {name} in {body}"));
-    let rest = &body[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_owned()
 }
 
 fn query_of(url: &str) -> std::collections::HashMap<String, String> {
@@ -271,7 +258,7 @@ async fn the_flow(spec: Spec) {
         .post(
             &format!("/users/auth/{}/account", spec.id),
             &[
-                ("sealed", &hidden(&page.body, "sealed")),
+                ("sealed", &page.field("sealed")),
                 ("username", "olga"),
                 ("email", "typed@example.com"),
                 ("display_name", "Olga"),
@@ -479,7 +466,7 @@ async fn a_pending_sign_in_or_username_page_of_one_provider_is_refused_by_anothe
     let mut browser = Browser::new(&app);
     let page = sign_in(&mut browser, GITHUB, &github, "olga").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let sealed = hidden(&page.body, "sealed");
+    let sealed = page.field("sealed");
     let crossed = browser
         .post(
             "/users/auth/gitlab/account",

@@ -5,11 +5,10 @@
 //! account, an unverified one does not; tampering, a foreign domain, a provider outage
 //! and a disabled local form are refused with a page.
 
-use crate::browser::{Browser, Page, web_app};
-use crate::common::{Auth, Backend, TestApp};
+use crate::browser::{Browser, Page, web_app_in_real_time};
+use crate::common::{Auth, TestApp};
 use axum::http::StatusCode;
 use portcullis_config::Config;
-use portcullis_domain::time::Clock;
 use portcullis_testkit::oidc::{OidcProvider, ProviderOptions, TestOidcUser};
 
 const CALLBACK: &str = "https://portcullis.test/users/auth/openid_connect/callback";
@@ -68,17 +67,12 @@ async fn sign_in_with_provider(browser: &mut Browser<'_>, op: &OidcProvider, use
     browser.get(path).await
 }
 
-/// The app, its clock set to the real time: the provider signs with the real time,
-/// and ID tokens are checked against the app's clock.
 async fn app_with(op: &OidcProvider, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let app = web_app(Backend::Sqlite, |c| {
+    web_app_in_real_time(|c| {
         use_provider(c, op);
         configure(c);
     })
-    .await;
-    let now = portcullis_service::clock::SystemClock.now().as_secs();
-    app.clock.advance_secs(now - crate::common::T0);
-    app
+    .await
 }
 
 #[tokio::test]
@@ -109,7 +103,7 @@ async fn a_new_person_picks_a_username_then_comes_straight_back() {
         page.body
     );
     // The username rules hold here too.
-    let sealed = hidden(&page.body, "sealed");
+    let sealed = page.field("sealed");
     let refused = browser
         .post(
             "/users/auth/openid_connect/account",
@@ -199,15 +193,6 @@ async fn a_new_person_picks_a_username_then_comes_straight_back() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/dashboard");
     assert!(again.get("/users/edit").await.body.contains("olga-sso"));
-}
-
-/// The value of a hidden input.
-fn hidden(body: &str, name: &str) -> String {
-    let at = body
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no {name} in {body}"));
-    let rest = &body[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_owned()
 }
 
 #[tokio::test]
